@@ -1,0 +1,157 @@
+//! Generation: from the validated IR to tokens. Three parts, one module
+//! each: the request enum, the handle, and the `Server` impl (dispatch).
+
+mod dispatch;
+mod handle;
+mod request;
+
+use proc_macro2::{Delimiter, Group, Span, TokenStream, TokenTree};
+use quote::{ToTokens, format_ident, quote};
+use syn::{Generics, ImplItem, ItemImpl, Type, parse_quote};
+
+use crate::args::Args;
+use crate::ast::Server;
+use crate::attr::is_helper;
+use crate::ctxt::Ctxt;
+
+/// Entry point of `#[server]`.
+pub fn server(args: TokenStream, input: TokenStream) -> TokenStream {
+    let item = match syn::parse2::<syn::Item>(input.clone()) {
+        Ok(syn::Item::Impl(item)) => item,
+        Ok(other) => {
+            let first = other.to_token_stream().into_iter().find(|token| {
+                !matches!(token, TokenTree::Punct(p) if p.as_char() == '#')
+                    && !matches!(token, TokenTree::Group(g) if g.delimiter() == Delimiter::Bracket)
+            });
+            let error = syn::Error::new(
+                first.map_or_else(Span::call_site, |token| token.span()),
+                "`#[server]` goes on an `impl` block: write `#[server] impl MyServer { .. }`",
+            );
+            return with_error(input, error);
+        }
+        Err(error) => return with_error(input, error),
+    };
+    match try_expand(args, &item) {
+        Ok(tokens) => tokens,
+        Err(error) => with_error(strip_helpers(item).into_token_stream(), error),
+    }
+}
+
+/// The user's code as written (so IDEs and later errors keep working) plus
+/// the errors, instead of a cascade from half-generated code.
+fn with_error(code: TokenStream, error: syn::Error) -> TokenStream {
+    let error = error.into_compile_error();
+    quote!(#code #error)
+}
+
+/// Parse, validate, generate.
+fn try_expand(args: TokenStream, item: &ItemImpl) -> syn::Result<TokenStream> {
+    let mut cx = Ctxt::default();
+    let args = Args::parse(args).unwrap_or_else(|error| {
+        cx.push(error);
+        Args::default()
+    });
+    let server = Server::from_syn(item, args, &mut cx);
+    if let Some(server) = &server {
+        server.validate(&mut cx);
+    }
+    cx.finish()?;
+    let server = server.expect("no errors means the server parsed");
+    Ok(generate(&server))
+}
+
+/// Everything `#[server]` emits for a valid impl block.
+fn generate(server: &Server<'_>) -> TokenStream {
+    let names = Names::new(server);
+    let user_impl = strip_helpers(server.original.clone());
+    let request = request::generate(server, &names);
+    let handle = handle::generate(server, &names);
+    let dispatch = dispatch::generate(server, &names);
+    quote! {
+        #user_impl
+        #request
+        #handle
+        #dispatch
+    }
+}
+
+/// The user's impl with our helper attributes removed.
+fn strip_helpers(mut item: ItemImpl) -> ItemImpl {
+    for impl_item in &mut item.items {
+        if let ImplItem::Fn(method) = impl_item {
+            method.attrs.retain(|attr| !is_helper(attr));
+        }
+    }
+    item
+}
+
+/// Names and paths shared by the three generators.
+pub struct Names {
+    /// `#krate::__private`
+    pub private: TokenStream,
+    pub request: syn::Ident,
+    pub handle: syn::Ident,
+    /// The impl's generics plus `T: Send + 'static` for every type
+    /// parameter: what the request enum, the handle and every generated
+    /// impl require.
+    pub generics: Generics,
+}
+
+impl Names {
+    fn new(server: &Server<'_>) -> Self {
+        let args = &server.args;
+        let krate = args
+            .krate
+            .clone()
+            .unwrap_or_else(|| parse_quote!(::switchboard));
+        let mut generics = server.original.generics.clone();
+        let params: Vec<syn::Ident> = generics.type_params().map(|p| p.ident.clone()).collect();
+        let where_clause = generics.make_where_clause();
+        for param in params {
+            where_clause
+                .predicates
+                .push(parse_quote!(#param: ::core::marker::Send + 'static));
+        }
+        Names {
+            private: quote!(#krate::__private),
+            request: args
+                .request
+                .clone()
+                .unwrap_or_else(|| format_ident!("{}Request", server.name)),
+            handle: args
+                .handle
+                .clone()
+                .unwrap_or_else(|| format_ident!("{}Handle", server.name)),
+            generics,
+        }
+    }
+}
+
+/// `ty` with every `Self` replaced by the server type, for use outside the
+/// impl block (`Self` in a handle method would mean the handle).
+pub fn replace_self(ty: &Type, self_ty: &Type) -> TokenStream {
+    fn walk(tokens: TokenStream, self_ty: &Type) -> TokenStream {
+        let mut out = TokenStream::new();
+        let mut tokens = tokens.into_iter().peekable();
+        while let Some(token) = tokens.next() {
+            match token {
+                TokenTree::Ident(ident) if ident == "Self" => {
+                    let qualified = matches!(tokens.peek(), Some(TokenTree::Punct(p)) if p.as_char() == ':');
+                    if qualified {
+                        out.extend(quote!(<#self_ty>));
+                    } else {
+                        out.extend(self_ty.to_token_stream());
+                    }
+                }
+                TokenTree::Group(group) => {
+                    let mut inner = Group::new(group.delimiter(), walk(group.stream(), self_ty));
+                    inner.set_span(group.span());
+                    out.extend([TokenTree::Group(inner)]);
+                }
+                other => out.extend([other]),
+            }
+        }
+        out
+    }
+    walk(ty.to_token_stream(), self_ty)
+}

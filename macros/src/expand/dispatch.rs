@@ -1,0 +1,226 @@
+//! `impl Server`: dispatch (request → method call → reply), the terminal
+//! `consume`, lifecycle hooks and timers.
+//!
+//! Input:  `fn deposit(&mut self, amount: u64) -> u64`
+//! Output: `AccountRequest::Deposit { amount, reply } => { let _ = reply.send(self.deposit(amount)); }`
+
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+use syn::FnArg;
+use syn::spanned::Spanned;
+
+use super::Names;
+use crate::ast::{Hook, HookKind, Message, Receiver, Reply, Server};
+
+pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
+    let Names {
+        private,
+        request,
+        handle,
+        generics,
+    } = names;
+    let self_ty = &server.original.self_ty;
+    let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
+    let future = |output: TokenStream| {
+        quote!(impl ::core::future::Future<Output = #output> + ::core::marker::Send)
+    };
+    let unit_future = future(quote!(()));
+
+    let has_phantom = !generics.params.is_empty();
+    let phantom_arm = has_phantom.then(|| quote!(#request::__Phantom(never, _) => match never {},));
+    let (terminal, serial): (Vec<&Message<'_>>, Vec<&Message<'_>>) = server
+        .messages
+        .iter()
+        .partition(|m| m.receiver == Receiver::Value);
+
+    let serial_arms = serial.iter().map(|m| arm(m, request));
+    let terminal_skips = terminal.iter().map(|m| {
+        let cfgs = &m.attrs.cfgs;
+        let variant = &m.variant;
+        quote! {
+            #(#cfgs)*
+            #request::#variant { .. } => ::core::unreachable!("terminal requests go to `consume`"),
+        }
+    });
+    let consume = (!terminal.is_empty()).then(|| {
+        let arms = terminal.iter().map(|m| arm(m, request));
+        let serial_skips = serial.iter().map(|m| {
+            let cfgs = &m.attrs.cfgs;
+            let variant = &m.variant;
+            quote!(#(#cfgs)* #request::#variant { .. } => {})
+        });
+        quote! {
+            fn consume(self, request: Self::Request) -> #unit_future {
+                async move {
+                    match request {
+                        #(#arms)*
+                        #(#serial_skips)*
+                        #phantom_arm
+                    }
+                }
+            }
+        }
+    });
+
+    let options = options(server, private);
+    let hooks = hooks(server, private, &unit_future);
+
+    // Names the field type in the error when the state is not `Send`.
+    let assert_send = quote_spanned! {self_ty.span()=>
+        const _: () = {
+            fn __assert_server_is_send<T: ::core::marker::Send + 'static>() {}
+            fn __check #impl_generics () #where_clause {
+                __assert_server_is_send::<#self_ty>();
+            }
+        };
+    };
+
+    quote! {
+        #assert_send
+
+        #[automatically_derived]
+        impl #impl_generics #private::Server for #self_ty #where_clause {
+            type Request = #request #ty_generics;
+            type Handle = #handle #ty_generics;
+            const OPTIONS: #private::Options = #options;
+
+            fn dispatch(&mut self, request: Self::Request) -> #unit_future {
+                async move {
+                    match request {
+                        #(#serial_arms)*
+                        #(#terminal_skips)*
+                        #phantom_arm
+                    }
+                }
+            }
+
+            #consume
+            #hooks
+        }
+    }
+}
+
+/// One match arm: unpack the variant, call the method, send the answer.
+fn arm(message: &Message<'_>, request: &syn::Ident) -> TokenStream {
+    let cfgs = &message.attrs.cfgs;
+    let variant = &message.variant;
+    let ident = message.ident;
+    let fields = message.args.iter().map(|arg| arg.ident);
+    // Arguments in the method's own order, the deferred reply among them.
+    let mut args = message.args.iter().map(|arg| arg.ident);
+    let call_args: Vec<TokenStream> = message
+        .original
+        .sig
+        .inputs
+        .iter()
+        .filter(|input| matches!(input, FnArg::Typed(_)))
+        .enumerate()
+        .map(|(position, _)| match &message.reply {
+            Reply::Deferred { position: at, .. } if *at == position => quote!(reply),
+            _ => {
+                let arg = args.next().expect("one ident per argument");
+                quote!(#arg)
+            }
+        })
+        .collect();
+    let dot_await = message.is_async().then(|| quote!(.await));
+    let call = quote!(self.#ident(#(#call_args),*)#dot_await);
+    let (pattern, body) = match &message.reply {
+        _ if message.is_cast() => (quote!(#(#fields),*), quote!(#call;)),
+        Reply::Deferred { .. } => (quote!(#(#fields,)* reply), quote!(#call;)),
+        Reply::Returned(None) => (
+            quote!(#(#fields,)* reply),
+            quote!(#call; let _ = reply.send(());),
+        ),
+        Reply::Returned(Some(_)) => (
+            quote!(#(#fields,)* reply),
+            quote!(let _ = reply.send(#call);),
+        ),
+    };
+    quote! {
+        #(#cfgs)*
+        #request::#variant { #pattern } => { #body }
+    }
+}
+
+fn options(server: &Server<'_>, private: &TokenStream) -> TokenStream {
+    let capacity = match server.args.capacity {
+        Some(capacity) => quote!(#capacity),
+        None => quote!(#private::Options::DEFAULT.capacity),
+    };
+    let on_panic = if server.args.on_panic_continue {
+        quote!(#private::PanicPolicy::Continue)
+    } else {
+        quote!(#private::PanicPolicy::Stop)
+    };
+    let priority_lane = server.messages.iter().any(|m| m.attrs.priority.is_some());
+    quote! {
+        #private::Options {
+            capacity: #capacity,
+            on_panic: #on_panic,
+            priority_lane: #priority_lane,
+        }
+    }
+}
+
+/// `on_start`, `on_stop`, `periods` and `tick`, for the hooks present.
+fn hooks(server: &Server<'_>, private: &TokenStream, unit_future: &TokenStream) -> TokenStream {
+    let call = |hook: &Hook<'_>| {
+        let ident = &hook.original.sig.ident;
+        let dot_await = hook.original.sig.asyncness.map(|_| quote!(.await));
+        quote!(self.#ident()#dot_await)
+    };
+    let mut out = TokenStream::new();
+    let mut timers = Vec::new();
+    for hook in &server.hooks {
+        match &hook.kind {
+            HookKind::Start => {
+                let call = call(hook);
+                out.extend(quote! {
+                    fn on_start(&mut self) -> impl ::core::future::Future<
+                        Output = ::core::result::Result<(), #private::Arc<str>>,
+                    > + ::core::marker::Send {
+                        async move { #private::StartOutcome::into_start_result(#call) }
+                    }
+                });
+            }
+            HookKind::Stop => {
+                let call = call(hook);
+                out.extend(quote! {
+                    fn on_stop(&mut self) -> #unit_future {
+                        async move { #call; }
+                    }
+                });
+            }
+            HookKind::Every(period) => timers.push((call(hook), period)),
+        }
+    }
+    if !timers.is_empty() {
+        let periods = timers.iter().map(|(_, period)| {
+            quote_spanned! {period.span()=>
+                {
+                    let period: #private::Duration = #period;
+                    period
+                }
+            }
+        });
+        let ticks = timers.iter().enumerate().map(|(index, (call, _))| {
+            quote!(#index => { #call; })
+        });
+        out.extend(quote! {
+            fn periods(&self) -> #private::Vec<#private::Duration> {
+                #private::Vec::from([#(#periods),*])
+            }
+
+            fn tick(&mut self, timer: usize) -> #unit_future {
+                async move {
+                    match timer {
+                        #(#ticks)*
+                        _ => {}
+                    }
+                }
+            }
+        });
+    }
+    out
+}

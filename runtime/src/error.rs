@@ -1,0 +1,167 @@
+//! What can go wrong around a call, and why a server stopped.
+
+use std::fmt;
+use std::sync::Arc;
+
+/// What went wrong *around* a call: the server's own answer, including its
+/// own error type, always arrives inside the `Ok`.
+///
+/// `CallError` is cheap to clone and `#[non_exhaustive]`: match the variants
+/// you care about and keep a wildcard arm.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CallError {
+    /// The server has stopped (or is stopping) and will not serve this call.
+    ///
+    /// Requests still queued when a server stops get this error, and so does
+    /// every call made after it stopped, at once.
+    Closed,
+    /// No reply arrived within the call's timeout. The time spent waiting
+    /// for room in the mailbox counts towards it.
+    Timeout,
+    /// The mailbox was full and the call was made with
+    /// [`try_now`](crate::Call::try_now).
+    Full,
+    /// The handler panicked while serving this call; the panic message is
+    /// attached.
+    Panicked(PanicMessage),
+    /// The server's `#[on_start]` hook failed, so the server never served
+    /// requests; the hook's error, formatted with `Display`, is attached.
+    StartFailed(Arc<str>),
+    /// A handler (or hook, or timer) called its own server and would have
+    /// waited for itself forever.
+    SelfCall,
+    /// The server took the request but dropped its [`Reply`](crate::Reply)
+    /// without answering.
+    NoReply,
+    /// [`Call::blocking`](crate::Call::blocking) was used on a thread that
+    /// drives an async runtime, where blocking could deadlock it.
+    BlockingInRuntime,
+}
+
+impl CallError {
+    /// `true` when the server is gone for good: [`Closed`](Self::Closed) or
+    /// [`StartFailed`](Self::StartFailed). Retrying the same handle is
+    /// pointless after such an error.
+    pub fn is_closed(&self) -> bool {
+        matches!(self, CallError::Closed | CallError::StartFailed(_))
+    }
+}
+
+impl fmt::Display for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallError::Closed => f.write_str("server closed"),
+            CallError::Timeout => f.write_str("call timed out"),
+            CallError::Full => f.write_str("server mailbox is full"),
+            CallError::Panicked(msg) => write!(f, "handler panicked: {msg}"),
+            CallError::StartFailed(why) => write!(f, "server failed to start: {why}"),
+            CallError::SelfCall => f.write_str("server called itself and would deadlock"),
+            CallError::NoReply => f.write_str("server dropped the reply without answering"),
+            CallError::BlockingInRuntime => {
+                f.write_str("blocking call made on an async runtime thread")
+            }
+        }
+    }
+}
+
+impl fmt::Debug for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallError::Closed => f.write_str("Closed"),
+            CallError::Timeout => f.write_str("Timeout"),
+            CallError::Full => f.write_str("Full"),
+            CallError::Panicked(msg) => f.debug_tuple("Panicked").field(msg).finish(),
+            CallError::StartFailed(why) => f.debug_tuple("StartFailed").field(why).finish(),
+            CallError::SelfCall => f.write_str("SelfCall"),
+            CallError::NoReply => f.write_str("NoReply"),
+            CallError::BlockingInRuntime => f.write_str("BlockingInRuntime"),
+        }
+    }
+}
+
+impl std::error::Error for CallError {}
+
+/// The message of a caught panic (the `&str` or `String` it was raised
+/// with, or a placeholder for other payloads).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct PanicMessage(Arc<str>);
+
+impl PanicMessage {
+    pub(crate) fn from_payload(payload: &(dyn std::any::Any + Send)) -> Self {
+        let text = if let Some(s) = payload.downcast_ref::<&'static str>() {
+            s
+        } else if let Some(s) = payload.downcast_ref::<String>() {
+            s.as_str()
+        } else {
+            "non-string panic payload"
+        };
+        PanicMessage(Arc::from(text))
+    }
+
+    pub(crate) fn new(text: &str) -> Self {
+        PanicMessage(Arc::from(text))
+    }
+
+    /// The message as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for PanicMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for PanicMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+/// Why a server stopped, as reported by
+/// [`Handle::closed`](crate::Handle::closed) and
+/// [`Handle::stop`](crate::Handle::stop).
+#[derive(Clone, PartialEq, Eq, Debug)]
+#[non_exhaustive]
+pub enum StopReason {
+    /// Every handle was dropped and the mailbox ran empty.
+    HandlesDropped,
+    /// [`Handle::stop`](crate::Handle::stop) was called.
+    Stopped,
+    /// A terminal message (a method taking `self`) consumed the server.
+    Terminal,
+    /// A handler panicked and the panic policy stopped the server.
+    Panicked(PanicMessage),
+    /// The `#[on_start]` hook returned an error (formatted with `Display`).
+    StartFailed(Arc<str>),
+    /// The serve task was dropped without finishing, because its tokio
+    /// runtime shut down. `#[on_stop]` could not run.
+    Aborted,
+}
+
+impl StopReason {
+    /// The error a call gets when it reaches a server that stopped for this
+    /// reason.
+    pub(crate) fn call_error(&self) -> CallError {
+        match self {
+            StopReason::StartFailed(why) => CallError::StartFailed(why.clone()),
+            _ => CallError::Closed,
+        }
+    }
+}
+
+impl fmt::Display for StopReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StopReason::HandlesDropped => f.write_str("every handle was dropped"),
+            StopReason::Stopped => f.write_str("stopped by a handle"),
+            StopReason::Terminal => f.write_str("consumed by a terminal message"),
+            StopReason::Panicked(msg) => write!(f, "handler panicked: {msg}"),
+            StopReason::StartFailed(why) => write!(f, "start failed: {why}"),
+            StopReason::Aborted => f.write_str("aborted by runtime shutdown"),
+        }
+    }
+}

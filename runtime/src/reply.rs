@@ -1,0 +1,216 @@
+//! The reply half of a call, and how a panic reaches the caller.
+//!
+//! Every call carries a [`Reply`] inside its request; the caller keeps the
+//! matching [`ReplyReceiver`]. A reply is answered exactly once: with the
+//! handler's value ([`Reply::send`]), with a [`CallError`] from the serve
+//! loop (`fail`), or by its `Drop`, which answers `NoReply`, or `Panicked`
+//! when the drop happens while a handler unwinds.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::sync::oneshot;
+
+use crate::error::{CallError, PanicMessage};
+
+type Outcome<T> = Result<T, CallError>;
+
+/// The right to answer one call, exactly once.
+///
+/// The `#[server]` macro creates and answers replies for ordinary methods.
+/// A method that wants to answer *later* (OTP's `noreply` + `reply/2`) takes
+/// a `Reply<T>` argument instead of returning `T`: it may store the reply in
+/// its state or move it into a spawned task and call [`send`](Self::send)
+/// whenever the answer is ready. The caller still awaits a plain
+/// `Result<T, CallError>`.
+///
+/// Dropping a reply without answering gives the caller
+/// [`CallError::NoReply`]; dropping it while a handler panics gives
+/// [`CallError::Panicked`]. A caller is never left waiting.
+#[must_use = "a dropped `Reply` answers its caller with `CallError::NoReply`"]
+pub struct Reply<T: 'static> {
+    tx: Option<oneshot::Sender<Outcome<T>>>,
+    detached: bool,
+}
+
+/// The caller's half of a [`Reply`]: a future of the answer.
+pub(crate) struct ReplyReceiver<T>(oneshot::Receiver<Outcome<T>>);
+
+/// A connected reply pair: the [`Reply`] travels in the request, the
+/// receiver stays with the caller.
+pub(crate) fn channel<T: 'static>() -> (Reply<T>, ReplyReceiver<T>) {
+    let (tx, rx) = oneshot::channel();
+    (
+        Reply {
+            tx: Some(tx),
+            detached: false,
+        },
+        ReplyReceiver(rx),
+    )
+}
+
+impl<T: 'static> Reply<T> {
+    /// Answers the call with `value`.
+    ///
+    /// Returns `Err(value)` if the caller has stopped waiting (it timed out
+    /// or dropped its call); the value is handed back so nothing is lost
+    /// silently.
+    pub fn send(mut self, value: T) -> Result<(), T> {
+        match self.tx.take() {
+            Some(tx) => tx.send(Ok(value)).map_err(|outcome| match outcome {
+                Ok(value) => value,
+                Err(_) => unreachable!("a reply only ever carries `Ok` from `send`"),
+            }),
+            None => Err(value),
+        }
+    }
+
+    /// `true` once the caller has stopped waiting (timed out, dropped its
+    /// call, or sent it with [`no_wait`](crate::Call::no_wait)). A server can
+    /// skip work that nobody will receive.
+    pub fn is_closed(&self) -> bool {
+        self.tx.as_ref().is_none_or(|tx| tx.is_closed())
+    }
+
+    fn fail_with(&mut self, error: CallError) {
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(Err(error));
+        }
+    }
+}
+
+impl<T: 'static> Drop for Reply<T> {
+    fn drop(&mut self) {
+        let Some(tx) = self.tx.take() else { return };
+        if std::thread::panicking() {
+            // The panic message is not known yet; the serve loop answers
+            // with it once it has caught the panic.
+            panic_scope::defer(Box::new(move |msg: &PanicMessage| {
+                let _ = tx.send(Err(CallError::Panicked(msg.clone())));
+            }));
+        } else {
+            let _ = tx.send(Err(CallError::NoReply));
+        }
+    }
+}
+
+impl<T: 'static> fmt::Debug for Reply<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reply")
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+/// What the serve loop needs from the reply inside a request, whatever its
+/// value type. Generated code exposes it through
+/// [`Message::reply_slot`](crate::__private::Message::reply_slot).
+pub trait ReplySlot: Send {
+    /// The caller is gone and did not ask for the request to run anyway.
+    fn is_abandoned(&self) -> bool;
+    /// Run the request even if nobody waits for the answer
+    /// ([`no_wait`](crate::Call::no_wait)).
+    fn detach(&mut self);
+    /// Answer with an error instead of a value.
+    fn fail(&mut self, error: CallError);
+}
+
+impl<T: Send + 'static> ReplySlot for Reply<T> {
+    fn is_abandoned(&self) -> bool {
+        !self.detached && self.is_closed()
+    }
+
+    fn detach(&mut self) {
+        self.detached = true;
+    }
+
+    fn fail(&mut self, error: CallError) {
+        self.fail_with(error);
+    }
+}
+
+impl<T> Future for ReplyReceiver<T> {
+    type Output = Outcome<T>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome<T>> {
+        Pin::new(&mut self.0).poll(cx).map(|received| match received {
+            Ok(outcome) => outcome,
+            // Only reachable if the reply was leaked by `mem::forget` or
+            // lost with the whole runtime.
+            Err(_) => Err(CallError::Closed),
+        })
+    }
+}
+
+/// Catches panics of a future, poll by poll, and answers every [`Reply`]
+/// that the unwinding dropped with the panic's message.
+pub(crate) mod panic_scope {
+    use super::*;
+
+    type Victim = Box<dyn FnOnce(&PanicMessage)>;
+
+    thread_local! {
+        /// Replies dropped during an unwind, waiting for the panic message.
+        /// `None` outside a [`CatchUnwind`] poll.
+        static VICTIMS: RefCell<Option<Vec<Victim>>> = const { RefCell::new(None) };
+    }
+
+    pub(super) fn defer(victim: Victim) {
+        let unanswered = VICTIMS.with(|cell| match cell.borrow_mut().as_mut() {
+            Some(victims) => {
+                victims.push(victim);
+                None
+            }
+            None => Some(victim),
+        });
+        // Dropped by a panicking thread that no serve loop watches, e.g. a
+        // task the handler spawned with the reply.
+        if let Some(victim) = unanswered {
+            victim(&PanicMessage::new("the task holding the reply panicked"));
+        }
+    }
+
+    pin_project_lite::pin_project! {
+        /// A future that turns a panic while polling into `Err(message)`.
+        pub(crate) struct CatchUnwind<F> {
+            #[pin]
+            inner: F,
+        }
+    }
+
+    pub(crate) fn catch<F: Future>(inner: F) -> CatchUnwind<F> {
+        CatchUnwind { inner }
+    }
+
+    impl<F: Future> Future for CatchUnwind<F> {
+        type Output = Result<F::Output, PanicMessage>;
+
+        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+            let inner = self.project().inner;
+            let outer = VICTIMS.with(|cell| cell.borrow_mut().replace(Vec::new()));
+            let result = catch_unwind(AssertUnwindSafe(|| inner.poll(cx)));
+            let victims = VICTIMS.with(|cell| std::mem::replace(&mut *cell.borrow_mut(), outer));
+            let victims = victims.unwrap_or_default();
+            match result {
+                Ok(poll) => {
+                    // A panic that the handler caught itself still dropped
+                    // these replies mid-unwind.
+                    if !victims.is_empty() {
+                        let msg = PanicMessage::new("a panic inside the handler dropped the reply");
+                        victims.into_iter().for_each(|victim| victim(&msg));
+                    }
+                    poll.map(Ok)
+                }
+                Err(payload) => {
+                    let msg = PanicMessage::from_payload(&*payload);
+                    victims.into_iter().for_each(|victim| victim(&msg));
+                    Poll::Ready(Err(msg))
+                }
+            }
+        }
+    }
+}

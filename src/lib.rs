@@ -1,0 +1,12 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub use switchboard_macros::server;
+pub use switchboard_runtime::{
+    Builder, Call, CallError, CallFuture, DEFAULT_CAPACITY, Handle, PRIORITY_BURST, PanicMessage,
+    PanicPolicy, Reply, Server, StopReason,
+};
+
+#[doc(hidden)]
+pub use switchboard_runtime::__private;
