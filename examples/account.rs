@@ -77,6 +77,9 @@ async fn main() -> Result<(), CallError> {
     assert_eq!(balance, 100 - 30 + 50 * 100);
 
     account.stop().await;
-    println!("stopped; a call now fails with: {}", account.balance().await.unwrap_err());
+    println!(
+        "stopped; a call now fails with: {}",
+        account.balance().await.unwrap_err()
+    );
     Ok(())
 }

@@ -69,7 +69,9 @@ impl Args {
                     other => {
                         return Err(syn::Error::new(
                             lit.span(),
-                            format!("unknown panic policy `{other}`: expected `\"stop\"` or `\"continue\"`"),
+                            format!(
+                                "unknown panic policy `{other}`: expected `\"stop\"` or `\"continue\"`"
+                            ),
                         ));
                     }
                 };
@@ -83,9 +85,7 @@ impl Args {
                 });
             }
             _ => {
-                return Err(meta.error(format!(
-                    "unknown option: expected one of: {SERVER_KEYS}"
-                )));
+                return Err(meta.error(format!("unknown option: expected one of: {SERVER_KEYS}")));
             }
         }
         Ok(())

@@ -82,7 +82,10 @@ impl<'a> Server<'a> {
         let name = match &*original.self_ty {
             Type::Path(path) if path.qself.is_none() => path.path.segments.last()?.ident.clone(),
             other => {
-                cx.error(other, "`#[server]` needs a named type: write `impl MyServer { .. }`");
+                cx.error(
+                    other,
+                    "`#[server]` needs a named type: write `impl MyServer { .. }`",
+                );
                 return None;
             }
         };
@@ -104,7 +107,10 @@ impl<'a> Server<'a> {
             } else if attrs.on_stop.is_some() {
                 Some(HookKind::Stop)
             } else {
-                attrs.every.as_ref().map(|(_, expr)| HookKind::Every(expr.clone()))
+                attrs
+                    .every
+                    .as_ref()
+                    .map(|(_, expr)| HookKind::Every(expr.clone()))
             };
             if let Some(kind) = hook_kind {
                 server.hooks.push(Hook {
@@ -115,10 +121,10 @@ impl<'a> Server<'a> {
                 });
             } else if !has_receiver {
                 server.misplaced.push(attrs);
-            } else if let Some(receiver) = receiver {
-                if let Some(message) = Message::from_syn(method, receiver, attrs, cx) {
-                    server.messages.push(message);
-                }
+            } else if let Some(receiver) = receiver
+                && let Some(message) = Message::from_syn(method, receiver, attrs, cx)
+            {
+                server.messages.push(message);
             }
         }
         Some(server)
@@ -163,7 +169,9 @@ impl<'a> Message<'a> {
         let mut deferred = None;
         let mut ok = true;
         for (position, input) in sig.inputs.iter().skip(1).enumerate() {
-            let FnArg::Typed(pat_type) = input else { continue };
+            let FnArg::Typed(pat_type) = input else {
+                continue;
+            };
             if let Some(ty) = reply_type(&pat_type.ty) {
                 if deferred.is_some() {
                     cx.error(

@@ -93,7 +93,10 @@ fn flag<'a>(cx: &mut Ctxt, attr: &'a Attribute, name: &str) -> Option<&'a Attrib
     match &attr.meta {
         Meta::Path(_) => Some(attr),
         _ => {
-            cx.error(attr, format!("`#[{name}]` takes no arguments: write `#[{name}]`"));
+            cx.error(
+                attr,
+                format!("`#[{name}]` takes no arguments: write `#[{name}]`"),
+            );
             None
         }
     }

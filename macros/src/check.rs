@@ -71,7 +71,10 @@ impl Server<'_> {
             );
         }
         if let Some(unsafety) = &item.unsafety {
-            cx.error(unsafety, "`#[server]` cannot go on an `unsafe impl`: remove `unsafe`");
+            cx.error(
+                unsafety,
+                "`#[server]` cannot go on an `unsafe impl`: remove `unsafe`",
+            );
         }
         for param in &item.generics.params {
             if let GenericParam::Lifetime(lifetime) = param {
@@ -194,13 +197,13 @@ impl Message<'_> {
             }
             let _ = cast;
         }
-        if self.receiver == Receiver::Value {
-            if let Some(attr) = self.attrs.priority {
-                cx.error(
-                    attr,
-                    "a terminal message (taking `self`) cannot be `#[priority]`: remove it",
-                );
-            }
+        if self.receiver == Receiver::Value
+            && let Some(attr) = self.attrs.priority
+        {
+            cx.error(
+                attr,
+                "a terminal message (taking `self`) cannot be `#[priority]`: remove it",
+            );
         }
     }
 }
@@ -270,7 +273,10 @@ impl Hook<'_> {
 fn check_signature(method: &ImplItemFn, cx: &mut Ctxt) {
     let sig = &method.sig;
     if let Some(constness) = &sig.constness {
-        cx.error(constness, "a server method cannot be `const`: remove `const`");
+        cx.error(
+            constness,
+            "a server method cannot be `const`: remove `const`",
+        );
     }
     if let syn::Safety::Unsafe(unsafety) = &sig.safety {
         cx.error(

@@ -24,7 +24,9 @@ impl Duration {
     pub fn parse(lit: &LitStr) -> syn::Result<Self> {
         let text = lit.value();
         let text = text.trim();
-        let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
         let (number, unit) = text.split_at(split);
         let error = || {
             syn::Error::new(

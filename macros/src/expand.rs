@@ -105,12 +105,53 @@ impl Names {
             .clone()
             .unwrap_or_else(|| parse_quote!(::switchboard));
         let mut generics = server.original.generics.clone();
-        let params: Vec<syn::Ident> = generics.type_params().map(|p| p.ident.clone()).collect();
-        let where_clause = generics.make_where_clause();
-        for param in params {
-            where_clause
-                .predicates
-                .push(parse_quote!(#param: ::core::marker::Send + 'static));
+        // Next to the user's own bounds for the parameter (inline, or in the
+        // where clause if that is where they are): a second location would
+        // trip `clippy::multiple_bound_locations` on the user's tokens.
+        let in_where: Vec<syn::Ident> = generics
+            .where_clause
+            .iter()
+            .flat_map(|clause| &clause.predicates)
+            .filter_map(|predicate| match predicate {
+                syn::WherePredicate::Type(predicate) => match &predicate.bounded_ty {
+                    Type::Path(path) => path.path.get_ident().cloned(),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect();
+        let moved: Vec<syn::Ident> = generics
+            .type_params()
+            .map(|param| param.ident.clone())
+            .filter(|ident| in_where.contains(ident))
+            .collect();
+        if !moved.is_empty() {
+            let clause = generics.make_where_clause();
+            for ident in moved {
+                clause
+                    .predicates
+                    .push(parse_quote!(#ident: ::core::marker::Send + 'static));
+            }
+        }
+        for param in generics.type_params_mut() {
+            if in_where.contains(&param.ident) {
+                continue;
+            }
+            let has = |bounds: &syn::punctuated::Punctuated<syn::TypeParamBound, _>, name: &str| {
+                bounds.iter().any(|bound| match bound {
+                    syn::TypeParamBound::Trait(t) => {
+                        t.path.segments.last().is_some_and(|s| s.ident == name)
+                    }
+                    syn::TypeParamBound::Lifetime(l) => l.ident == name,
+                    _ => false,
+                })
+            };
+            if !has(&param.bounds, "Send") {
+                param.bounds.push(parse_quote!(::core::marker::Send));
+            }
+            if !has(&param.bounds, "static") {
+                param.bounds.push(parse_quote!('static));
+            }
         }
         Names {
             private: quote!(#krate::__private),
@@ -136,7 +177,8 @@ pub fn replace_self(ty: &Type, self_ty: &Type) -> TokenStream {
         while let Some(token) = tokens.next() {
             match token {
                 TokenTree::Ident(ident) if ident == "Self" => {
-                    let qualified = matches!(tokens.peek(), Some(TokenTree::Punct(p)) if p.as_char() == ':');
+                    let qualified =
+                        matches!(tokens.peek(), Some(TokenTree::Punct(p)) if p.as_char() == ':');
                     if qualified {
                         out.extend(quote!(<#self_ty>));
                     } else {

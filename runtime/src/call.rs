@@ -234,7 +234,10 @@ pin_project_lite::pin_project! {
 impl<R, T> fmt::Debug for CallFuture<'_, R, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CallFuture")
-            .field("enqueued", &(self.started && self.request.is_none() && self.send.is_none()))
+            .field(
+                "enqueued",
+                &(self.started && self.request.is_none() && self.send.is_none()),
+            )
             .finish()
     }
 }
@@ -295,7 +298,10 @@ impl<R: Message, T> Future for CallFuture<'_, R, T> {
 }
 
 /// `Ready(Err(Timeout))` once the call's deadline has passed, else `Pending`.
-fn expired<T>(deadline: Pin<&mut Option<Sleep>>, cx: &mut Context<'_>) -> Poll<Result<T, CallError>> {
+fn expired<T>(
+    deadline: Pin<&mut Option<Sleep>>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<T, CallError>> {
     match deadline.as_pin_mut().map(|sleep| sleep.poll(cx)) {
         Some(Poll::Ready(())) => Poll::Ready(Err(CallError::Timeout)),
         _ => Poll::Pending,

@@ -151,11 +151,9 @@ impl<R: Message> Mailbox<R> {
     /// request goes first.
     fn try_recv(&mut self) -> Option<Envelope<R>> {
         let normal_first = self.streak >= PRIORITY_BURST;
-        if !normal_first {
-            if let Some(envelope) = self.priority.as_mut().and_then(Lane::try_take) {
-                self.streak += 1;
-                return Some(envelope);
-            }
+        if !normal_first && let Some(envelope) = self.priority.as_mut().and_then(Lane::try_take) {
+            self.streak += 1;
+            return Some(envelope);
         }
         if let Some(envelope) = self.normal.try_take() {
             self.streak = 0;
@@ -178,10 +176,10 @@ impl<R: Message> Mailbox<R> {
     pub(crate) fn close_and_drain(&mut self, error: &CallError) {
         self.close();
         while let Some(envelope) = self.try_recv() {
-            if let Envelope::Request(mut request) = envelope {
-                if let Some(reply) = request.reply_slot() {
-                    reply.fail(error.clone());
-                }
+            if let Envelope::Request(mut request) = envelope
+                && let Some(reply) = request.reply_slot()
+            {
+                reply.fail(error.clone());
             }
         }
     }

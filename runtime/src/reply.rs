@@ -137,12 +137,14 @@ impl<T> Future for ReplyReceiver<T> {
     type Output = Outcome<T>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome<T>> {
-        Pin::new(&mut self.0).poll(cx).map(|received| match received {
-            Ok(outcome) => outcome,
-            // Only reachable if the reply was leaked by `mem::forget` or
-            // lost with the whole runtime.
-            Err(_) => Err(CallError::Closed),
-        })
+        Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|received| match received {
+                Ok(outcome) => outcome,
+                // Only reachable if the reply was leaked by `mem::forget` or
+                // lost with the whole runtime.
+                Err(_) => Err(CallError::Closed),
+            })
     }
 }
 

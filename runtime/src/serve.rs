@@ -76,10 +76,10 @@ async fn run<S: Server>(
             timer = timers.due() => {
                 let ticked = catch(state.tick(timer)).await;
                 timers.reschedule(timer);
-                if let Err(panic) = ticked {
-                    if on_panic == PanicPolicy::Stop {
-                        break StopReason::Panicked(panic);
-                    }
+                if let Err(panic) = ticked
+                    && on_panic == PanicPolicy::Stop
+                {
+                    break StopReason::Panicked(panic);
                 }
                 if control.stop_requested() {
                     break StopReason::Stopped;
@@ -93,7 +93,10 @@ async fn run<S: Server>(
             Some(Envelope::Stop) => break StopReason::Stopped,
             Some(Envelope::Request(request)) => request,
         };
-        if request.reply_slot().is_some_and(|reply| reply.is_abandoned()) {
+        if request
+            .reply_slot()
+            .is_some_and(|reply| reply.is_abandoned())
+        {
             continue;
         }
         if request.is_terminal() {
@@ -104,10 +107,10 @@ async fn run<S: Server>(
             let _ = catch(state.consume(request)).await;
             return StopReason::Terminal;
         }
-        if let Err(panic) = catch(state.dispatch(request)).await {
-            if on_panic == PanicPolicy::Stop {
-                break StopReason::Panicked(panic);
-            }
+        if let Err(panic) = catch(state.dispatch(request)).await
+            && on_panic == PanicPolicy::Stop
+        {
+            break StopReason::Panicked(panic);
         }
         if control.stop_requested() {
             break StopReason::Stopped;

@@ -21,9 +21,7 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
     } = names;
     let self_ty = &server.original.self_ty;
     let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
-    let future = |output: TokenStream| {
-        quote!(impl ::core::future::Future<Output = #output> + ::core::marker::Send)
-    };
+    let future = |output: TokenStream| quote!(impl ::core::future::Future<Output = #output> + ::core::marker::Send);
     let unit_future = future(quote!(()));
 
     let has_phantom = !generics.params.is_empty();
@@ -204,9 +202,10 @@ fn hooks(server: &Server<'_>, private: &TokenStream, unit_future: &TokenStream) 
                 }
             }
         });
-        let ticks = timers.iter().enumerate().map(|(index, (call, _))| {
-            quote!(#index => { #call; })
-        });
+        let ticks = timers
+            .iter()
+            .enumerate()
+            .map(|(index, (call, _))| quote!(#index => { #call; }));
         out.extend(quote! {
             fn periods(&self) -> #private::Vec<#private::Duration> {
                 #private::Vec::from([#(#periods),*])
