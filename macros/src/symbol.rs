@@ -22,7 +22,16 @@ pub const SERVER_KEYS: &str = "`handle`, `request`, `capacity`, `timeout`, `on_p
 /// Methods every generated handle already has (its own or through `Deref`
 /// to `switchboard::Handle`); a message with one of these names would hide
 /// them.
-pub const RESERVED: &[&str] = &["stop", "is_closed", "closed", "name", "queued", "clone"];
+pub const RESERVED: &[&str] = &[
+    "stop",
+    "is_closed",
+    "closed",
+    "name",
+    "queued",
+    "clone",
+    "fmt",
+    "from",
+];
 
 /// The field of a request variant that carries the reply.
 pub const REPLY_FIELD: &str = "reply";

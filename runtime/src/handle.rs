@@ -73,9 +73,9 @@ impl Control {
 /// server's shared control state.
 ///
 /// A generated handle (e.g. `AccountHandle`) wraps a `Handle<Account>` and
-/// dereferences to it, so the methods below are available on every handle.
-/// Cloning is cheap (reference counts); the server stops once every clone
-/// is dropped and the mailbox has run empty.
+/// offers the methods below under the same names. Cloning is cheap
+/// (reference counts); the server stops once every clone is dropped and the
+/// mailbox has run empty.
 pub struct Handle<S: Server> {
     pub(crate) senders: Senders<S::Request>,
     pub(crate) control: Arc<Control>,

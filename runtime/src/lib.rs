@@ -37,7 +37,7 @@ pub mod __private {
 
     pub use crate::reply::ReplySlot;
     pub use crate::server::{Options, PanicPolicy};
-    pub use crate::{Call, Handle, Reply, Server};
+    pub use crate::{Call, Handle, Reply, Server, StopReason};
     pub use std::sync::Arc;
     pub use std::time::Duration;
     pub use std::vec::Vec;

@@ -24,7 +24,7 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
     let future = |output: TokenStream| quote!(impl ::core::future::Future<Output = #output> + ::core::marker::Send);
     let unit_future = future(quote!(()));
 
-    let has_phantom = !generics.params.is_empty();
+    let has_phantom = generics.type_params().next().is_some();
     let phantom_arm = has_phantom.then(|| quote!(#request::__Phantom(never, _) => match never {},));
     let (terminal, serial): (Vec<&Message<'_>>, Vec<&Message<'_>>) = server
         .messages

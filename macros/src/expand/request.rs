@@ -23,10 +23,11 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
         server.name
     );
     let variants = server.messages.iter().map(|m| variant(m, self_ty, private));
-    let phantom = (!generics.params.is_empty()).then(|| {
+    let params: Vec<_> = generics.type_params().map(|param| &param.ident).collect();
+    let phantom = (!params.is_empty()).then(|| {
         quote! {
             #[doc(hidden)]
-            __Phantom(::core::convert::Infallible, ::core::marker::PhantomData<fn() -> #self_ty>),
+            __Phantom(::core::convert::Infallible, ::core::marker::PhantomData<fn() -> (#(#params,)*)>),
         }
     });
     let slots = server.messages.iter().map(|message| {
@@ -60,6 +61,7 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
     });
     quote! {
         #[doc = #doc]
+        #[allow(private_interfaces)]
         pub enum #request #generics #where_clause {
             #(#variants)*
             #phantom

@@ -1,0 +1,18 @@
+//! Shared test helpers.
+
+use std::future::Future;
+use std::time::Duration;
+
+/// Runs `test` and fails (instead of hanging CI) if it takes longer than
+/// `limit` of real time.
+#[allow(dead_code)]
+pub async fn within<T>(limit: Duration, test: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(limit, test).await {
+        Ok(value) => value,
+        Err(_) => panic!("test did not finish within {limit:?}: something hangs"),
+    }
+}
+
+/// Ten seconds: generous for any of these tests, short enough for CI.
+#[allow(dead_code)]
+pub const LIMIT: Duration = Duration::from_secs(10);
