@@ -13,6 +13,11 @@ use crate::symbol::{CAST, EVERY, ON_START, ON_STOP, PRIORITY, REPLY_FIELD, RESER
 impl Server<'_> {
     pub fn validate(&self, cx: &mut Ctxt) {
         self.check_impl(cx);
+        if self.original.trait_.is_some() {
+            // Its methods are the trait's, not messages: checking them
+            // would only add noise.
+            return;
+        }
         let mut variants: HashMap<String, &syn::Ident> = HashMap::new();
         for message in &self.messages {
             message.check(cx);

@@ -63,19 +63,7 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
     let options = options(server, private);
     let hooks = hooks(server, private, &unit_future);
 
-    // Names the field type in the error when the state is not `Send`.
-    let assert_send = quote_spanned! {self_ty.span()=>
-        const _: () = {
-            fn __assert_server_is_send<T: ::core::marker::Send + 'static>() {}
-            fn __check #impl_generics () #where_clause {
-                __assert_server_is_send::<#self_ty>();
-            }
-        };
-    };
-
     quote! {
-        #assert_send
-
         #[automatically_derived]
         impl #impl_generics #private::Server for #self_ty #where_clause {
             type Request = #request #ty_generics;

@@ -1,0 +1,84 @@
+//! Generated code uses absolute paths only: shadowing `core`, `std` and the
+//! prelude's names next to the server changes nothing.
+
+#![allow(dead_code, non_camel_case_types)]
+
+mod shadowed {
+    mod core {}
+    mod std {}
+    mod switchboard {}
+
+    struct Option;
+    struct Result;
+    struct Vec;
+    struct Box;
+    struct Send;
+    struct Future;
+    struct Duration;
+    struct Arc;
+    trait Clone {}
+    trait Debug {}
+    trait From {}
+
+    pub struct Counter {
+        pub count: u64,
+    }
+
+    #[::switchboard::server(timeout = "1s", capacity = 4)]
+    impl Counter {
+        #[on_start]
+        fn start(&mut self) -> ::core::result::Result<(), ::std::string::String> {
+            ::core::result::Result::Ok(())
+        }
+
+        #[every(::std::time::Duration::from_secs(60))]
+        fn tick(&mut self) {}
+
+        pub fn bump(&mut self, by: u64) -> u64 {
+            self.count += by;
+            self.count
+        }
+
+        #[priority]
+        pub fn peek(&self) -> ::core::option::Option<u64> {
+            ::core::option::Option::Some(self.count)
+        }
+
+        #[cast]
+        pub fn reset(&mut self) {
+            self.count = 0;
+        }
+    }
+}
+
+#[tokio::test]
+async fn shadowed_names_do_not_leak_into_generated_code() {
+    use switchboard::Server;
+    let counter = shadowed::Counter { count: 0 }.spawn();
+    assert_eq!(counter.bump(2).await, Ok(2));
+    assert_eq!(counter.peek().await, Ok(Some(2)));
+    counter.reset().await.unwrap();
+    assert_eq!(counter.bump(1).await, Ok(1));
+}
+
+/// `#[server(crate = ..)]` for crates that re-export switchboard.
+mod reexported {
+    pub mod my_runtime {
+        pub use ::switchboard as sb;
+    }
+
+    pub struct Ping;
+
+    #[::switchboard::server(crate = crate::reexported::my_runtime::sb)]
+    impl Ping {
+        pub fn ping(&self) -> &'static str {
+            "pong"
+        }
+    }
+}
+
+#[tokio::test]
+async fn crate_option_reaches_the_runtime_through_a_reexport() {
+    use switchboard::Server;
+    assert_eq!(reexported::Ping.spawn().ping().await, Ok("pong"));
+}

@@ -1,0 +1,89 @@
+//! A documented server compiles without a single warning under strict lints:
+//! generated items carry docs, generated code uses no needless paths.
+
+#![deny(
+    warnings,
+    missing_docs,
+    missing_debug_implementations,
+    unused_qualifications,
+    unused_results,
+    rust_2018_idioms,
+    unreachable_pub,
+    private_interfaces,
+    private_bounds
+)]
+
+use std::collections::HashMap;
+
+use switchboard::{CallError, Reply, Server, server};
+
+/// A documented key-value server.
+#[derive(Debug)]
+pub struct Documented {
+    map: HashMap<String, u64>,
+}
+
+/// An error of the server's own.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Missing;
+
+#[server]
+impl Documented {
+    /// Sets a value.
+    pub fn set(&mut self, key: String, value: u64) {
+        let _previous = self.map.insert(key, value);
+    }
+
+    /// Reads a value.
+    pub fn get(&self, key: String) -> Result<u64, Missing> {
+        self.map.get(&key).copied().ok_or(Missing)
+    }
+
+    /// Answers later.
+    pub fn size(&self, reply: Reply<usize>) {
+        let _unsent = reply.send(self.map.len());
+    }
+
+    /// Ends the server.
+    pub fn finish(self) -> HashMap<String, u64> {
+        self.map
+    }
+}
+
+/// A private server with private types: the generated public items must not
+/// warn about them.
+struct Hidden {
+    secret: Secret,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Secret(u8);
+
+#[server]
+impl Hidden {
+    fn reveal(&self) -> Secret {
+        self.secret
+    }
+
+    fn replace(&mut self, secret: Secret) {
+        self.secret = secret;
+    }
+}
+
+#[tokio::test]
+async fn strict_lints_pass() -> Result<(), CallError> {
+    let server = Documented {
+        map: HashMap::new(),
+    }
+    .spawn();
+    server.set("a".to_owned(), 1).await?;
+    assert_eq!(server.get("a".to_owned()).await?, Ok(1));
+    assert_eq!(server.get("b".to_owned()).await?, Err(Missing));
+    assert_eq!(server.size().await?, 1);
+    assert_eq!(server.finish().await?.len(), 1);
+
+    let hidden = Hidden { secret: Secret(1) }.spawn();
+    hidden.replace(Secret(2)).await?;
+    assert_eq!(hidden.reveal().await?, Secret(2));
+    Ok(())
+}

@@ -1,0 +1,11 @@
+use switchboard::server;
+
+struct Slow;
+
+#[server]
+impl Slow {
+    #[timeout("fast")]
+    fn work(&self) {}
+}
+
+fn main() {}

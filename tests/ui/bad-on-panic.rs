@@ -1,0 +1,10 @@
+use switchboard::server;
+
+struct Counter;
+
+#[server(on_panic = "restart")]
+impl Counter {
+    fn bump(&mut self) {}
+}
+
+fn main() {}

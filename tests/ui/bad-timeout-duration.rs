@@ -1,0 +1,10 @@
+use switchboard::server;
+
+struct Counter;
+
+#[server(timeout = "5 seconds")]
+impl Counter {
+    fn bump(&mut self) {}
+}
+
+fn main() {}

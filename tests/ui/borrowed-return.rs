@@ -1,0 +1,14 @@
+use switchboard::server;
+
+struct Names {
+    first: String,
+}
+
+#[server]
+impl Names {
+    fn first(&self) -> &String {
+        &self.first
+    }
+}
+
+fn main() {}

@@ -1,0 +1,10 @@
+use switchboard::server;
+
+struct Account;
+
+#[server]
+impl Account {
+    fn close(self: Box<Self>) {}
+}
+
+fn main() {}

@@ -1,0 +1,13 @@
+use switchboard::server;
+
+struct Hints;
+
+#[server]
+impl Hints {
+    #[cast]
+    fn hint(&mut self, path: String) -> usize {
+        path.len()
+    }
+}
+
+fn main() {}

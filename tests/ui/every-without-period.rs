@@ -1,0 +1,11 @@
+use switchboard::server;
+
+struct Worker;
+
+#[server]
+impl Worker {
+    #[every]
+    fn tick(&mut self) {}
+}
+
+fn main() {}

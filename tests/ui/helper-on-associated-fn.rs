@@ -1,0 +1,15 @@
+use switchboard::server;
+
+struct Worker;
+
+#[server]
+impl Worker {
+    #[priority]
+    fn new() -> Self {
+        Worker
+    }
+
+    fn work(&mut self) {}
+}
+
+fn main() {}

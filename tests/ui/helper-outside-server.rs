@@ -1,0 +1,8 @@
+struct Worker;
+
+impl Worker {
+    #[on_start]
+    fn connect(&mut self) {}
+}
+
+fn main() {}

@@ -1,0 +1,12 @@
+use switchboard::server;
+
+struct Logger;
+
+#[server]
+impl Logger {
+    fn log(&self, line: impl ToString) {
+        let _ = line.to_string();
+    }
+}
+
+fn main() {}

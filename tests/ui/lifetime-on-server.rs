@@ -1,0 +1,14 @@
+use switchboard::server;
+
+struct View<'a> {
+    data: &'a [u8],
+}
+
+#[server]
+impl<'a> View<'a> {
+    fn len(&self) -> usize {
+        self.data.len()
+    }
+}
+
+fn main() {}

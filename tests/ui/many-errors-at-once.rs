@@ -1,0 +1,16 @@
+use switchboard::server;
+
+struct Account;
+
+#[server]
+impl Account {
+    fn name(&self, prefix: &str) -> String {
+        prefix.to_owned()
+    }
+
+    fn rename<T>(&mut self, value: T) {
+        drop(value);
+    }
+}
+
+fn main() {}

@@ -1,0 +1,16 @@
+use std::rc::Rc;
+
+use switchboard::server;
+
+struct Cache {
+    shared: Rc<Vec<u8>>,
+}
+
+#[server]
+impl Cache {
+    fn len(&self) -> usize {
+        self.shared.len()
+    }
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use switchboard::server;
+
+#[server]
+struct Account {
+    balance: u64,
+}
+
+fn main() {}

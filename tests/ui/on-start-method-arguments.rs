@@ -1,0 +1,13 @@
+use switchboard::server;
+
+struct Worker;
+
+#[server]
+impl Worker {
+    #[on_start]
+    fn connect(&mut self, url: String) {
+        let _ = url;
+    }
+}
+
+fn main() {}

@@ -1,0 +1,11 @@
+use switchboard::server;
+
+struct Worker;
+
+#[server]
+impl Worker {
+    #[on_start(fast)]
+    fn connect(&mut self) {}
+}
+
+fn main() {}

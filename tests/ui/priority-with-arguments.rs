@@ -1,0 +1,13 @@
+use switchboard::server;
+
+struct Status;
+
+#[server]
+impl Status {
+    #[priority(high)]
+    fn status(&self) -> u32 {
+        0
+    }
+}
+
+fn main() {}

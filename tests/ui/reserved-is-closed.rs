@@ -1,0 +1,12 @@
+use switchboard::server;
+
+struct Door;
+
+#[server]
+impl Door {
+    fn is_closed(&self) -> bool {
+        true
+    }
+}
+
+fn main() {}

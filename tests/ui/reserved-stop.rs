@@ -1,0 +1,10 @@
+use switchboard::server;
+
+struct Machine;
+
+#[server]
+impl Machine {
+    fn stop(&mut self) {}
+}
+
+fn main() {}

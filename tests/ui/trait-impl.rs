@@ -1,0 +1,12 @@
+use switchboard::server;
+
+struct Account;
+
+#[server]
+impl Clone for Account {
+    fn clone(&self) -> Self {
+        Account
+    }
+}
+
+fn main() {}

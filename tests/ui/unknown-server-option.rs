@@ -1,0 +1,10 @@
+use switchboard::server;
+
+struct Counter;
+
+#[server(capacty = 8)]
+impl Counter {
+    fn bump(&mut self) {}
+}
+
+fn main() {}

@@ -1,0 +1,12 @@
+use switchboard::server;
+
+struct Raw;
+
+#[server]
+impl Raw {
+    unsafe fn poke(&mut self, address: usize) {
+        let _ = address;
+    }
+}
+
+fn main() {}

@@ -1,0 +1,10 @@
+use switchboard::server;
+
+struct Counter;
+
+#[server(capacity = 0)]
+impl Counter {
+    fn bump(&mut self) {}
+}
+
+fn main() {}
