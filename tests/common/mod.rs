@@ -16,3 +16,9 @@ pub async fn within<T>(limit: Duration, test: impl Future<Output = T>) -> T {
 /// Ten seconds: generous for any of these tests, short enough for CI.
 #[allow(dead_code)]
 pub const LIMIT: Duration = Duration::from_secs(10);
+
+/// For tests under `tokio::time::pause()`: the limit is in paused time,
+/// which jumps ahead whenever the runtime is idle, so a deadlocked test
+/// fails at once while a test that sleeps for minutes of paused time passes.
+#[allow(dead_code)]
+pub const PAUSED_LIMIT: Duration = Duration::from_secs(3600);
