@@ -49,7 +49,11 @@ impl Hooked {
         tokio::time::sleep(Duration::from_millis(10)).await;
         self.counters.starts.fetch_add(1, Ordering::SeqCst);
         self.log.push("start");
-        if self.fail_start { Err(NoDatabase) } else { Ok(()) }
+        if self.fail_start {
+            Err(NoDatabase)
+        } else {
+            Ok(())
+        }
     }
 
     #[on_stop]
@@ -217,7 +221,9 @@ async fn calls_interleave_with_ticks() {
         let log = server.log().await.unwrap();
         assert_eq!(
             log,
-            ["start", "tick", "call", "tick", "call", "tick", "tick", "call"][..log.len()]
+            [
+                "start", "tick", "call", "tick", "call", "tick", "tick", "call"
+            ][..log.len()]
         );
     })
     .await;
