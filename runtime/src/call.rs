@@ -46,9 +46,23 @@ pub(crate) fn serving(control: &Arc<Control>) -> bool {
 /// | `.no_wait()` | `Ok(())` once enqueued; the handler runs, its reply is dropped |
 /// | `.blocking()` | the reply, waiting on the current thread without a runtime |
 ///
-/// Dropping a call at any point is safe: a request whose caller has gone is
-/// not started by the server (see [`Reply::is_closed`](crate::Reply::is_closed)
-/// for the race with a handler that has already started).
+/// # Giving up on a call
+///
+/// Dropping a call at any point is safe, and so is a timeout. What happens
+/// to the request depends on where it was:
+///
+/// - still waiting for mailbox space: it was never enqueued, nothing runs;
+/// - queued: the server checks, just before it would start a request,
+///   whether its caller is still waiting, and skips it if not: the handler
+///   does not run (a `no_wait` call or a `#[cast]` always runs);
+/// - already started: the handler runs to completion (the server is never
+///   interrupted mid-handler) and its answer is dropped. A handler that
+///   wants to stop early can check [`Reply::is_closed`](crate::Reply::is_closed)
+///   on a deferred reply.
+///
+/// The check and the start are not atomic with the caller giving up: a
+/// caller that times out at the very moment its request starts may see
+/// `Timeout` although the handler ran.
 #[must_use = "a call does nothing until you `.await` it or call `.blocking()`"]
 pub struct Call<'h, R, T> {
     senders: &'h Senders<R>,
