@@ -4,8 +4,8 @@
 
 pub use switchboard_macros::server;
 pub use switchboard_runtime::{
-    Builder, Call, CallError, CallFuture, DEFAULT_CAPACITY, Handle, PRIORITY_BURST, PanicMessage,
-    PanicPolicy, Reply, Server, StopReason,
+    Builder, Call, CallError, CallFuture, DEFAULT_CAPACITY, Exit, Exited, Handle, PRIORITY_BURST,
+    PanicMessage, PanicPolicy, Reply, Restart, Server, StopReason,
 };
 
 #[doc(hidden)]

@@ -1,11 +1,18 @@
 //! Configuring a server before it starts.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
+use tokio::sync::oneshot;
+
+use crate::error::StopReason;
 use crate::handle::{Control, Handle};
 use crate::mailbox::mailbox;
-use crate::serve::serve;
+use crate::restart::Restart;
+use crate::serve::{Exited, Replica, serve};
 use crate::server::{PanicPolicy, Server};
 
 /// Configures a server, then spawns it.
@@ -33,6 +40,9 @@ pub struct Builder<S: Server> {
     capacity: usize,
     name: Option<Arc<str>>,
     on_panic: PanicPolicy,
+    restart: Option<Restart<S>>,
+    /// `n - 1` extra replicas for a pool, made by cloning the server.
+    replicate: Option<(usize, fn(&S) -> S)>,
 }
 
 impl<S: Server> Builder<S> {
@@ -44,6 +54,8 @@ impl<S: Server> Builder<S> {
             capacity: S::OPTIONS.capacity,
             name: None,
             on_panic: S::OPTIONS.on_panic,
+            restart: None,
+            replicate: None,
         }
     }
 
@@ -69,6 +81,13 @@ impl<S: Server> Builder<S> {
         self
     }
 
+    /// Restarts the server with a fresh state after a handler panics; see
+    /// [`Restart`].
+    pub fn restart(mut self, policy: Restart<S>) -> Self {
+        self.restart = Some(policy);
+        self
+    }
+
     /// Starts the server on the current tokio runtime and returns its
     /// handle.
     ///
@@ -76,10 +95,84 @@ impl<S: Server> Builder<S> {
     ///
     /// Outside a tokio runtime, like `tokio::spawn`.
     pub fn spawn(self) -> S::Handle {
+        self.start(false).0
+    }
+
+    /// Like [`spawn`](Self::spawn), and also returns an [`Exit`]: a future
+    /// of why the server stopped and its final state. It resolves in every
+    /// case, including "every handle was dropped", which no handle can
+    /// observe.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime, like `tokio::spawn`.
+    pub fn spawn_with_exit(self) -> (S::Handle, Exit<S>) {
+        let (handle, exit) = self.start(true);
+        (handle, exit.expect("asked for an exit"))
+    }
+
+    fn start(self, want_exit: bool) -> (S::Handle, Option<Exit<S>>) {
+        let replicas = self.replicate.map_or(1, |(n, _)| n);
         let (senders, mailbox) = mailbox(self.capacity, S::OPTIONS.priority_lane);
-        let control = Control::new(self.name);
-        tokio::spawn(serve(self.server, mailbox, control.clone(), self.on_panic));
-        S::Handle::from(Handle::new(senders, control))
+        let control = Control::new(self.name, replicas);
+        let (exit_tx, exit) = if want_exit && replicas == 1 {
+            let (tx, rx) = oneshot::channel();
+            (Some(tx), Some(Exit { rx }))
+        } else {
+            (None, None)
+        };
+        if let Some((n, clone)) = self.replicate {
+            for _ in 1..n {
+                tokio::spawn(serve(Replica {
+                    state: clone(&self.server),
+                    mailbox: mailbox.clone(),
+                    control: control.clone(),
+                    on_panic: self.on_panic,
+                    restarts: self.restart.as_ref().map(Restart::tracker),
+                    exit: None,
+                }));
+            }
+        }
+        tokio::spawn(serve(Replica {
+            state: self.server,
+            mailbox,
+            control: control.clone(),
+            on_panic: self.on_panic,
+            restarts: self.restart.as_ref().map(Restart::tracker),
+            exit: exit_tx,
+        }));
+        let handle = S::Handle::from(Handle::new(senders, control.clone()));
+        // A pool's exit reports the reason only.
+        let exit = exit.or_else(|| {
+            want_exit.then(|| {
+                let (tx, rx) = oneshot::channel();
+                tokio::spawn(async move {
+                    let reason = control.closed_reason().await;
+                    let _ = tx.send(Exited {
+                        reason,
+                        state: None,
+                    });
+                });
+                Exit { rx }
+            })
+        });
+        (handle, exit)
+    }
+}
+
+impl<S: Server + Clone> Builder<S> {
+    /// Runs `replicas` copies of the server (clones of the one given) on one
+    /// shared mailbox: up to `replicas` requests are served at once, each
+    /// replica serial on its own state. One handle reaches them all.
+    ///
+    /// Each replica runs its own `#[on_start]`, `#[on_stop]` and timers; a
+    /// panic stops (or, with [`restart`](Self::restart), restarts) only the
+    /// replica it happened in; [`Handle::stop`] stops every replica.
+    /// `#[priority]` requests go to whichever replica is free first. Zero is
+    /// raised to one.
+    pub fn pool(mut self, replicas: usize) -> Self {
+        self.replicate = Some((replicas.max(1), S::clone));
+        self
     }
 }
 
@@ -90,6 +183,34 @@ impl<S: Server> fmt::Debug for Builder<S> {
             .field("capacity", &self.capacity)
             .field("name", &self.name)
             .field("on_panic", &self.on_panic)
+            .field("restart", &self.restart)
+            .field("replicas", &self.replicate.map_or(1, |(n, _)| n))
             .finish()
+    }
+}
+
+/// Resolves when a server spawned with
+/// [`Builder::spawn_with_exit`] has stopped: why, and its final state.
+#[must_use = "futures do nothing unless you `.await` or poll them"]
+pub struct Exit<S> {
+    rx: oneshot::Receiver<Exited<S>>,
+}
+
+impl<S> Future for Exit<S> {
+    type Output = Exited<S>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Exited<S>> {
+        Pin::new(&mut self.rx).poll(cx).map(|exited| {
+            exited.unwrap_or(Exited {
+                reason: StopReason::Aborted,
+                state: None,
+            })
+        })
+    }
+}
+
+impl<S> fmt::Debug for Exit<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Exit").finish_non_exhaustive()
     }
 }

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use tokio::sync::Notify;
@@ -17,18 +17,32 @@ pub(crate) struct Control {
     /// Set once, when the last serve loop has finished.
     reason: OnceLock<StopReason>,
     finished: Notify,
-    /// `stop()` called from inside the server's own handlers.
+    /// A stop was requested: every replica finishes its current request
+    /// and ends.
     stop_requested: AtomicBool,
+    /// Serve loops still running (more than one in a pool).
+    live: AtomicUsize,
 }
 
 impl Control {
-    pub(crate) fn new(name: Option<Arc<str>>) -> Arc<Self> {
+    pub(crate) fn new(name: Option<Arc<str>>, replicas: usize) -> Arc<Self> {
         Arc::new(Control {
             name,
             reason: OnceLock::new(),
             finished: Notify::new(),
             stop_requested: AtomicBool::new(false),
+            live: AtomicUsize::new(replicas),
         })
+    }
+
+    /// A serve loop ended; `true` for the last one, which finishes the
+    /// server for everyone.
+    pub(crate) fn replica_ended(&self) -> bool {
+        self.live.fetch_sub(1, Ordering::AcqRel) == 1
+    }
+
+    pub(crate) fn request_stop(&self) {
+        self.stop_requested.store(true, Ordering::Release);
     }
 
     /// Identifies the server for self-call detection.
@@ -57,7 +71,7 @@ impl Control {
             .map_or(CallError::Closed, StopReason::call_error)
     }
 
-    async fn closed(&self) -> StopReason {
+    pub(crate) async fn closed_reason(&self) -> StopReason {
         loop {
             let mut notified = pin!(self.finished.notified());
             notified.as_mut().enable();
@@ -97,12 +111,14 @@ impl<S: Server> Handle<S> {
     /// requests still queued get [`CallError::Closed`].
     pub async fn stop(&self) {
         if crate::call::serving(&self.control) {
-            self.control.stop_requested.store(true, Ordering::Release);
+            self.control.request_stop();
+            // Wakes the other replicas of a pool, and refuses new calls.
+            self.senders.close();
             return;
         }
         // A send error means the server is stopping or stopped already.
         let _ = self.senders.normal.send(Envelope::Stop).await;
-        self.control.closed().await;
+        self.control.closed_reason().await;
     }
 
     /// `true` once the server refuses new requests (it has stopped or is
@@ -117,7 +133,7 @@ impl<S: Server> Handle<S> {
     /// (every other handle dropped, [`stop`](Self::stop), a terminal
     /// message, a panic, or a failed `#[on_start]`).
     pub async fn closed(&self) -> StopReason {
-        self.control.closed().await
+        self.control.closed_reason().await
     }
 
     /// The name given with [`Builder::name`](crate::Builder::name), if any.

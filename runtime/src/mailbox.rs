@@ -25,6 +25,16 @@ pub(crate) struct Senders<R> {
     pub(crate) priority: Option<Sender<Envelope<R>>>,
 }
 
+impl<R> Senders<R> {
+    /// Closes both lanes for senders and receivers alike.
+    pub(crate) fn close(&self) {
+        self.normal.close();
+        if let Some(priority) = &self.priority {
+            priority.close();
+        }
+    }
+}
+
 impl<R> Clone for Senders<R> {
     fn clone(&self) -> Self {
         Senders {

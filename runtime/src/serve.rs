@@ -4,68 +4,124 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::oneshot;
 use tokio::time::{Instant, Sleep};
 
 use crate::__private::Message;
 use crate::call::serving_scope;
-use crate::error::StopReason;
+use crate::error::{CallError, StopReason};
 use crate::handle::Control;
 use crate::mailbox::{Envelope, Mailbox};
 use crate::reply::panic_scope::catch;
+use crate::restart::Restarts;
 use crate::server::{PanicPolicy, Server};
 
 /// Shortest `#[every]` period; shorter ones are raised to it so a zero
 /// period cannot spin the loop.
 const MIN_PERIOD: Duration = Duration::from_millis(1);
 
-/// Runs `state` until it stops, then releases every queued caller.
-pub(crate) async fn serve<S: Server>(
-    state: S,
-    mailbox: Mailbox<S::Request>,
-    control: Arc<Control>,
-    on_panic: PanicPolicy,
-) {
-    let mut finish = Finish {
+/// How a server ended, delivered by [`Exit`](crate::Exit).
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Exited<S> {
+    /// Why it stopped.
+    pub reason: StopReason,
+    /// The final state, after `#[on_stop]`. `None` when a terminal message
+    /// consumed it, when the server never started, when its runtime shut
+    /// down, and for pools.
+    pub state: Option<S>,
+}
+
+/// Everything one serve loop (one replica) needs.
+pub(crate) struct Replica<S: Server> {
+    pub(crate) state: S,
+    pub(crate) mailbox: Mailbox<S::Request>,
+    pub(crate) control: Arc<Control>,
+    pub(crate) on_panic: PanicPolicy,
+    pub(crate) restarts: Option<Restarts<S>>,
+    pub(crate) exit: Option<oneshot::Sender<Exited<S>>>,
+}
+
+/// Runs one replica until it stops for good (restarting it if its policy
+/// says so), then, if it is the last replica, releases every queued caller.
+pub(crate) async fn serve<S: Server>(replica: Replica<S>) {
+    let Replica {
+        state,
         mailbox,
         control,
-        reason: None,
+        on_panic,
+        mut restarts,
+        exit,
+    } = replica;
+    let mut finish = Finish {
+        mailbox,
+        control: control.clone(),
+        exited: None,
+        exit,
     };
-    let control = finish.control.clone();
-    let run = run(state, &mut finish.mailbox, &control, on_panic);
-    finish.reason = Some(serving_scope(&control, run).await);
+    let mailbox = &mut finish.mailbox;
+    let exited = serving_scope(&control, async {
+        let mut state = state;
+        loop {
+            let (reason, started, state_back) = run(state, mailbox, &control, on_panic).await;
+            let restartable =
+                matches!(reason, StopReason::Panicked(_) | StopReason::StartFailed(_));
+            if restartable && let Some(next) = restarts.as_mut().and_then(|r| r.next(started)) {
+                drop(state_back);
+                state = next;
+                continue;
+            }
+            break Exited {
+                reason,
+                state: state_back,
+            };
+        }
+    })
+    .await;
+    finish.exited = Some(exited);
 }
 
-/// Closes and drains the mailbox on every exit path, including a serve
-/// task dropped mid-await by a runtime shutdown. Without it, queued
-/// callers would wait forever: the channel keeps their requests alive
-/// while any handle exists.
-struct Finish<R: Message> {
-    mailbox: Mailbox<R>,
+/// Runs on every exit path of a replica, including a serve task dropped
+/// mid-await by a runtime shutdown. The last replica closes and drains the
+/// mailbox: without it, queued callers would wait forever, because the
+/// channel keeps their requests alive while any handle exists.
+struct Finish<S: Server> {
+    mailbox: Mailbox<S::Request>,
     control: Arc<Control>,
-    reason: Option<StopReason>,
+    exited: Option<Exited<S>>,
+    exit: Option<oneshot::Sender<Exited<S>>>,
 }
 
-impl<R: Message> Drop for Finish<R> {
+impl<S: Server> Drop for Finish<S> {
     fn drop(&mut self) {
-        let reason = self.reason.take().unwrap_or(StopReason::Aborted);
-        let error = reason.call_error();
-        self.control.set_reason(reason);
-        self.mailbox.close_and_drain(&error);
-        self.control.notify_finished();
+        let exited = self.exited.take().unwrap_or(Exited {
+            reason: StopReason::Aborted,
+            state: None,
+        });
+        if self.control.replica_ended() {
+            self.control.set_reason(exited.reason.clone());
+            self.mailbox.close_and_drain(&exited.reason.call_error());
+            self.control.notify_finished();
+        }
+        if let Some(exit) = self.exit.take() {
+            let _ = exit.send(exited);
+        }
     }
 }
 
-/// The serial loop: start, serve requests and timers one at a time, stop.
+/// The serial loop for one instance of the state: start, serve requests
+/// and timers one at a time, stop. Returns why it stopped, whether
+/// `#[on_start]` succeeded, and the state unless a terminal message took it.
 async fn run<S: Server>(
     mut state: S,
     mailbox: &mut Mailbox<S::Request>,
     control: &Control,
     on_panic: PanicPolicy,
-) -> StopReason {
+) -> (StopReason, bool, Option<S>) {
     match catch(state.on_start()).await {
         Ok(Ok(())) => {}
-        Ok(Err(why)) => return StopReason::StartFailed(why),
-        Err(panic) => return StopReason::Panicked(panic),
+        Ok(Err(why)) => return (StopReason::StartFailed(why), false, Some(state)),
+        Err(panic) => return (StopReason::Panicked(panic), false, Some(state)),
     }
     let mut timers = Timers::new(state.periods());
     let reason = loop {
@@ -89,10 +145,23 @@ async fn run<S: Server>(
             envelope = mailbox.recv() => envelope,
         };
         let mut request = match envelope {
+            None if control.stop_requested() => break StopReason::Stopped,
             None => break StopReason::HandlesDropped,
-            Some(Envelope::Stop) => break StopReason::Stopped,
+            Some(Envelope::Stop) => {
+                control.request_stop();
+                mailbox.close();
+                break StopReason::Stopped;
+            }
             Some(Envelope::Request(request)) => request,
         };
+        if control.stop_requested() {
+            // Another replica of a pool took the stop first: this request
+            // came after it.
+            if let Some(reply) = request.reply_slot() {
+                reply.fail(CallError::Closed);
+            }
+            break StopReason::Stopped;
+        }
         if request
             .reply_slot()
             .is_some_and(|reply| reply.is_abandoned())
@@ -105,7 +174,7 @@ async fn run<S: Server>(
             mailbox.close();
             let _ = catch(state.on_stop()).await;
             let _ = catch(state.consume(request)).await;
-            return StopReason::Terminal;
+            return (StopReason::Terminal, true, None);
         }
         if let Err(panic) = catch(state.dispatch(request)).await
             && on_panic == PanicPolicy::Stop
@@ -116,9 +185,8 @@ async fn run<S: Server>(
             break StopReason::Stopped;
         }
     };
-    mailbox.close();
     let _ = catch(state.on_stop()).await;
-    reason
+    (reason, true, Some(state))
 }
 
 /// The `#[every]` timers of one server, driven by a single sleep.

@@ -1,0 +1,147 @@
+//! Restarting a server whose handler panicked (OTP's supervisor, for one
+//! server): a factory rebuilds the state, within a restart intensity.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// When and how to restart a server: pass to
+/// [`Builder::restart`](crate::Builder::restart).
+///
+/// After a handler panics (and, with
+/// [`on_start_failure`](Self::on_start_failure), after `#[on_start]`
+/// fails), `#[on_stop]` runs for the broken instance, `factory` builds a new
+/// state, `#[on_start]` runs for it, and serving continues **from the same
+/// mailbox**: requests queued across the restart are served by the new
+/// instance, and every handle stays valid. The call that panicked still gets
+/// [`CallError::Panicked`](crate::CallError::Panicked).
+///
+/// At most [`max_restarts`](Self::max_restarts) restarts (default 3) may
+/// happen within any [`window`](Self::window) (default 5 seconds); one more
+/// and the server stops for good, as without a policy. Restarts older than
+/// the window no longer count.
+///
+/// ```
+/// use std::time::Duration;
+/// use switchboard::{server, Builder, CallError, Restart};
+///
+/// #[derive(Default)]
+/// struct Flaky { calls: u32 }
+///
+/// #[server]
+/// impl Flaky {
+///     fn call(&mut self, fail: bool) -> u32 {
+///         assert!(!fail, "asked to fail");
+///         self.calls += 1;
+///         self.calls
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let flaky = Builder::new(Flaky::default())
+///     .restart(Restart::new(Flaky::default).max_restarts(5).window(Duration::from_secs(10)))
+///     .spawn();
+/// assert_eq!(flaky.call(false).await, Ok(1));
+/// assert!(matches!(flaky.call(true).await, Err(CallError::Panicked(_))));
+/// assert_eq!(flaky.call(false).await, Ok(1)); // a fresh state, same handle
+/// # }
+/// ```
+pub struct Restart<S> {
+    factory: Arc<dyn Fn() -> S + Send + Sync>,
+    max_restarts: usize,
+    window: Duration,
+    on_start_failure: bool,
+}
+
+impl<S> Restart<S> {
+    /// Restarts with states built by `factory`.
+    pub fn new(factory: impl Fn() -> S + Send + Sync + 'static) -> Self {
+        Restart {
+            factory: Arc::new(factory),
+            max_restarts: 3,
+            window: Duration::from_secs(5),
+            on_start_failure: false,
+        }
+    }
+
+    /// At most `max` restarts within one [`window`](Self::window).
+    pub fn max_restarts(mut self, max: usize) -> Self {
+        self.max_restarts = max;
+        self
+    }
+
+    /// The time window the restart limit counts in.
+    pub fn window(mut self, window: Duration) -> Self {
+        self.window = window;
+        self
+    }
+
+    /// Also restart when `#[on_start]` fails or panics (off by default:
+    /// a server that cannot start usually cannot start a moment later
+    /// either).
+    pub fn on_start_failure(mut self, restart: bool) -> Self {
+        self.on_start_failure = restart;
+        self
+    }
+
+    pub(crate) fn tracker(&self) -> Restarts<S> {
+        Restarts {
+            policy: self.clone(),
+            recent: VecDeque::new(),
+        }
+    }
+}
+
+impl<S> Clone for Restart<S> {
+    fn clone(&self) -> Self {
+        Restart {
+            factory: self.factory.clone(),
+            max_restarts: self.max_restarts,
+            window: self.window,
+            on_start_failure: self.on_start_failure,
+        }
+    }
+}
+
+impl<S> fmt::Debug for Restart<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Restart")
+            .field("max_restarts", &self.max_restarts)
+            .field("window", &self.window)
+            .field("on_start_failure", &self.on_start_failure)
+            .finish()
+    }
+}
+
+/// One serve loop's restart history.
+pub(crate) struct Restarts<S> {
+    policy: Restart<S>,
+    recent: VecDeque<Instant>,
+}
+
+impl<S> Restarts<S> {
+    /// A new state if the policy allows another restart after a stop for
+    /// this reason, counting it.
+    pub(crate) fn next(&mut self, started: bool) -> Option<S> {
+        if !started && !self.policy.on_start_failure {
+            return None;
+        }
+        let now = Instant::now();
+        while self
+            .recent
+            .front()
+            .is_some_and(|at| now.duration_since(*at) >= self.policy.window)
+        {
+            self.recent.pop_front();
+        }
+        if self.recent.len() >= self.policy.max_restarts {
+            return None;
+        }
+        self.recent.push_back(now);
+        Some((self.policy.factory)())
+    }
+}
