@@ -41,8 +41,14 @@ pub struct Builder<S: Server> {
     name: Option<Arc<str>>,
     on_panic: PanicPolicy,
     restart: Option<Restart<S>>,
-    /// `n - 1` extra replicas for a pool, made by cloning the server.
-    replicate: Option<(usize, fn(&S) -> S)>,
+    pool: Option<Pool<S>>,
+}
+
+/// A pool's size, and how its extra replicas are made (`S::clone`, which
+/// only a `Clone` server has).
+struct Pool<S> {
+    replicas: usize,
+    clone: fn(&S) -> S,
 }
 
 impl<S: Server> Builder<S> {
@@ -55,7 +61,7 @@ impl<S: Server> Builder<S> {
             name: None,
             on_panic: S::OPTIONS.on_panic,
             restart: None,
-            replicate: None,
+            pool: None,
         }
     }
 
@@ -112,7 +118,7 @@ impl<S: Server> Builder<S> {
     }
 
     fn start(self, want_exit: bool) -> (S::Handle, Option<Exit<S>>) {
-        let replicas = self.replicate.map_or(1, |(n, _)| n);
+        let replicas = self.pool.as_ref().map_or(1, |pool| pool.replicas);
         let (senders, mailbox) = mailbox(self.capacity, S::OPTIONS.priority_lane);
         let control = Control::new(self.name, replicas);
         let (exit_tx, exit) = if want_exit && replicas == 1 {
@@ -121,10 +127,10 @@ impl<S: Server> Builder<S> {
         } else {
             (None, None)
         };
-        if let Some((n, clone)) = self.replicate {
-            for _ in 1..n {
+        if let Some(pool) = &self.pool {
+            for _ in 1..pool.replicas {
                 tokio::spawn(serve(Replica {
-                    state: clone(&self.server),
+                    state: (pool.clone)(&self.server),
                     mailbox: mailbox.clone(),
                     control: control.clone(),
                     on_panic: self.on_panic,
@@ -171,7 +177,10 @@ impl<S: Server + Clone> Builder<S> {
     /// `#[priority]` requests go to whichever replica is free first. Zero is
     /// raised to one.
     pub fn pool(mut self, replicas: usize) -> Self {
-        self.replicate = Some((replicas.max(1), S::clone));
+        self.pool = Some(Pool {
+            replicas: replicas.max(1),
+            clone: S::clone,
+        });
         self
     }
 }
@@ -184,7 +193,7 @@ impl<S: Server> fmt::Debug for Builder<S> {
             .field("name", &self.name)
             .field("on_panic", &self.on_panic)
             .field("restart", &self.restart)
-            .field("replicas", &self.replicate.map_or(1, |(n, _)| n))
+            .field("replicas", &self.pool.as_ref().map_or(1, |pool| pool.replicas))
             .finish()
     }
 }
