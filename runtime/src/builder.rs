@@ -193,7 +193,10 @@ impl<S: Server> fmt::Debug for Builder<S> {
             .field("name", &self.name)
             .field("on_panic", &self.on_panic)
             .field("restart", &self.restart)
-            .field("replicas", &self.pool.as_ref().map_or(1, |pool| pool.replicas))
+            .field(
+                "replicas",
+                &self.pool.as_ref().map_or(1, |pool| pool.replicas),
+            )
             .finish()
     }
 }
