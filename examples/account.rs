@@ -7,7 +7,8 @@ use switchboard::{CallError, Server, server};
 
 /// The state: one balance, owned by the server task.
 pub struct Account {
-    balance: u64,
+    /// The money in the account.
+    pub balance: u64,
 }
 
 /// A withdrawal larger than the balance.

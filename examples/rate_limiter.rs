@@ -35,6 +35,18 @@ pub struct RateLimiter {
     totals: BTreeMap<String, Counts>,
 }
 
+impl RateLimiter {
+    /// A limiter allowing `limit` checks per key in each `window`.
+    pub fn new(limit: u32, window: Duration) -> Self {
+        RateLimiter {
+            limit,
+            window,
+            used: HashMap::new(),
+            totals: BTreeMap::new(),
+        }
+    }
+}
+
 #[server(capacity = 256)]
 impl RateLimiter {
     /// Decides whether `key` may make one more request in this window.
@@ -67,13 +79,7 @@ impl RateLimiter {
 
 #[tokio::main]
 async fn main() -> Result<(), CallError> {
-    let limiter = RateLimiter {
-        limit: 5,
-        window: Duration::from_millis(100),
-        used: HashMap::new(),
-        totals: BTreeMap::new(),
-    }
-    .spawn();
+    let limiter = RateLimiter::new(5, Duration::from_millis(100)).spawn();
 
     // Twelve clients on three IPs, each making 20 requests 10ms apart:
     // 4 clients x 10 requests per 100ms window per IP, limit 5.
