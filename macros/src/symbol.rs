@@ -28,6 +28,7 @@ pub const RESERVED: &[&str] = &[
     "closed",
     "name",
     "queued",
+    "downgrade",
     "clone",
     "fmt",
     "from",

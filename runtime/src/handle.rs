@@ -146,6 +146,58 @@ impl<S: Server> Handle<S> {
     pub fn queued(&self) -> usize {
         self.senders.normal.len() + self.senders.priority.as_ref().map_or(0, |p| p.len())
     }
+
+    /// A handle that does not keep the server alive: for a server that
+    /// needs to reach itself later (a task it spawned reporting back), or
+    /// for observers that should not prevent shutdown.
+    pub fn downgrade(&self) -> WeakHandle<S> {
+        WeakHandle {
+            normal: self.senders.normal.downgrade(),
+            priority: self.senders.priority.as_ref().map(|p| p.downgrade()),
+            control: self.control.clone(),
+        }
+    }
+}
+
+/// A handle that does not keep its server alive; see
+/// [`Handle::downgrade`].
+pub struct WeakHandle<S: Server> {
+    normal: async_channel::WeakSender<Envelope<S::Request>>,
+    priority: Option<async_channel::WeakSender<Envelope<S::Request>>>,
+    control: Arc<Control>,
+}
+
+impl<S: Server> WeakHandle<S> {
+    /// A full handle, or `None` once the server has stopped or every full
+    /// handle is gone.
+    pub fn upgrade(&self) -> Option<S::Handle> {
+        let normal = self.normal.upgrade()?;
+        let priority = match &self.priority {
+            Some(weak) => Some(weak.upgrade()?),
+            None => None,
+        };
+        let senders = Senders { normal, priority };
+        Some(S::Handle::from(Handle::new(senders, self.control.clone())))
+    }
+}
+
+impl<S: Server> Clone for WeakHandle<S> {
+    fn clone(&self) -> Self {
+        WeakHandle {
+            normal: self.normal.clone(),
+            priority: self.priority.clone(),
+            control: self.control.clone(),
+        }
+    }
+}
+
+impl<S: Server> fmt::Debug for WeakHandle<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WeakHandle")
+            .field("server", &std::any::type_name::<S>())
+            .field("name", &self.control.name.as_deref())
+            .finish()
+    }
 }
 
 impl<S: Server> Clone for Handle<S> {

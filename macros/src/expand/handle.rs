@@ -89,6 +89,12 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
             pub fn queued(&self) -> usize {
                 self.0.queued()
             }
+
+            /// A handle that does not keep the server alive; `upgrade()` it
+            /// to call. See `switchboard::Handle::downgrade`.
+            pub fn downgrade(&self) -> #private::WeakHandle<#self_ty> {
+                self.0.downgrade()
+            }
         }
     }
 }
