@@ -1,0 +1,12 @@
+use switchboard::server;
+
+struct Link;
+
+#[server]
+impl Link {
+    fn downgrade(&mut self) -> u8 {
+        0
+    }
+}
+
+fn main() {}
