@@ -77,15 +77,8 @@ fn desk() -> (Desk, Arc<AtomicUsize>) {
 
 /// Holds the server inside a handler; returns the notify that releases it.
 async fn hold(handle: &DeskHandle) -> Arc<Notify> {
-    let entered = Arc::new(Notify::new());
-    let release = Arc::new(Notify::new());
-    let _held = tokio::spawn({
-        let handle = handle.clone();
-        let (entered, release) = (entered.clone(), release.clone());
-        async move { handle.hold(entered, release).await }
-    });
-    entered.notified().await;
-    release
+    let handle = handle.clone();
+    common::hold(move |entered, release| async move { handle.hold(entered, release).await }).await
 }
 
 #[tokio::test(start_paused = true)]

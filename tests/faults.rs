@@ -66,15 +66,8 @@ fn worker() -> (Worker, Arc<AtomicUsize>, Arc<AtomicUsize>) {
 
 /// Holds the server inside a handler until the returned notify fires.
 async fn hold(handle: &WorkerHandle) -> Arc<Notify> {
-    let entered = Arc::new(Notify::new());
-    let release = Arc::new(Notify::new());
-    let _held = tokio::spawn({
-        let handle = handle.clone();
-        let (entered, release) = (entered.clone(), release.clone());
-        async move { handle.hold(entered, release).await }
-    });
-    entered.notified().await;
-    release
+    let handle = handle.clone();
+    common::hold(move |entered, release| async move { handle.hold(entered, release).await }).await
 }
 
 /// Queues `n` `serve` calls behind a held server.

@@ -22,3 +22,21 @@ pub const LIMIT: Duration = Duration::from_secs(10);
 /// fails at once while a test that sleeps for minutes of paused time passes.
 #[allow(dead_code)]
 pub const PAUSED_LIMIT: Duration = Duration::from_secs(3600);
+
+/// Holds a server inside a handler so that later requests queue up behind
+/// it. `start` sends the holding call, given the `entered` and `release`
+/// notifies its handler must use; returns once the handler has entered,
+/// with the notify that releases it.
+#[allow(dead_code)]
+pub async fn hold<F, Fut>(start: F) -> std::sync::Arc<tokio::sync::Notify>
+where
+    F: FnOnce(std::sync::Arc<tokio::sync::Notify>, std::sync::Arc<tokio::sync::Notify>) -> Fut,
+    Fut: Future + Send + 'static,
+    Fut::Output: Send,
+{
+    let entered = std::sync::Arc::new(tokio::sync::Notify::new());
+    let release = std::sync::Arc::new(tokio::sync::Notify::new());
+    let _held = tokio::spawn(start(entered.clone(), release.clone()));
+    entered.notified().await;
+    release
+}
