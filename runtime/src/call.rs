@@ -18,19 +18,9 @@ use crate::mailbox::{Envelope, Senders};
 use crate::reply::{self, ReplyReceiver};
 use crate::server::Server;
 
-tokio::task_local! {
-    /// The server whose loop is running on this task (its `Control` id).
-    static SERVING: usize;
-}
-
-/// Runs a serve loop with the self-call marker set.
-pub(crate) async fn serving_scope<F: Future>(control: &Arc<Control>, fut: F) -> F::Output {
-    SERVING.scope(control.id(), fut).await
-}
-
 /// `true` when called from a handler, hook or timer of this very server.
 pub(crate) fn serving(control: &Arc<Control>) -> bool {
-    SERVING.try_with(|id| *id == control.id()).unwrap_or(false)
+    crate::scope::serving(control.id())
 }
 
 /// A call to a server, returned by every generated handle method.

@@ -19,6 +19,7 @@ mod handle;
 mod mailbox;
 mod reply;
 mod restart;
+mod scope;
 mod serve;
 mod server;
 mod subscription;

@@ -111,9 +111,11 @@ impl<R> Lane<R> {
         }
     }
 
+    /// The next envelope, waiting for one; `None` once the lane is closed
+    /// and empty (and from then on).
     async fn take(&mut self) -> Option<Envelope<R>> {
         if self.done {
-            return std::future::pending().await;
+            return None;
         }
         match self.rx.recv().await {
             Ok(envelope) => Some(envelope),
@@ -131,6 +133,15 @@ impl<R: Message> Mailbox<R> {
     ///
     /// Cancel-safe: dropping the future loses nothing.
     pub(crate) async fn recv(&mut self) -> Option<Envelope<R>> {
+        if self.priority.is_none() {
+            // One lane: its own receive already tries before it waits.
+            if self.normal.done {
+                return None;
+            }
+            let envelope = self.normal.rx.recv().await.ok();
+            self.normal.done = envelope.is_none();
+            return envelope;
+        }
         loop {
             if let Some(envelope) = self.try_recv() {
                 return Some(envelope);
@@ -141,11 +152,12 @@ impl<R: Message> Mailbox<R> {
             }
             // Both lanes are empty: wait for whichever fills first. A lane
             // that reports closed is marked done and the loop looks again.
+            let normal_done = self.normal.done;
             let envelope = match &mut self.priority {
                 Some(priority) if !priority.done => tokio::select! {
                     biased;
                     envelope = priority.take() => envelope.map(|e| (e, true)),
-                    envelope = self.normal.take() => envelope.map(|e| (e, false)),
+                    envelope = self.normal.take(), if !normal_done => envelope.map(|e| (e, false)),
                 },
                 _ => self.normal.take().await.map(|e| (e, false)),
             };

@@ -6,10 +6,8 @@
 //! loop (`fail`), or by its `Drop`, which answers `NoReply`, or `Panicked`
 //! when the drop happens while a handler unwinds.
 
-use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -89,7 +87,7 @@ impl<T: 'static> Drop for Reply<T> {
         if std::thread::panicking() {
             // The panic message is not known yet; the serve loop answers
             // with it once it has caught the panic.
-            panic_scope::defer(Box::new(move |msg: &PanicMessage| {
+            crate::scope::defer(Box::new(move |msg: &PanicMessage| {
                 let _ = tx.send(Err(CallError::Panicked(msg.clone())));
             }));
         } else {
@@ -145,74 +143,5 @@ impl<T> Future for ReplyReceiver<T> {
                 // lost with the whole runtime.
                 Err(_) => Err(CallError::Closed),
             })
-    }
-}
-
-/// Catches panics of a future, poll by poll, and answers every [`Reply`]
-/// that the unwinding dropped with the panic's message.
-pub(crate) mod panic_scope {
-    use super::*;
-
-    type Victim = Box<dyn FnOnce(&PanicMessage)>;
-
-    thread_local! {
-        /// Replies dropped during an unwind, waiting for the panic message.
-        /// `None` outside a [`CatchUnwind`] poll.
-        static VICTIMS: RefCell<Option<Vec<Victim>>> = const { RefCell::new(None) };
-    }
-
-    pub(super) fn defer(victim: Victim) {
-        let unanswered = VICTIMS.with(|cell| match cell.borrow_mut().as_mut() {
-            Some(victims) => {
-                victims.push(victim);
-                None
-            }
-            None => Some(victim),
-        });
-        // Dropped by a panicking thread that no serve loop watches, e.g. a
-        // task the handler spawned with the reply.
-        if let Some(victim) = unanswered {
-            victim(&PanicMessage::new("the task holding the reply panicked"));
-        }
-    }
-
-    pin_project_lite::pin_project! {
-        /// A future that turns a panic while polling into `Err(message)`.
-        pub(crate) struct CatchUnwind<F> {
-            #[pin]
-            inner: F,
-        }
-    }
-
-    pub(crate) fn catch<F: Future>(inner: F) -> CatchUnwind<F> {
-        CatchUnwind { inner }
-    }
-
-    impl<F: Future> Future for CatchUnwind<F> {
-        type Output = Result<F::Output, PanicMessage>;
-
-        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-            let inner = self.project().inner;
-            let outer = VICTIMS.with(|cell| cell.borrow_mut().replace(Vec::new()));
-            let result = catch_unwind(AssertUnwindSafe(|| inner.poll(cx)));
-            let victims = VICTIMS.with(|cell| std::mem::replace(&mut *cell.borrow_mut(), outer));
-            let victims = victims.unwrap_or_default();
-            match result {
-                Ok(poll) => {
-                    // A panic that the handler caught itself still dropped
-                    // these replies mid-unwind.
-                    if !victims.is_empty() {
-                        let msg = PanicMessage::new("a panic inside the handler dropped the reply");
-                        victims.into_iter().for_each(|victim| victim(&msg));
-                    }
-                    poll.map(Ok)
-                }
-                Err(payload) => {
-                    let msg = PanicMessage::from_payload(&*payload);
-                    victims.into_iter().for_each(|victim| victim(&msg));
-                    Poll::Ready(Err(msg))
-                }
-            }
-        }
     }
 }

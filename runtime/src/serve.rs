@@ -8,12 +8,11 @@ use tokio::sync::oneshot;
 use tokio::time::{Instant, Sleep};
 
 use crate::__private::Message;
-use crate::call::serving_scope;
 use crate::error::{CallError, StopReason};
 use crate::handle::Control;
 use crate::mailbox::{Envelope, Mailbox};
-use crate::reply::panic_scope::catch;
 use crate::restart::Restarts;
+use crate::scope::catch;
 use crate::server::{PanicPolicy, Server};
 
 /// Shortest `#[every]` period; shorter ones are raised to it so a zero
@@ -59,25 +58,21 @@ pub(crate) async fn serve<S: Server>(replica: Replica<S>) {
         exited: None,
         exit,
     };
-    let mailbox = &mut finish.mailbox;
-    let exited = serving_scope(&control, async {
-        let mut state = state;
-        loop {
-            let (reason, started, state_back) = run(state, mailbox, &control, on_panic).await;
-            let restartable =
-                matches!(reason, StopReason::Panicked(_) | StopReason::StartFailed(_));
-            if restartable && let Some(next) = restarts.as_mut().and_then(|r| r.next(started)) {
-                drop(state_back);
-                state = next;
-                continue;
-            }
-            break Exited {
-                reason,
-                state: state_back,
-            };
+    let mut state = state;
+    let exited = loop {
+        let (reason, started, state_back) =
+            run(state, &mut finish.mailbox, &control, on_panic).await;
+        let restartable = matches!(reason, StopReason::Panicked(_) | StopReason::StartFailed(_));
+        if restartable && let Some(next) = restarts.as_mut().and_then(|r| r.next(started)) {
+            drop(state_back);
+            state = next;
+            continue;
         }
-    })
-    .await;
+        break Exited {
+            reason,
+            state: state_back,
+        };
+    };
     finish.exited = Some(exited);
 }
 
@@ -115,10 +110,11 @@ impl<S: Server> Drop for Finish<S> {
 async fn run<S: Server>(
     mut state: S,
     mailbox: &mut Mailbox<S::Request>,
-    control: &Control,
+    control: &Arc<Control>,
     on_panic: PanicPolicy,
 ) -> (StopReason, bool, Option<S>) {
-    match catch(state.on_start()).await {
+    let id = control.id();
+    match catch(id, state.on_start()).await {
         Ok(Ok(())) => {}
         Ok(Err(why)) => return (StopReason::StartFailed(why), false, Some(state)),
         Err(panic) => return (StopReason::Panicked(panic), false, Some(state)),
@@ -127,22 +123,26 @@ async fn run<S: Server>(
     let reason = loop {
         // Timers first: a due tick is never starved by a busy mailbox, and
         // a tick that overruns its period is not repeated in a burst.
-        let envelope = tokio::select! {
-            biased;
-            timer = timers.due() => {
-                let ticked = catch(state.tick(timer)).await;
-                timers.reschedule(timer);
-                if let Err(panic) = ticked
-                    && on_panic == PanicPolicy::Stop
-                {
-                    break StopReason::Panicked(panic);
+        let envelope = if timers.is_empty() {
+            mailbox.recv().await
+        } else {
+            tokio::select! {
+                biased;
+                timer = timers.due() => {
+                    let ticked = catch(id, state.tick(timer)).await;
+                    timers.reschedule(timer);
+                    if let Err(panic) = ticked
+                        && on_panic == PanicPolicy::Stop
+                    {
+                        break StopReason::Panicked(panic);
+                    }
+                    if control.stop_requested() {
+                        break StopReason::Stopped;
+                    }
+                    continue;
                 }
-                if control.stop_requested() {
-                    break StopReason::Stopped;
-                }
-                continue;
+                envelope = mailbox.recv() => envelope,
             }
-            envelope = mailbox.recv() => envelope,
         };
         let mut request = match envelope {
             None if control.stop_requested() => break StopReason::Stopped,
@@ -172,11 +172,11 @@ async fn run<S: Server>(
             // `on_stop` needs the state, which the terminal method
             // consumes, so it runs first.
             mailbox.close();
-            let _ = catch(state.on_stop()).await;
-            let _ = catch(state.consume(request)).await;
+            let _ = catch(id, state.on_stop()).await;
+            let _ = catch(id, state.consume(request)).await;
             return (StopReason::Terminal, true, None);
         }
-        if let Err(panic) = catch(state.dispatch(request)).await
+        if let Err(panic) = catch(id, state.dispatch(request)).await
             && on_panic == PanicPolicy::Stop
         {
             break StopReason::Panicked(panic);
@@ -185,7 +185,7 @@ async fn run<S: Server>(
             break StopReason::Stopped;
         }
     };
-    let _ = catch(state.on_stop()).await;
+    let _ = catch(id, state.on_stop()).await;
     (reason, true, Some(state))
 }
 
@@ -207,6 +207,10 @@ impl Timers {
             next,
             sleep,
         }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.periods.is_empty()
     }
 
     /// Waits for the earliest due timer and returns its index.

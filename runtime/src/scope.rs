@@ -1,0 +1,104 @@
+//! What runs on this thread right now: the handler, hook or timer of which
+//! server. Set around every poll of server code, it serves two purposes:
+//! catching panics (and answering the replies they dropped with the panic's
+//! message), and detecting a server that calls itself.
+//!
+//! One thread-local, touched once per poll: cheaper than a task-local
+//! around the whole serve task.
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use crate::error::PanicMessage;
+
+/// Answers one reply dropped during an unwind, once the message is known.
+pub(crate) type Victim = Box<dyn FnOnce(&PanicMessage)>;
+
+struct Scope {
+    /// The id of the server whose code is being polled; 0 for none.
+    serving: Cell<usize>,
+    /// Replies dropped during an unwind, waiting for the panic message.
+    victims: RefCell<Vec<Victim>>,
+}
+
+thread_local! {
+    static SCOPE: Scope = const {
+        Scope {
+            serving: Cell::new(0),
+            victims: RefCell::new(Vec::new()),
+        }
+    };
+}
+
+/// `true` when called from code of the server `id`.
+pub(crate) fn serving(id: usize) -> bool {
+    SCOPE.with(|scope| scope.serving.get() == id)
+}
+
+/// Called by a reply dropped while its thread panics.
+pub(crate) fn defer(victim: Victim) {
+    let unanswered = SCOPE.with(|scope| {
+        if scope.serving.get() == 0 {
+            Some(victim)
+        } else {
+            scope.victims.borrow_mut().push(victim);
+            None
+        }
+    });
+    // Dropped by a panicking thread that no serve loop watches, e.g. a task
+    // the handler spawned with the reply.
+    if let Some(victim) = unanswered {
+        victim(&PanicMessage::new("the task holding the reply panicked"));
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Polls server code inside the scope of server `server`, turning a
+    /// panic into `Err(message)`.
+    pub(crate) struct CatchUnwind<F> {
+        #[pin]
+        inner: F,
+        server: usize,
+    }
+}
+
+/// `inner`, run as code of the server `server`.
+pub(crate) fn catch<F: Future>(server: usize, inner: F) -> CatchUnwind<F> {
+    CatchUnwind { inner, server }
+}
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, PanicMessage>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let inner = this.inner;
+        let server = *this.server;
+        SCOPE.with(|scope| {
+            let outer = scope.serving.replace(server);
+            let result = catch_unwind(AssertUnwindSafe(|| inner.poll(cx)));
+            scope.serving.set(outer);
+            let panicked = match &result {
+                Ok(_) if scope.victims.borrow().is_empty() => None,
+                // A panic that the handler caught itself still dropped these
+                // replies mid-unwind.
+                Ok(_) => Some(PanicMessage::new(
+                    "a panic inside the handler dropped the reply",
+                )),
+                Err(payload) => Some(PanicMessage::from_payload(&**payload)),
+            };
+            if let Some(message) = &panicked {
+                let victims = std::mem::take(&mut *scope.victims.borrow_mut());
+                victims.into_iter().for_each(|victim| victim(message));
+            }
+            match (result, panicked) {
+                (Err(_), Some(message)) => Poll::Ready(Err(message)),
+                (Ok(poll), _) => poll.map(Ok),
+                (Err(_), None) => unreachable!("a caught panic has a message"),
+            }
+        })
+    }
+}
