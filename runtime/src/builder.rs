@@ -130,22 +130,24 @@ impl<S: Server> Builder<S> {
         if let Some(pool) = &self.pool {
             for _ in 1..pool.replicas {
                 tokio::spawn(serve(Replica {
-                    state: (pool.clone)(&self.server),
+                    state: Some((pool.clone)(&self.server)),
                     mailbox: mailbox.clone(),
                     control: control.clone(),
                     on_panic: self.on_panic,
-                    restarts: self.restart.as_ref().map(Restart::tracker),
+                    restarts: self.restart.as_ref().map(|r| Box::new(r.tracker())),
                     exit: None,
+                    exited: None,
                 }));
             }
         }
         tokio::spawn(serve(Replica {
-            state: self.server,
+            state: Some(self.server),
             mailbox,
             control: control.clone(),
             on_panic: self.on_panic,
-            restarts: self.restart.as_ref().map(Restart::tracker),
+            restarts: self.restart.as_ref().map(|r| Box::new(r.tracker())),
             exit: exit_tx,
+            exited: None,
         }));
         let handle = S::Handle::from(Handle::new(senders, control.clone()));
         // A pool's exit reports the reason only.

@@ -31,63 +31,50 @@ pub struct Exited<S> {
     pub state: Option<S>,
 }
 
-/// Everything one serve loop (one replica) needs.
+/// Everything one serve loop (one replica) owns. It is also the loop's
+/// drop guard: it runs on every exit path of the replica, including a serve
+/// task dropped mid-await by a runtime shutdown. The last replica to end
+/// closes and drains the mailbox: without that, queued callers would wait
+/// forever, because the channel keeps their requests alive while any handle
+/// exists.
 pub(crate) struct Replica<S: Server> {
-    pub(crate) state: S,
+    pub(crate) state: Option<S>,
     pub(crate) mailbox: Mailbox<S::Request>,
     pub(crate) control: Arc<Control>,
     pub(crate) on_panic: PanicPolicy,
-    pub(crate) restarts: Option<Restarts<S>>,
+    pub(crate) restarts: Option<Box<Restarts<S>>>,
     pub(crate) exit: Option<oneshot::Sender<Exited<S>>>,
+    pub(crate) exited: Option<Exited<S>>,
 }
 
 /// Runs one replica until it stops for good (restarting it if its policy
-/// says so), then, if it is the last replica, releases every queued caller.
-pub(crate) async fn serve<S: Server>(replica: Replica<S>) {
-    let Replica {
-        state,
-        mailbox,
-        control,
-        on_panic,
-        mut restarts,
-        exit,
-    } = replica;
-    let mut finish = Finish {
-        mailbox,
-        control: control.clone(),
-        exited: None,
-        exit,
-    };
-    let mut state = state;
-    let exited = loop {
-        let (reason, started, state_back) =
-            run(state, &mut finish.mailbox, &control, on_panic).await;
+/// says so). The replica is used in place, never moved out of the future's
+/// argument, so the spawned future holds it once.
+pub(crate) async fn serve<S: Server>(mut replica: Replica<S>) {
+    loop {
+        let state = replica.state.take().expect("a state to serve");
+        let (reason, started, state_back) = run(
+            state,
+            &mut replica.mailbox,
+            &replica.control,
+            replica.on_panic,
+        )
+        .await;
         let restartable = matches!(reason, StopReason::Panicked(_) | StopReason::StartFailed(_));
-        if restartable && let Some(next) = restarts.as_mut().and_then(|r| r.next(started)) {
+        if restartable && let Some(next) = replica.restarts.as_mut().and_then(|r| r.next(started)) {
             drop(state_back);
-            state = next;
+            replica.state = Some(next);
             continue;
         }
-        break Exited {
+        replica.exited = Some(Exited {
             reason,
             state: state_back,
-        };
-    };
-    finish.exited = Some(exited);
+        });
+        return;
+    }
 }
 
-/// Runs on every exit path of a replica, including a serve task dropped
-/// mid-await by a runtime shutdown. The last replica closes and drains the
-/// mailbox: without it, queued callers would wait forever, because the
-/// channel keeps their requests alive while any handle exists.
-struct Finish<S: Server> {
-    mailbox: Mailbox<S::Request>,
-    control: Arc<Control>,
-    exited: Option<Exited<S>>,
-    exit: Option<oneshot::Sender<Exited<S>>>,
-}
-
-impl<S: Server> Drop for Finish<S> {
+impl<S: Server> Drop for Replica<S> {
     fn drop(&mut self) {
         let exited = self.exited.take().unwrap_or(Exited {
             reason: StopReason::Aborted,
@@ -119,14 +106,16 @@ async fn run<S: Server>(
         Ok(Err(why)) => return (StopReason::StartFailed(why), false, Some(state)),
         Err(panic) => return (StopReason::Panicked(panic), false, Some(state)),
     }
-    let mut timers = Timers::new(state.periods());
+    // Boxed, and only when there are timers: most servers have none, and
+    // the serve future of every server would otherwise carry them.
+    let periods = state.periods();
+    let mut timers = (!periods.is_empty()).then(|| Box::new(Timers::new(periods)));
     let reason = loop {
         // Timers first: a due tick is never starved by a busy mailbox, and
         // a tick that overruns its period is not repeated in a burst.
-        let envelope = if timers.is_empty() {
-            mailbox.recv().await
-        } else {
-            tokio::select! {
+        let envelope = match &mut timers {
+            None => mailbox.recv().await,
+            Some(timers) => tokio::select! {
                 biased;
                 timer = timers.due() => {
                     let ticked = catch(id, state.tick(timer)).await;
@@ -142,7 +131,7 @@ async fn run<S: Server>(
                     continue;
                 }
                 envelope = mailbox.recv() => envelope,
-            }
+            },
         };
         let mut request = match envelope {
             None if control.stop_requested() => break StopReason::Stopped,
@@ -193,7 +182,7 @@ async fn run<S: Server>(
 struct Timers {
     periods: Vec<Duration>,
     next: Vec<Instant>,
-    sleep: Option<Pin<Box<Sleep>>>,
+    sleep: Pin<Box<Sleep>>,
 }
 
 impl Timers {
@@ -201,7 +190,7 @@ impl Timers {
         let periods: Vec<Duration> = periods.into_iter().map(|p| p.max(MIN_PERIOD)).collect();
         let now = Instant::now();
         let next = periods.iter().map(|period| now + *period).collect();
-        let sleep = (!periods.is_empty()).then(|| Box::pin(tokio::time::sleep_until(now)));
+        let sleep = Box::pin(tokio::time::sleep_until(now));
         Timers {
             periods,
             next,
@@ -209,22 +198,16 @@ impl Timers {
         }
     }
 
-    fn is_empty(&self) -> bool {
-        self.periods.is_empty()
-    }
-
     /// Waits for the earliest due timer and returns its index.
     async fn due(&mut self) -> usize {
-        let Some(sleep) = &mut self.sleep else {
-            return std::future::pending().await;
-        };
+        let sleep = &mut self.sleep;
         let (index, at) = self
             .next
             .iter()
             .enumerate()
             .min_by_key(|(_, at)| **at)
             .map(|(index, at)| (index, *at))
-            .expect("timers exist when the sleep does");
+            .expect("there is at least one timer");
         if sleep.deadline() != at {
             sleep.as_mut().reset(at);
         }

@@ -28,7 +28,7 @@ pub enum PanicPolicy {
 
 /// The mailbox capacity when neither `#[server(capacity = N)]` nor
 /// [`Builder::capacity`] says otherwise.
-pub const DEFAULT_CAPACITY: usize = 32;
+pub const DEFAULT_CAPACITY: usize = 16;
 
 /// Per-server settings chosen by `#[server(..)]`. Generated code only.
 #[doc(hidden)]
