@@ -262,18 +262,19 @@ impl<R: Message, T> Future for CallFuture<'_, R, T> {
                 this.deadline.set(Some(tokio::time::sleep(timeout)));
             }
             let envelope = Envelope::Request(this.request.take().expect("polled once"));
-            // A server enqueueing to itself must not wait for room that
-            // only it can make.
-            if *this.try_now || from_itself {
-                match this.sender.try_send(envelope) {
-                    Ok(()) => {}
-                    Err(TrySendError::Full(_)) => return Poll::Ready(Err(CallError::Full)),
-                    Err(TrySendError::Closed(_)) => {
-                        return Poll::Ready(Err(this.control.closed_error()));
-                    }
+            // Straight in when there is room (the common case, and what the
+            // channel's own send future would try first); otherwise wait,
+            // except that a server enqueueing to itself must not wait for
+            // room that only it can make.
+            match this.sender.try_send(envelope) {
+                Ok(()) => {}
+                Err(TrySendError::Full(envelope)) if !*this.try_now && !from_itself => {
+                    this.send.set(Some(this.sender.send(envelope)));
                 }
-            } else {
-                this.send.set(Some(this.sender.send(envelope)));
+                Err(TrySendError::Full(_)) => return Poll::Ready(Err(CallError::Full)),
+                Err(TrySendError::Closed(_)) => {
+                    return Poll::Ready(Err(this.control.closed_error()));
+                }
             }
         }
 

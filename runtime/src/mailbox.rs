@@ -186,6 +186,16 @@ impl<R: Message> Mailbox<R> {
         Some(envelope)
     }
 
+    /// No priority lane: [`normal_receiver`](Self::normal_receiver) is all
+    /// there is to receive from.
+    pub(crate) fn has_one_lane(&self) -> bool {
+        self.priority.is_none()
+    }
+
+    pub(crate) fn normal_receiver(&self) -> &Receiver<Envelope<R>> {
+        &self.normal.rx
+    }
+
     /// Refuses new requests: senders fail at once from now on.
     pub(crate) fn close(&self) {
         self.normal.rx.close();
