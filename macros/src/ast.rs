@@ -282,3 +282,22 @@ fn variant_name(method: &Ident) -> Ident {
     }
     Ident::new(&out, method.span())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn variant(method: &str) -> String {
+        variant_name(&syn::parse_str::<Ident>(method).unwrap()).to_string()
+    }
+
+    #[test]
+    fn variant_names_are_pascal_case_of_the_method() {
+        assert_eq!(variant("deposit"), "Deposit");
+        assert_eq!(variant("sync_now"), "SyncNow");
+        assert_eq!(variant("r#type"), "Type");
+        assert_eq!(variant("add__one"), "AddOne");
+        assert_eq!(variant("_private"), "Private");
+        assert_eq!(variant("__"), "Underscore");
+    }
+}

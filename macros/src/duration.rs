@@ -64,3 +64,39 @@ impl Duration {
         quote!(#private::Duration::new(#secs, #nanos))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> syn::Result<u128> {
+        Duration::parse(&LitStr::new(text, proc_macro2::Span::call_site())).map(|d| d.nanos)
+    }
+
+    #[test]
+    fn every_unit_parses() {
+        assert_eq!(parse("7ns").unwrap(), 7);
+        assert_eq!(parse("7us").unwrap(), 7_000);
+        assert_eq!(parse("200ms").unwrap(), 200_000_000);
+        assert_eq!(parse("5s").unwrap(), 5_000_000_000);
+        assert_eq!(parse("2m").unwrap(), 120_000_000_000);
+        assert_eq!(parse("1h").unwrap(), 3_600_000_000_000);
+        assert_eq!(parse(" 3s ").unwrap(), 3_000_000_000);
+    }
+
+    #[test]
+    fn bad_durations_are_errors_not_panics() {
+        for text in [
+            "",
+            "s",
+            "5",
+            "5 seconds",
+            "1.5s",
+            "-1s",
+            "0ms",
+            "99999999999999999999999h",
+        ] {
+            assert!(parse(text).is_err(), "{text:?} should be refused");
+        }
+    }
+}

@@ -216,3 +216,91 @@ impl<R: Message> Mailbox<R> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reply::ReplySlot;
+
+    /// A request that is just a label.
+    struct Label(&'static str);
+
+    impl Message for Label {
+        fn reply_slot(&mut self) -> Option<&mut dyn ReplySlot> {
+            None
+        }
+    }
+
+    fn label(envelope: Option<Envelope<Label>>) -> &'static str {
+        match envelope {
+            Some(Envelope::Request(Label(text))) => text,
+            Some(Envelope::Stop) => "stop",
+            None => "none",
+        }
+    }
+
+    #[test]
+    fn priority_goes_first_but_never_more_than_a_burst_in_a_row() {
+        let (senders, mut mailbox) = mailbox::<Label>(128, true);
+        senders
+            .normal
+            .try_send(Envelope::Request(Label("normal 1")))
+            .unwrap();
+        senders
+            .normal
+            .try_send(Envelope::Request(Label("normal 2")))
+            .unwrap();
+        let priority = senders.priority.as_ref().unwrap();
+        for _ in 0..PRIORITY_BURST + 2 {
+            priority
+                .try_send(Envelope::Request(Label("urgent")))
+                .unwrap();
+        }
+        let order: Vec<_> =
+            std::iter::from_fn(|| mailbox.try_recv().map(|e| label(Some(e)))).collect();
+        let mut expected = vec!["urgent"; PRIORITY_BURST];
+        expected.push("normal 1");
+        expected.extend(["urgent", "urgent"]);
+        expected.push("normal 2");
+        assert_eq!(order, expected);
+    }
+
+    #[test]
+    fn close_and_drain_empties_both_lanes_and_refuses_new_requests() {
+        let (senders, mut mailbox) = mailbox::<Label>(4, true);
+        senders
+            .normal
+            .try_send(Envelope::Request(Label("a")))
+            .unwrap();
+        senders
+            .priority
+            .as_ref()
+            .unwrap()
+            .try_send(Envelope::Request(Label("b")))
+            .unwrap();
+        mailbox.close_and_drain(&CallError::Closed);
+        assert!(mailbox.try_recv().is_none());
+        assert!(senders.normal.try_send(Envelope::Stop).is_err());
+        assert!(senders.normal.is_closed());
+    }
+
+    #[tokio::test]
+    async fn recv_returns_none_once_every_sender_is_gone_and_the_lanes_are_empty() {
+        let (senders, mut mailbox) = mailbox::<Label>(4, true);
+        senders
+            .normal
+            .try_send(Envelope::Request(Label("last")))
+            .unwrap();
+        drop(senders);
+        assert_eq!(label(mailbox.recv().await), "last");
+        assert_eq!(label(mailbox.recv().await), "none");
+        assert_eq!(label(mailbox.recv().await), "none");
+    }
+
+    #[test]
+    fn capacity_zero_is_raised_to_one() {
+        let (senders, _mailbox) = mailbox::<Label>(0, false);
+        assert!(senders.normal.try_send(Envelope::Stop).is_ok());
+        assert!(senders.normal.try_send(Envelope::Stop).is_err());
+    }
+}

@@ -145,3 +145,37 @@ impl<S> Restarts<S> {
         Some((self.policy.factory)())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn at_most_max_restarts_within_the_window_then_none() {
+        let mut restarts = Restart::new(|| 1u8)
+            .max_restarts(2)
+            .window(Duration::from_secs(10))
+            .tracker();
+        assert_eq!(restarts.next(true), Some(1));
+        assert_eq!(restarts.next(true), Some(1));
+        assert_eq!(restarts.next(true), None);
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert_eq!(
+            restarts.next(true),
+            Some(1),
+            "old restarts stopped counting"
+        );
+    }
+
+    #[test]
+    fn start_failures_restart_only_when_asked() {
+        let mut plain = Restart::new(|| 1u8).tracker();
+        assert_eq!(plain.next(false), None);
+        let mut asked = Restart::new(|| 1u8).on_start_failure(true).tracker();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        assert_eq!(runtime.block_on(async { asked.next(false) }), Some(1));
+    }
+}

@@ -102,3 +102,48 @@ impl<F: Future> Future for CatchUnwind<F> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::CallError;
+    use crate::reply;
+
+    #[tokio::test]
+    async fn a_panic_answers_the_replies_it_dropped_with_its_message() {
+        let (first, first_rx) = reply::channel::<u32>();
+        let (second, second_rx) = reply::channel::<u32>();
+        let result = catch(7, async move {
+            let _held = (first, second);
+            panic!("broken state");
+        })
+        .await;
+        let expected = CallError::Panicked(PanicMessage::new("broken state"));
+        assert_eq!(result.map(|_: ()| ()).unwrap_err().as_str(), "broken state");
+        assert_eq!(first_rx.await, Err(expected.clone()));
+        assert_eq!(second_rx.await, Err(expected));
+    }
+
+    #[tokio::test]
+    async fn serving_is_set_only_while_the_server_code_is_polled() {
+        assert!(!serving(7));
+        let inside = catch(7, async { serving(7) && !serving(8) }).await;
+        assert_eq!(inside, Ok(true));
+        assert!(!serving(7));
+    }
+
+    #[test]
+    fn a_reply_dropped_by_a_panic_outside_any_server_still_answers() {
+        let (reply, rx) = reply::channel::<u32>();
+        let thread = std::thread::spawn(move || {
+            let _held = reply;
+            panic!("elsewhere");
+        });
+        assert!(thread.join().is_err());
+        let answer = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(rx);
+        assert!(matches!(answer, Err(CallError::Panicked(_))));
+    }
+}

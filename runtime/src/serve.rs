@@ -230,3 +230,36 @@ impl Timers {
         self.next[index] = next;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn timers_keep_their_rate_and_skip_missed_ticks_instead_of_bursting() {
+        let start = Instant::now();
+        let mut timers = Timers::new(vec![Duration::from_secs(1), Duration::ZERO]);
+        assert_eq!(
+            timers.periods[1], MIN_PERIOD,
+            "zero is raised to the minimum"
+        );
+        timers.periods[1] = Duration::from_secs(3);
+        timers.next[1] = start + Duration::from_secs(3);
+
+        assert_eq!(timers.due().await, 0);
+        assert_eq!(start.elapsed(), Duration::from_secs(1));
+        timers.reschedule(0);
+        assert_eq!(
+            timers.next[0],
+            start + Duration::from_secs(2),
+            "on time: fixed rate"
+        );
+
+        // The tick ran 4.5 s late: the next is one period from now.
+        tokio::time::sleep(Duration::from_millis(4_500)).await;
+        timers.reschedule(0);
+        assert_eq!(timers.next[0], Instant::now() + Duration::from_secs(1));
+        // Timer 1 was due during the delay: it fires now, once.
+        assert_eq!(timers.due().await, 1);
+    }
+}
