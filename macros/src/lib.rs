@@ -1,6 +1,5 @@
 //! The `#[server]` attribute of [switchboard](https://docs.rs/switchboard).
-//! Use it through the `switchboard` crate; its documentation lists every
-//! option and shows what the macro generates.
+//! Use it through the `switchboard` crate.
 
 mod args;
 mod ast;
@@ -15,8 +14,112 @@ use proc_macro::TokenStream;
 
 /// Turns an inherent `impl` block into a typed message server.
 ///
-/// See the [`switchboard` crate documentation](https://docs.rs/switchboard)
-/// for the full reference.
+/// ```
+/// use switchboard::{server, CallError, Server};
+///
+/// struct Counter { count: u64 }
+///
+/// #[server]
+/// impl Counter {
+///     /// Adds `by` and returns the new count.
+///     fn add(&mut self, by: u64) -> u64 { self.count += by; self.count }
+///     fn count(&self) -> u64 { self.count }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), CallError> {
+/// let counter = Counter { count: 0 }.spawn();   // CounterHandle
+/// assert_eq!(counter.add(2).await?, 2);
+/// assert_eq!(counter.count().await?, 2);
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # What it generates
+///
+/// Every method with a `self` receiver becomes a message. For
+/// `impl Counter` the macro emits, next to the impl (unchanged except for the
+/// helper attributes below):
+///
+/// ```text
+/// pub enum CounterRequest {
+///     /// Adds `by` and returns the new count.
+///     Add { by: u64, reply: switchboard::Reply<u64> },
+///     Count { reply: switchboard::Reply<u64> },
+/// }
+///
+/// #[derive(Clone, Debug)]
+/// pub struct CounterHandle(switchboard::Handle<Counter>);
+///
+/// impl CounterHandle {
+///     /// Adds `by` and returns the new count.
+///     fn add(&self, by: u64) -> switchboard::Call<'_, CounterRequest, u64> { .. }
+///     fn count(&self) -> switchboard::Call<'_, CounterRequest, u64> { .. }
+///     pub async fn stop(&self);
+///     pub fn is_closed(&self) -> bool;
+///     pub async fn closed(&self) -> switchboard::StopReason;
+///     pub fn name(&self) -> Option<&str>;
+///     pub fn queued(&self) -> usize;
+///     pub fn downgrade(&self) -> switchboard::WeakHandle<Counter>;
+/// }
+///
+/// impl switchboard::Server for Counter {
+///     type Request = CounterRequest;
+///     type Handle = CounterHandle;
+///     async fn dispatch(&mut self, request: CounterRequest) {
+///         match request {
+///             CounterRequest::Add { by, reply } => { let _ = reply.send(self.add(by)); }
+///             CounterRequest::Count { reply } => { let _ = reply.send(self.count()); }
+///         }
+///     }
+/// }
+/// ```
+///
+/// The handle methods take the method's name, arguments, doc comments,
+/// `#[cfg]`s and visibility. Generic servers work; the macro adds the
+/// `Send + 'static` bounds a server needs to each type parameter.
+///
+/// # Messages
+///
+/// - `&self` / `&mut self`: a call; `.await` gives `Result<R, CallError>`.
+/// - `self`: terminal; `#[on_stop]` runs, then the method consumes the state,
+///   answers, and the server stops.
+/// - `async fn`: awaited to completion before the next request.
+/// - an argument of type `Reply<T>`: a deferred reply; the handle method
+///   returns `T` and the method answers through the `Reply` when it likes.
+/// - associated functions without a receiver are left alone.
+///
+/// # Options: `#[server(..)]`
+///
+/// | option | meaning |
+/// | --- | --- |
+/// | `handle = Name` | name of the handle type (default `{Type}Handle`) |
+/// | `request = Name` | name of the request enum (default `{Type}Request`) |
+/// | `capacity = N` | mailbox capacity, `N >= 1` (default `switchboard::DEFAULT_CAPACITY`) |
+/// | `timeout = "5s"` | default timeout of every call (units `ns`, `us`, `ms`, `s`, `m`, `h`) |
+/// | `on_panic = "stop"` or `"continue"` | what a handler panic does to the server (default `"stop"`) |
+/// | `crate = path` | where switchboard is, for crates that re-export it |
+///
+/// # Helper attributes on methods
+///
+/// | attribute | meaning |
+/// | --- | --- |
+/// | `#[on_start]` | runs before the first request; may be `async` and return `Result<(), E: Display>`: on `Err` the server never serves and callers get `CallError::StartFailed` |
+/// | `#[on_stop]` | runs exactly once when the server stops (not after a failed start) |
+/// | `#[every(EXPR)]` | runs every `EXPR` (a `Duration`, evaluated once after start with access to `self`) inside the serial loop |
+/// | `#[priority]` | served before queued normal requests |
+/// | `#[cast]` | one-way: `.await` waits for mailbox space only; the method returns `()` |
+/// | `#[timeout("200ms")]` | default timeout of this message (the call site's `.timeout(..)` wins) |
+///
+/// # Errors
+///
+/// Anything the macro can see that would not work is a compile error on
+/// your own token that says what to write instead: borrowed or `impl Trait`
+/// argument and return types, generic methods, lifetimes on the server type,
+/// `Box<Self>`-style receivers, pattern arguments, request variants that
+/// would collide, methods named like the handle's own methods (`stop`,
+/// `is_closed`, `closed`, `name`, `queued`, `downgrade`, `clone`), unknown
+/// options, misused helper attributes, and more (see `tests/ui`).
 #[proc_macro_attribute]
 pub fn server(args: TokenStream, input: TokenStream) -> TokenStream {
     expand::server(args.into(), input.into()).into()
