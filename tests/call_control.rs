@@ -330,3 +330,34 @@ async fn blocking_on_a_runtime_thread_is_an_error_not_a_deadlock() {
     })
     .await;
 }
+
+struct Sluggish;
+
+#[server(timeout = "100ms")]
+impl Sluggish {
+    async fn nap(&self, millis: u64) -> u64 {
+        tokio::time::sleep(Duration::from_millis(millis)).await;
+        millis
+    }
+
+    #[timeout("1s")]
+    async fn long_nap(&self, millis: u64) -> u64 {
+        tokio::time::sleep(Duration::from_millis(millis)).await;
+        millis
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_server_wide_default_timeout_applies_and_a_method_timeout_overrides_it() {
+    within(PAUSED_LIMIT, async {
+        let sluggish = Sluggish.spawn();
+        assert_eq!(sluggish.nap(50).await, Ok(50));
+        assert_eq!(sluggish.nap(500).await, Err(CallError::Timeout));
+        assert_eq!(sluggish.long_nap(500).await, Ok(500));
+        assert_eq!(
+            sluggish.nap(500).timeout(Duration::from_secs(1)).await,
+            Ok(500)
+        );
+    })
+    .await;
+}

@@ -262,3 +262,33 @@ async fn ticks_stop_after_stop() {
     })
     .await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_exit_future_returns_the_final_state_and_the_reason() {
+    within(PAUSED_LIMIT, async {
+        let counters = Counters::default();
+        let (server, exit) = switchboard::Builder::new(hooked(&counters)).spawn_with_exit();
+        server.mark().await.unwrap();
+        server.stop().await;
+        let exited = exit.await;
+        assert_eq!(exited.reason, StopReason::Stopped);
+        let state = exited.state.expect("the state after on_stop");
+        assert_eq!(state.log, ["start", "call"]);
+        assert_eq!(Counters::get(&counters.stops), 1);
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_exit_future_sees_every_handle_dropped() {
+    within(PAUSED_LIMIT, async {
+        let counters = Counters::default();
+        let (server, exit) = switchboard::Builder::new(hooked(&counters)).spawn_with_exit();
+        server.mark().await.unwrap();
+        drop(server);
+        let exited = exit.await;
+        assert_eq!(exited.reason, StopReason::HandlesDropped);
+        assert_eq!(exited.state.map(|s| s.log.len()), Some(2));
+    })
+    .await;
+}
