@@ -17,42 +17,39 @@ use crate::error::PanicMessage;
 /// Answers one reply dropped during an unwind, once the message is known.
 pub(crate) type Victim = Box<dyn FnOnce(&PanicMessage)>;
 
-struct Scope {
-    /// The id of the server whose code is being polled; 0 for none.
-    serving: Cell<usize>,
-    /// Replies dropped during an unwind, waiting for the panic message.
-    victims: RefCell<Vec<Victim>>,
-}
-
 thread_local! {
-    static SCOPE: Scope = const {
-        Scope {
-            serving: Cell::new(0),
-            victims: RefCell::new(Vec::new()),
-        }
-    };
+    /// The id of the server whose code is being polled; 0 for none. Kept
+    /// apart from the victims so that it has no destructor: reading it is a
+    /// plain thread-local load, on every poll of every handler and call.
+    static SERVING: Cell<usize> = const { Cell::new(0) };
+    /// Some reply was dropped during an unwind and waits in `VICTIMS`.
+    static HAS_VICTIMS: Cell<bool> = const { Cell::new(false) };
+    /// Replies dropped during an unwind, waiting for the panic message.
+    static VICTIMS: RefCell<Vec<Victim>> = const { RefCell::new(Vec::new()) };
 }
 
 /// `true` when called from code of the server `id`.
 pub(crate) fn serving(id: usize) -> bool {
-    SCOPE.with(|scope| scope.serving.get() == id)
+    SERVING.get() == id
 }
 
 /// Called by a reply dropped while its thread panics.
 pub(crate) fn defer(victim: Victim) {
-    let unanswered = SCOPE.with(|scope| {
-        if scope.serving.get() == 0 {
-            Some(victim)
-        } else {
-            scope.victims.borrow_mut().push(victim);
-            None
-        }
-    });
-    // Dropped by a panicking thread that no serve loop watches, e.g. a task
-    // the handler spawned with the reply.
-    if let Some(victim) = unanswered {
+    if SERVING.get() == 0 {
+        // Dropped by a panicking thread that no serve loop watches, e.g. a
+        // task the handler spawned with the reply.
         victim(&PanicMessage::new("the task holding the reply panicked"));
+        return;
     }
+    VICTIMS.with_borrow_mut(|victims| victims.push(victim));
+    HAS_VICTIMS.set(true);
+}
+
+/// Answers every reply dropped during the unwind with `message`.
+fn answer_victims(message: &PanicMessage) {
+    HAS_VICTIMS.set(false);
+    let victims = VICTIMS.with_borrow_mut(std::mem::take);
+    victims.into_iter().for_each(|victim| victim(message));
 }
 
 pin_project_lite::pin_project! {
@@ -76,30 +73,26 @@ impl<F: Future> Future for CatchUnwind<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let inner = this.inner;
-        let server = *this.server;
-        SCOPE.with(|scope| {
-            let outer = scope.serving.replace(server);
-            let result = catch_unwind(AssertUnwindSafe(|| inner.poll(cx)));
-            scope.serving.set(outer);
-            let panicked = match &result {
-                Ok(_) if scope.victims.borrow().is_empty() => None,
-                // A panic that the handler caught itself still dropped these
-                // replies mid-unwind.
-                Ok(_) => Some(PanicMessage::new(
-                    "a panic inside the handler dropped the reply",
-                )),
-                Err(payload) => Some(PanicMessage::from_payload(&**payload)),
-            };
-            if let Some(message) = &panicked {
-                let victims = std::mem::take(&mut *scope.victims.borrow_mut());
-                victims.into_iter().for_each(|victim| victim(message));
+        let outer = SERVING.replace(*this.server);
+        let result = catch_unwind(AssertUnwindSafe(|| inner.poll(cx)));
+        SERVING.set(outer);
+        match result {
+            Ok(poll) => {
+                if HAS_VICTIMS.get() {
+                    // A panic that the handler caught itself still dropped
+                    // these replies mid-unwind.
+                    answer_victims(&PanicMessage::new(
+                        "a panic inside the handler dropped the reply",
+                    ));
+                }
+                poll.map(Ok)
             }
-            match (result, panicked) {
-                (Err(_), Some(message)) => Poll::Ready(Err(message)),
-                (Ok(poll), _) => poll.map(Ok),
-                (Err(_), None) => unreachable!("a caught panic has a message"),
+            Err(payload) => {
+                let message = PanicMessage::from_payload(&*payload);
+                answer_victims(&message);
+                Poll::Ready(Err(message))
             }
-        })
+        }
     }
 }
 
