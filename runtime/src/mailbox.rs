@@ -1,11 +1,7 @@
 //! The server's mailbox: a bounded normal lane, an optional priority lane,
 //! and the order in which the loop takes from them.
 
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
 use async_channel::{Receiver, Sender, TryRecvError};
-use futures_core::Stream;
 
 use crate::__private::Message;
 use crate::error::CallError;
@@ -57,26 +53,17 @@ pub(crate) struct Mailbox<R> {
 }
 
 struct Lane<R> {
-    /// Pinned in a box, so the receiver can be polled as a `Stream` (it
-    /// keeps its own listener): waiting for a request then stores no
-    /// receive future in the serve task.
-    rx: Pin<Box<Receiver<Envelope<R>>>>,
+    rx: Receiver<Envelope<R>>,
     /// The lane reported closed and empty; it is not polled again.
     done: bool,
 }
 
-impl<R> Lane<R> {
-    fn new(rx: Receiver<Envelope<R>>) -> Self {
-        Lane {
-            rx: Box::pin(rx),
-            done: false,
-        }
-    }
-}
-
 impl<R> Clone for Mailbox<R> {
     fn clone(&self) -> Self {
-        let lane = |lane: &Lane<R>| Lane::new((*lane.rx).clone());
+        let lane = |lane: &Lane<R>| Lane {
+            rx: lane.rx.clone(),
+            done: false,
+        };
         Mailbox {
             normal: lane(&self.normal),
             priority: self.priority.as_ref().map(lane),
@@ -95,7 +82,7 @@ pub(crate) fn mailbox<R>(capacity: usize, priority: bool) -> (Senders<R>, Mailbo
     } else {
         (None, None)
     };
-    let lane = Lane::new;
+    let lane = |rx| Lane { rx, done: false };
     (
         Senders {
             normal: normal_tx,
@@ -124,17 +111,19 @@ impl<R> Lane<R> {
         }
     }
 
-    /// The next envelope, or `Pending` (registered for a wake-up);
-    /// `Ready(None)` once the lane is closed and empty (and from then on).
-    fn poll_take(&mut self, cx: &mut Context<'_>) -> Poll<Option<Envelope<R>>> {
+    /// The next envelope, waiting for one; `None` once the lane is closed
+    /// and empty (and from then on).
+    async fn take(&mut self) -> Option<Envelope<R>> {
         if self.done {
-            return Poll::Ready(None);
+            return None;
         }
-        let taken = self.rx.as_mut().poll_next(cx);
-        if let Poll::Ready(None) = taken {
-            self.done = true;
+        match self.rx.recv().await {
+            Ok(envelope) => Some(envelope),
+            Err(_) => {
+                self.done = true;
+                None
+            }
         }
-        taken
     }
 }
 
@@ -144,35 +133,38 @@ impl<R: Message> Mailbox<R> {
     ///
     /// Cancel-safe: dropping the future loses nothing.
     pub(crate) async fn recv(&mut self) -> Option<Envelope<R>> {
-        std::future::poll_fn(|cx| self.poll_recv(cx)).await
-    }
-
-    /// [`recv`](Self::recv) as a poll function, for a loop that also waits
-    /// on timers.
-    pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Envelope<R>>> {
         if self.priority.is_none() {
             // One lane: its own receive already tries before it waits.
-            return self.normal.poll_take(cx);
+            if self.normal.done {
+                return None;
+            }
+            let envelope = self.normal.rx.recv().await.ok();
+            self.normal.done = envelope.is_none();
+            return envelope;
         }
-        if let Some(envelope) = self.try_recv() {
-            return Poll::Ready(Some(envelope));
-        }
-        // Both lanes are empty (or done): register for a wake-up on each.
-        // A lane that fills meanwhile answers at once, priority first.
-        let priority = self.priority.as_mut().expect("checked above");
-        if let Poll::Ready(Some(envelope)) = priority.poll_take(cx) {
-            self.streak += 1;
-            return Poll::Ready(Some(envelope));
-        }
-        if let Poll::Ready(Some(envelope)) = self.normal.poll_take(cx) {
-            self.streak = 0;
-            return Poll::Ready(Some(envelope));
-        }
-        let priority_done = self.priority.as_ref().is_none_or(|lane| lane.done);
-        if self.normal.done && priority_done {
-            Poll::Ready(None)
-        } else {
-            Poll::Pending
+        loop {
+            if let Some(envelope) = self.try_recv() {
+                return Some(envelope);
+            }
+            let priority_done = self.priority.as_ref().is_none_or(|lane| lane.done);
+            if self.normal.done && priority_done {
+                return None;
+            }
+            // Both lanes are empty: wait for whichever fills first. A lane
+            // that reports closed is marked done and the loop looks again.
+            let normal_done = self.normal.done;
+            let envelope = match &mut self.priority {
+                Some(priority) if !priority.done => tokio::select! {
+                    biased;
+                    envelope = priority.take() => envelope.map(|e| (e, true)),
+                    envelope = self.normal.take(), if !normal_done => envelope.map(|e| (e, false)),
+                },
+                _ => self.normal.take().await.map(|e| (e, false)),
+            };
+            if let Some((envelope, urgent)) = envelope {
+                self.streak = if urgent { self.streak + 1 } else { 0 };
+                return Some(envelope);
+            }
         }
     }
 

@@ -1,9 +1,7 @@
 //! The one serve loop, generic over every server.
 
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::sync::oneshot;
@@ -116,16 +114,12 @@ async fn run<S: Server>(
         // Timers first: a due tick is never starved by a busy mailbox, and
         // a tick that overruns its period is not repeated in a burst.
         let envelope = match &mut timers {
-            // The common case, kept to one channel receive: its future is
-            // cheaper to poll than the receiver as a stream.
+            // The common case, kept to one channel receive.
             None if mailbox.has_one_lane() => mailbox.normal_receiver().recv().await.ok(),
             None => mailbox.recv().await,
-            // Timers first: a due tick is never starved by a busy mailbox,
-            // and a tick that overruns its period is not repeated in a
-            // burst.
-            Some(timers) => match next_event(timers, mailbox).await {
-                Event::Request(envelope) => envelope,
-                Event::Tick(timer) => {
+            Some(timers) => tokio::select! {
+                biased;
+                timer = timers.due() => {
                     let ticked = catch(id, state.tick(timer)).await;
                     timers.reschedule(timer);
                     if let Err(panic) = ticked
@@ -138,6 +132,7 @@ async fn run<S: Server>(
                     }
                     continue;
                 }
+                envelope = mailbox.recv() => envelope,
             },
         };
         let mut request = match envelope {
@@ -185,23 +180,6 @@ async fn run<S: Server>(
     (reason, true, Some(state))
 }
 
-/// What a server with timers waits for.
-enum Event<R> {
-    Tick(usize),
-    Request(Option<Envelope<R>>),
-}
-
-/// The next due timer or request, timers first.
-async fn next_event<R: Message>(timers: &mut Timers, mailbox: &mut Mailbox<R>) -> Event<R> {
-    std::future::poll_fn(|cx| {
-        if let Poll::Ready(timer) = timers.poll_due(cx) {
-            return Poll::Ready(Event::Tick(timer));
-        }
-        mailbox.poll_recv(cx).map(Event::Request)
-    })
-    .await
-}
-
 /// The `#[every]` timers of one server, driven by a single sleep.
 struct Timers {
     periods: Vec<Duration>,
@@ -222,8 +200,9 @@ impl Timers {
         }
     }
 
-    /// The index of the earliest timer once it is due.
-    fn poll_due(&mut self, cx: &mut Context<'_>) -> Poll<usize> {
+    /// Waits for the earliest due timer and returns its index.
+    async fn due(&mut self) -> usize {
+        let sleep = &mut self.sleep;
         let (index, at) = self
             .next
             .iter()
@@ -231,16 +210,11 @@ impl Timers {
             .min_by_key(|(_, at)| **at)
             .map(|(index, at)| (index, *at))
             .expect("there is at least one timer");
-        if self.sleep.deadline() != at {
-            self.sleep.as_mut().reset(at);
+        if sleep.deadline() != at {
+            sleep.as_mut().reset(at);
         }
-        self.sleep.as_mut().poll(cx).map(|()| index)
-    }
-
-    /// Waits for the earliest due timer and returns its index.
-    #[cfg(test)]
-    async fn due(&mut self) -> usize {
-        std::future::poll_fn(|cx| self.poll_due(cx)).await
+        sleep.as_mut().await;
+        index
     }
 
     /// After timer `index` ran: its next run is one period after the last
