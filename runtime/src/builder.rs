@@ -129,7 +129,7 @@ impl<S: Server> Builder<S> {
         };
         if let Some(pool) = &self.pool {
             for _ in 1..pool.replicas {
-                tokio::spawn(Box::pin(serve(Replica {
+                tokio::spawn(serve(Replica {
                     state: Some((pool.clone)(&self.server)),
                     mailbox: mailbox.clone(),
                     control: control.clone(),
@@ -137,13 +137,10 @@ impl<S: Server> Builder<S> {
                     restarts: self.restart.as_ref().map(|r| Box::new(r.tracker())),
                     exit: None,
                     exited: None,
-                })));
+                }));
             }
         }
-        // Boxed: tokio moves a spawned future several times on its way into
-        // the task, and the serve future is large; one allocation is
-        // cheaper than those copies (measured in `spawn/10k_servers`).
-        tokio::spawn(Box::pin(serve(Replica {
+        tokio::spawn(serve(Replica {
             state: Some(self.server),
             mailbox,
             control: control.clone(),
@@ -151,7 +148,7 @@ impl<S: Server> Builder<S> {
             restarts: self.restart.as_ref().map(|r| Box::new(r.tracker())),
             exit: exit_tx,
             exited: None,
-        })));
+        }));
         let handle = S::Handle::from(Handle::new(senders, control.clone()));
         // A pool's exit reports the reason only.
         let exit = exit.or_else(|| {

@@ -8,7 +8,7 @@ use tokio::sync::oneshot;
 use tokio::time::{Instant, Sleep};
 
 use crate::__private::Message;
-use crate::error::{CallError, StopReason};
+use crate::error::{CallError, PanicMessage, StopReason};
 use crate::handle::Control;
 use crate::mailbox::{Envelope, Mailbox};
 use crate::restart::Restarts;
@@ -106,93 +106,180 @@ async fn run<S: Server>(
         Ok(Err(why)) => return (StopReason::StartFailed(why), false, Some(state)),
         Err(panic) => return (StopReason::Panicked(panic), false, Some(state)),
     }
-    // Boxed, and only when there are timers: most servers have none, and
-    // the serve future of every server would otherwise carry them.
     let periods = state.periods();
-    let mut timers = (!periods.is_empty()).then(|| Box::new(Timers::new(periods)));
-    let reason = loop {
-        // Timers first: a due tick is never starved by a busy mailbox, and
-        // a tick that overruns its period is not repeated in a burst.
-        let envelope = match &mut timers {
-            // The common case, kept to one channel receive.
-            None if mailbox.has_one_lane() => mailbox.normal_receiver().recv().await.ok(),
-            None => mailbox.recv().await,
-            Some(timers) => tokio::select! {
-                biased;
-                timer = timers.due() => {
-                    let ticked = catch(id, state.tick(timer)).await;
-                    timers.reschedule(timer);
-                    if let Err(panic) = ticked
-                        && on_panic == PanicPolicy::Stop
-                    {
-                        break StopReason::Panicked(panic);
+    let loop_ = Loop {
+        mailbox,
+        control,
+        on_panic,
+        id,
+    };
+    // Most servers have neither timers nor a priority lane: they get a
+    // loop with one plain receive. The full loop's waiting (a `select!`
+    // over timers and lanes) is boxed, once per start, so that it does not
+    // grow every server's task.
+    let ended = if periods.is_empty() && loop_.mailbox.has_one_lane() {
+        loop_.serve_one_lane(&mut state).await
+    } else {
+        Box::pin(loop_.serve_with_timers(&mut state, Timers::new(periods))).await
+    };
+    match ended {
+        Ended::Stopped(reason) => {
+            let _ = catch(id, state.on_stop()).await;
+            (reason, true, Some(state))
+        }
+        Ended::Terminal(request) => {
+            // `on_stop` needs the state, which the terminal method
+            // consumes, so it runs first.
+            let _ = catch(id, state.on_stop()).await;
+            let _ = catch(id, state.consume(request)).await;
+            (StopReason::Terminal, true, None)
+        }
+    }
+}
+
+/// How a request loop ended.
+enum Ended<R> {
+    Stopped(StopReason),
+    /// A terminal request is to consume the state.
+    Terminal(R),
+}
+
+/// What to do with one envelope from the mailbox.
+enum Next<R> {
+    Serve(R),
+    Skip,
+    End(Ended<R>),
+}
+
+/// What both request loops share.
+struct Loop<'a, R> {
+    mailbox: &'a mut Mailbox<R>,
+    control: &'a Arc<Control>,
+    on_panic: PanicPolicy,
+    id: usize,
+}
+
+impl<R: Message> Loop<'_, R> {
+    /// The loop for a server with one lane and no timers.
+    async fn serve_one_lane<S: Server<Request = R>>(self, state: &mut S) -> Ended<R> {
+        loop {
+            let envelope = self.mailbox.normal_receiver().recv().await.ok();
+            let request = match self.next(envelope) {
+                Next::Serve(request) => request,
+                Next::Skip => continue,
+                Next::End(ended) => return ended,
+            };
+            let served = catch(self.id, state.dispatch(request)).await;
+            if let Some(reason) = self.after(served) {
+                return Ended::Stopped(reason);
+            }
+        }
+    }
+
+    /// The loop for a server with timers or a priority lane.
+    async fn serve_with_timers<S: Server<Request = R>>(
+        self,
+        state: &mut S,
+        mut timers: Timers,
+    ) -> Ended<R> {
+        loop {
+            // Timers first: a due tick is never starved by a busy mailbox,
+            // and a tick that overruns its period is not repeated in a burst.
+            let envelope = if timers.is_empty() {
+                self.mailbox.recv().await
+            } else {
+                tokio::select! {
+                    biased;
+                    timer = timers.due() => {
+                        let ticked = catch(self.id, state.tick(timer)).await;
+                        timers.reschedule(timer);
+                        if let Some(reason) = self.after(ticked) {
+                            return Ended::Stopped(reason);
+                        }
+                        continue;
                     }
-                    if control.stop_requested() {
-                        break StopReason::Stopped;
-                    }
-                    continue;
+                    envelope = self.mailbox.recv() => envelope,
                 }
-                envelope = mailbox.recv() => envelope,
-            },
-        };
+            };
+            let request = match self.next(envelope) {
+                Next::Serve(request) => request,
+                Next::Skip => continue,
+                Next::End(ended) => return ended,
+            };
+            let served = catch(self.id, state.dispatch(request)).await;
+            if let Some(reason) = self.after(served) {
+                return Ended::Stopped(reason);
+            }
+        }
+    }
+
+    /// Classifies one envelope: stop, skip a request whose caller has gone,
+    /// a terminal request, or one to serve.
+    #[inline(always)]
+    fn next(&self, envelope: Option<Envelope<R>>) -> Next<R> {
+        let stopped = Next::End(Ended::Stopped(StopReason::Stopped));
         let mut request = match envelope {
-            None if control.stop_requested() => break StopReason::Stopped,
-            None => break StopReason::HandlesDropped,
+            None if self.control.stop_requested() => return stopped,
+            None => return Next::End(Ended::Stopped(StopReason::HandlesDropped)),
             Some(Envelope::Stop) => {
-                control.request_stop();
-                mailbox.close();
-                break StopReason::Stopped;
+                self.control.request_stop();
+                self.mailbox.close();
+                return stopped;
             }
             Some(Envelope::Request(request)) => request,
         };
-        if control.stop_requested() {
+        if self.control.stop_requested() {
             // Another replica of a pool took the stop first: this request
             // came after it.
             if let Some(reply) = request.reply_slot() {
                 reply.fail(CallError::Closed);
             }
-            break StopReason::Stopped;
+            return stopped;
         }
         if request
             .reply_slot()
             .is_some_and(|reply| reply.is_abandoned())
         {
-            continue;
+            return Next::Skip;
         }
         if request.is_terminal() {
-            // `on_stop` needs the state, which the terminal method
-            // consumes, so it runs first.
-            mailbox.close();
-            let _ = catch(id, state.on_stop()).await;
-            let _ = catch(id, state.consume(request)).await;
-            return (StopReason::Terminal, true, None);
+            self.mailbox.close();
+            return Next::End(Ended::Terminal(request));
         }
-        if let Err(panic) = catch(id, state.dispatch(request)).await
-            && on_panic == PanicPolicy::Stop
-        {
-            break StopReason::Panicked(panic);
+        Next::Serve(request)
+    }
+
+    /// After a handler or timer ran: stop for its panic (per the policy) or
+    /// for a stop requested meanwhile.
+    #[inline(always)]
+    fn after<T>(&self, ran: Result<T, PanicMessage>) -> Option<StopReason> {
+        match ran {
+            Err(panic) if self.on_panic == PanicPolicy::Stop => Some(StopReason::Panicked(panic)),
+            _ if self.control.stop_requested() => Some(StopReason::Stopped),
+            _ => None,
         }
-        if control.stop_requested() {
-            break StopReason::Stopped;
-        }
-    };
-    let _ = catch(id, state.on_stop()).await;
-    (reason, true, Some(state))
+    }
 }
 
 /// The `#[every]` timers of one server, driven by a single sleep.
 struct Timers {
     periods: Vec<Duration>,
     next: Vec<Instant>,
-    sleep: Pin<Box<Sleep>>,
+    /// `None` without timers: a priority-lane server needs no timer
+    /// driver.
+    sleep: Option<Pin<Box<Sleep>>>,
 }
 
 impl Timers {
+    fn is_empty(&self) -> bool {
+        self.periods.is_empty()
+    }
+
     fn new(periods: Vec<Duration>) -> Self {
         let periods: Vec<Duration> = periods.into_iter().map(|p| p.max(MIN_PERIOD)).collect();
         let now = Instant::now();
         let next = periods.iter().map(|period| now + *period).collect();
-        let sleep = Box::pin(tokio::time::sleep_until(now));
+        let sleep = (!periods.is_empty()).then(|| Box::pin(tokio::time::sleep_until(now)));
         Timers {
             periods,
             next,
@@ -202,7 +289,9 @@ impl Timers {
 
     /// Waits for the earliest due timer and returns its index.
     async fn due(&mut self) -> usize {
-        let sleep = &mut self.sleep;
+        let Some(sleep) = &mut self.sleep else {
+            return std::future::pending().await;
+        };
         let (index, at) = self
             .next
             .iter()
