@@ -360,7 +360,13 @@ async fn dropping_calls_at_any_await_point_disturbs_no_one() {
         while handle.queued() < 4 {
             tokio::task::yield_now().await;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Let the other eight reach their wait for space. Not needed for
+        // the assertions (a call dropped anywhere must not run, and every
+        // kept one must), only to make "dropped while waiting for space"
+        // the likely case.
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
         // Drop every other call: some while waiting for a reply, some
         // while waiting for space.
         let mut kept = Vec::new();
