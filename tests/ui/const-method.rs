@@ -1,0 +1,12 @@
+use switchboard::server;
+
+struct Limits;
+
+#[server]
+impl Limits {
+    const fn max(&self) -> u32 {
+        10
+    }
+}
+
+fn main() {}

@@ -1,0 +1,14 @@
+use switchboard::server;
+
+struct Hints;
+
+#[server]
+impl Hints {
+    #[cast]
+    #[cast]
+    fn hint(&mut self, path: String) {
+        let _ = path;
+    }
+}
+
+fn main() {}

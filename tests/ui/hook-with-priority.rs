@@ -1,0 +1,12 @@
+use switchboard::server;
+
+struct Worker;
+
+#[server]
+impl Worker {
+    #[on_start]
+    #[priority]
+    fn connect(&mut self) {}
+}
+
+fn main() {}

@@ -1,0 +1,15 @@
+use switchboard::server;
+
+struct Store;
+
+#[server]
+impl Store {
+    fn size(&self) -> usize
+    where
+        Self: Sized,
+    {
+        0
+    }
+}
+
+fn main() {}

@@ -1,0 +1,13 @@
+use switchboard::server;
+
+struct Worker;
+
+#[server]
+impl Worker {
+    #[on_start]
+    fn connect(&mut self) -> u32 {
+        7
+    }
+}
+
+fn main() {}

@@ -1,0 +1,11 @@
+use switchboard::server;
+
+struct Slow;
+
+#[server]
+impl Slow {
+    #[timeout]
+    fn work(&self) {}
+}
+
+fn main() {}
