@@ -391,3 +391,38 @@ async fn subscriptions_end_when_the_server_stops() {
     })
     .await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn stopping_a_pool_serves_what_was_queued_before_the_stop() {
+    within(PAUSED_LIMIT, async {
+        let state = fetcher();
+        let pool = Builder::new(state).pool(2).spawn();
+        // Two fetches occupy both replicas; four more queue behind them.
+        let calls: Vec<_> = (0..6)
+            .map(|i| {
+                let pool = pool.clone();
+                tokio::spawn(async move { pool.fetch("x".repeat(i + 1)).await })
+            })
+            .collect();
+        while pool.queued() < 4 {
+            tokio::task::yield_now().await;
+        }
+        let stopping = tokio::spawn({
+            let pool = pool.clone();
+            async move { pool.stop().await }
+        });
+        while pool.queued() < 5 {
+            tokio::task::yield_now().await;
+        }
+        let late = tokio::spawn({
+            let pool = pool.clone();
+            async move { pool.fetch("late".into()).await }
+        });
+        stopping.await.unwrap();
+        for (i, call) in calls.into_iter().enumerate() {
+            assert_eq!(call.await.unwrap(), Ok(i + 1));
+        }
+        assert_eq!(late.await.unwrap(), Err(CallError::Closed));
+    })
+    .await;
+}

@@ -175,7 +175,11 @@ impl<S: Server + Clone> Builder<S> {
     ///
     /// Each replica runs its own `#[on_start]`, `#[on_stop]` and timers; a
     /// panic stops (or, with [`restart`](Self::restart), restarts) only the
-    /// replica it happened in; [`Handle::stop`] stops every replica.
+    /// replica it happened in; [`Handle::stop`] stops every replica: requests
+    /// queued before the stop are served (by whichever replicas are still
+    /// running), later ones get [`CallError::Closed`](crate::CallError::Closed)
+    /// — except that on a multi-thread runtime a request taken by one replica
+    /// at the very moment another takes the stop may still be served.
     /// `#[priority]` requests go to whichever replica is free first. Zero is
     /// raised to one.
     pub fn pool(mut self, replicas: usize) -> Self {
