@@ -22,6 +22,8 @@ pub(crate) struct Control {
     stop_requested: AtomicBool,
     /// Serve loops still running (more than one in a pool).
     live: AtomicUsize,
+    /// Serve loops started.
+    replicas: usize,
 }
 
 impl Control {
@@ -32,7 +34,13 @@ impl Control {
             finished: Notify::new(),
             stop_requested: AtomicBool::new(false),
             live: AtomicUsize::new(replicas),
+            replicas,
         })
+    }
+
+    /// How many serve loops the server was started with.
+    pub(crate) fn replicas(&self) -> usize {
+        self.replicas
     }
 
     /// A serve loop ended; `true` for the last one, which finishes the

@@ -112,6 +112,7 @@ async fn run<S: Server>(
         control,
         on_panic,
         id,
+        pooled: control.replicas() > 1,
     };
     // Most servers have neither timers nor a priority lane: they get a
     // loop with one plain receive. The full loop's waiting (a `select!`
@@ -157,6 +158,8 @@ struct Loop<'a, R> {
     control: &'a Arc<Control>,
     on_panic: PanicPolicy,
     id: usize,
+    /// One of several replicas: another may take a stop first.
+    pooled: bool,
 }
 
 impl<R: Message> Loop<'_, R> {
@@ -228,7 +231,7 @@ impl<R: Message> Loop<'_, R> {
             }
             Some(Envelope::Request(request)) => request,
         };
-        if self.control.stop_requested() {
+        if self.pooled && self.control.stop_requested() {
             // Another replica of a pool took the stop first: this request
             // came after it.
             if let Some(reply) = request.reply_slot() {
