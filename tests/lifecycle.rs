@@ -292,3 +292,51 @@ async fn the_exit_future_sees_every_handle_dropped() {
     })
     .await;
 }
+
+/// Async hooks and timers, `&self` timers, and several timers per server.
+struct AsyncHooks {
+    log: Arc<std::sync::Mutex<Vec<&'static str>>>,
+}
+
+#[server]
+impl AsyncHooks {
+    #[on_start]
+    async fn start(&mut self) {
+        tokio::task::yield_now().await;
+        self.log.lock().unwrap().push("start");
+    }
+
+    #[on_stop]
+    async fn stop_hook(&mut self) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        self.log.lock().unwrap().push("stop");
+    }
+
+    #[every(Duration::from_secs(2))]
+    async fn slow(&self) {
+        self.log.lock().unwrap().push("slow");
+    }
+
+    #[every(Duration::from_millis(1_500))]
+    fn fast(&self) {
+        self.log.lock().unwrap().push("fast");
+    }
+
+    fn ping(&self) {}
+}
+
+#[tokio::test(start_paused = true)]
+async fn async_hooks_and_several_timers_run_in_order() {
+    within(PAUSED_LIMIT, async {
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let server = AsyncHooks { log: log.clone() }.spawn();
+        server.ping().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(4_100)).await;
+        server.stop().await;
+        assert_eq!(
+            *log.lock().unwrap(),
+            ["start", "fast", "slow", "fast", "slow", "stop"]
+        );
+    })
+    .await;
+}
