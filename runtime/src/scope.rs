@@ -3,8 +3,8 @@
 //! catching panics (and answering the replies they dropped with the panic's
 //! message), and detecting a server that calls itself.
 //!
-//! One thread-local, touched once per poll: cheaper than a task-local
-//! around the whole serve task.
+//! Thread-locals set around each poll of server code: cheaper than a
+//! task-local around the whole serve task.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
