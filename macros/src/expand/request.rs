@@ -42,6 +42,18 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
     let phantom_arm = phantom
         .is_some()
         .then(|| quote!(Self::__Phantom(never, _) => match *never {},));
+    // A server with no messages (only hooks and timers) has an empty
+    // request enum, and a reference to it is matched through a deref.
+    let reply_slot_body = if server.messages.is_empty() && phantom_arm.is_none() {
+        quote!(match *self {})
+    } else {
+        quote! {
+            match self {
+                #(#slots)*
+                #phantom_arm
+            }
+        }
+    };
     let terminals: Vec<_> = server
         .messages
         .iter()
@@ -70,10 +82,7 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
         #[automatically_derived]
         impl #impl_generics #private::Message for #request #ty_generics #where_clause {
             fn reply_slot(&mut self) -> ::core::option::Option<&mut dyn #private::ReplySlot> {
-                match self {
-                    #(#slots)*
-                    #phantom_arm
-                }
+                #reply_slot_body
             }
             #is_terminal
         }
