@@ -159,7 +159,9 @@ fn queued_callers_are_released_when_the_runtime_shuts_down() {
     runtime.shutdown_timeout(Duration::from_secs(1));
     // The serve task was dropped mid-handler; its guard closed the mailbox.
     assert!(handle.is_closed());
-    assert_eq!(calls.serve().blocking(), Err(CallError::Closed));
+    // A deadline, so that a missing guard fails instead of hanging.
+    let after = calls.serve().timeout(Duration::from_secs(10)).blocking();
+    assert_eq!(after, Err(CallError::Closed));
 }
 
 // Property 3 ---------------------------------------------------------------

@@ -54,11 +54,16 @@ mod shadowed {
 #[tokio::test]
 async fn shadowed_names_do_not_leak_into_generated_code() {
     use switchboard::Server;
-    let counter = shadowed::Counter { count: 0 }.spawn();
-    assert_eq!(counter.bump(2).await, Ok(2));
-    assert_eq!(counter.peek().await, Ok(Some(2)));
-    counter.reset().await.unwrap();
-    assert_eq!(counter.bump(1).await, Ok(1));
+    let test = async {
+        let counter = shadowed::Counter { count: 0 }.spawn();
+        assert_eq!(counter.bump(2).await, Ok(2));
+        assert_eq!(counter.peek().await, Ok(Some(2)));
+        counter.reset().await.unwrap();
+        assert_eq!(counter.bump(1).await, Ok(1));
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), test)
+        .await
+        .expect("no hang");
 }
 
 /// `#[server(crate = ..)]` for crates that re-export switchboard.
@@ -80,5 +85,7 @@ mod reexported {
 #[tokio::test]
 async fn crate_option_reaches_the_runtime_through_a_reexport() {
     use switchboard::Server;
-    assert_eq!(reexported::Ping.spawn().ping().await, Ok("pong"));
+    let ping = reexported::Ping.spawn();
+    let pong = tokio::time::timeout(std::time::Duration::from_secs(10), ping.ping()).await;
+    assert_eq!(pong.expect("no hang"), Ok("pong"));
 }
