@@ -127,6 +127,13 @@ impl<T> Unused<T> {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), CallError> {
+    // A time limit, so that a hang fails the test instead of stalling it.
+    tokio::time::timeout(Duration::from_secs(10), run())
+        .await
+        .expect("no hang")
+}
+
+async fn run() -> Result<(), CallError> {
     let shapes = Shapes::new().spawn();
     shapes.push("a".to_owned()).await?;
     assert_eq!(shapes.push_later("b".to_owned()).await?, 2);

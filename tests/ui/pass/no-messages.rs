@@ -30,6 +30,13 @@ impl<T> Generic<T> {
 
 #[tokio::main(flavor = "current_thread", start_paused = true)]
 async fn main() {
+    // In paused time a deadlock reaches this limit at once.
+    tokio::time::timeout(Duration::from_secs(3600), run())
+        .await
+        .expect("no hang");
+}
+
+async fn run() {
     let ticks = Arc::new(AtomicU64::new(0));
     let ticker = Ticker { ticks: ticks.clone() }.spawn();
     tokio::time::sleep(Duration::from_millis(55)).await;
