@@ -162,20 +162,30 @@ struct Loop<'a, R> {
     pooled: bool,
 }
 
+/// The body both request loops share: classify one envelope, then serve the
+/// request (or `continue`/`return` from the enclosing loop). A macro rather
+/// than an `async fn`: another future layer between the loop and the
+/// handler measurably slowed every call (BENCHMARKS.md).
+macro_rules! serve_envelope {
+    ($loop_:ident, $state:ident, $envelope:ident) => {
+        let request = match $loop_.next($envelope) {
+            Next::Serve(request) => request,
+            Next::Skip => continue,
+            Next::End(ended) => return ended,
+        };
+        let served = catch($loop_.id, $state.dispatch(request)).await;
+        if let Some(reason) = $loop_.after(served) {
+            return Ended::Stopped(reason);
+        }
+    };
+}
+
 impl<R: Message> Loop<'_, R> {
     /// The loop for a server with one lane and no timers.
     async fn serve_one_lane<S: Server<Request = R>>(self, state: &mut S) -> Ended<R> {
         loop {
             let envelope = self.mailbox.normal_receiver().recv().await.ok();
-            let request = match self.next(envelope) {
-                Next::Serve(request) => request,
-                Next::Skip => continue,
-                Next::End(ended) => return ended,
-            };
-            let served = catch(self.id, state.dispatch(request)).await;
-            if let Some(reason) = self.after(served) {
-                return Ended::Stopped(reason);
-            }
+            serve_envelope!(self, state, envelope);
         }
     }
 
@@ -204,15 +214,7 @@ impl<R: Message> Loop<'_, R> {
                     envelope = self.mailbox.recv() => envelope,
                 }
             };
-            let request = match self.next(envelope) {
-                Next::Serve(request) => request,
-                Next::Skip => continue,
-                Next::End(ended) => return ended,
-            };
-            let served = catch(self.id, state.dispatch(request)).await;
-            if let Some(reason) = self.after(served) {
-                return Ended::Stopped(reason);
-            }
+            serve_envelope!(self, state, envelope);
         }
     }
 
