@@ -404,16 +404,12 @@ async fn stopping_a_pool_serves_what_was_queued_before_the_stop() {
                 tokio::spawn(async move { pool.fetch("x".repeat(i + 1)).await })
             })
             .collect();
-        while pool.queued() < 4 {
-            tokio::task::yield_now().await;
-        }
+        common::until_queued(|| pool.queued(), 4).await;
         let stopping = tokio::spawn({
             let pool = pool.clone();
             async move { pool.stop().await }
         });
-        while pool.queued() < 5 {
-            tokio::task::yield_now().await;
-        }
+        common::until_queued(|| pool.queued(), 5).await;
         let late = tokio::spawn({
             let pool = pool.clone();
             async move { pool.fetch("late".into()).await }

@@ -242,9 +242,7 @@ async fn abandoned_requests_are_not_started() {
                 tokio::spawn(async move { desk.work(1).await })
             })
             .collect();
-        while desk.queued() < 10 {
-            tokio::task::yield_now().await;
-        }
+        common::until_queued(|| desk.queued(), 10).await;
         for call in dropped {
             call.abort();
         }

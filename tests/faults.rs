@@ -82,9 +82,7 @@ async fn queue(
             tokio::spawn(async move { handle.serve().await })
         })
         .collect();
-    while handle.queued() < before + n {
-        tokio::task::yield_now().await;
-    }
+    common::until_queued(|| handle.queued(), before + n).await;
     calls
 }
 
@@ -100,9 +98,7 @@ async fn queued_callers_are_released_when_a_handler_panics() {
             let handle = handle.clone();
             async move { handle.boom("broken".into()).await }
         });
-        while handle.queued() < 1 {
-            tokio::task::yield_now().await;
-        }
+        common::until_queued(|| handle.queued(), 1).await;
         let queued = queue(&handle, 40).await;
         release.notify_one();
         assert!(matches!(boom.await.unwrap(), Err(CallError::Panicked(_))));
@@ -124,9 +120,7 @@ async fn queued_callers_are_released_when_a_terminal_method_runs() {
             let handle = handle.clone();
             async move { handle.finish().await }
         });
-        while handle.queued() < 1 {
-            tokio::task::yield_now().await;
-        }
+        common::until_queued(|| handle.queued(), 1).await;
         let queued = queue(&handle, 40).await;
         release.notify_one();
         assert_eq!(finish.await.unwrap(), Ok(0));
@@ -252,9 +246,7 @@ async fn callers_queued_across_a_restart_are_served_by_the_new_instance() {
             let handle = handle.clone();
             async move { handle.boom("x".into()).await }
         });
-        while handle.queued() < 1 {
-            tokio::task::yield_now().await;
-        }
+        common::until_queued(|| handle.queued(), 1).await;
         let queued = queue(&handle, 20).await;
         release.notify_one();
         assert!(matches!(boom.await.unwrap(), Err(CallError::Panicked(_))));
@@ -359,9 +351,7 @@ async fn dropping_calls_at_any_await_point_disturbs_no_one() {
                 tokio::spawn(async move { handle.serve().await })
             })
             .collect();
-        while handle.queued() < 4 {
-            tokio::task::yield_now().await;
-        }
+        common::until_queued(|| handle.queued(), 4).await;
         // Let the other eight reach their wait for space. Not needed for
         // the assertions (a call dropped anywhere must not run, and every
         // kept one must), only to make "dropped while waiting for space"

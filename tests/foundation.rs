@@ -174,24 +174,18 @@ async fn stop_serves_what_was_queued_before_it_and_closes_after() {
                 tokio::spawn(async move { handle.ping().await })
             })
             .collect();
-        while handle.queued() < 10 {
-            tokio::task::yield_now().await;
-        }
+        common::until_queued(|| handle.queued(), 10).await;
         let stopping = tokio::spawn({
             let handle = handle.clone();
             async move { handle.stop().await }
         });
-        while handle.queued() < 11 {
-            tokio::task::yield_now().await;
-        }
+        common::until_queued(|| handle.queued(), 11).await;
         // Enqueued after the stop: refused once the stop is reached.
         let late = tokio::spawn({
             let handle = handle.clone();
             async move { handle.ping().await }
         });
-        while handle.queued() < 12 {
-            tokio::task::yield_now().await;
-        }
+        common::until_queued(|| handle.queued(), 12).await;
         release.notify_one();
         stopping.await.unwrap();
         assert_eq!(parked.await.unwrap(), Ok(()));
@@ -217,18 +211,14 @@ async fn a_panic_answers_the_caller_and_releases_every_queued_caller() {
             let handle = handle.clone();
             async move { handle.boom("state is broken".into()).await }
         });
-        while handle.queued() < 1 {
-            tokio::task::yield_now().await;
-        }
+        common::until_queued(|| handle.queued(), 1).await;
         let queued: Vec<_> = (0..50)
             .map(|_| {
                 let handle = handle.clone();
                 tokio::spawn(async move { handle.ping().await })
             })
             .collect();
-        while handle.queued() < 51 {
-            tokio::task::yield_now().await;
-        }
+        common::until_queued(|| handle.queued(), 51).await;
         release.notify_one();
         assert_eq!(parked.await.unwrap(), Ok(()));
         match boom.await.unwrap() {

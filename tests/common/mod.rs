@@ -40,3 +40,12 @@ where
     entered.notified().await;
     release
 }
+
+/// Yields until `queued()` reports at least `n` requests waiting: the way
+/// tests line requests up behind a held server without sleeping.
+#[allow(dead_code)]
+pub async fn until_queued(queued: impl Fn() -> usize, n: usize) {
+    while queued() < n {
+        tokio::task::yield_now().await;
+    }
+}
