@@ -161,8 +161,9 @@ async fn a_stored_reply_knows_when_its_caller_is_gone() {
             "the timed-out one is closed"
         );
         handle.stop().await;
-        // Stored replies are dropped with the state: the waiter is released.
-        assert_eq!(waiting.await.unwrap(), Err(CallError::NoReply));
+        // Stored replies end with the server: the waiter is released with
+        // why (it stopped), not a bare `NoReply`.
+        assert_eq!(waiting.await.unwrap(), Err(CallError::Closed));
     })
     .await;
 }
@@ -409,7 +410,7 @@ async fn stopping_a_pool_serves_what_was_queued_before_the_stop() {
             let pool = pool.clone();
             async move { pool.stop().await }
         });
-        common::until_queued(|| pool.queued(), 5).await;
+        common::until(|| pool.is_closed()).await;
         let late = tokio::spawn({
             let pool = pool.clone();
             async move { pool.fetch("late".into()).await }

@@ -8,12 +8,15 @@ use std::task::{Context, Poll};
 
 use tokio::sync::oneshot;
 
+use crate::control::Control;
 use crate::error::StopReason;
-use crate::handle::{Control, Handle};
 use crate::mailbox::mailbox;
 use crate::restart::Restart;
 use crate::serve::{Exited, Replica, serve};
-use crate::server::{PanicPolicy, Server};
+use crate::server::{Handle, PanicPolicy, Server};
+
+/// The largest pool; larger sizes are lowered to it.
+pub const MAX_POOL_SIZE: usize = 1024;
 
 /// Configures a server, then spawns it.
 ///
@@ -68,9 +71,10 @@ impl<S: Server> Builder<S> {
     /// The mailbox holds at most `capacity` requests (per lane); callers
     /// wait for room beyond that, or get
     /// [`CallError::Full`](crate::CallError::Full) with
-    /// [`try_now`](crate::Call::try_now). Zero is raised to one.
+    /// [`try_now`](crate::Call::try_now). Zero is raised to one, and more
+    /// than [`MAX_CAPACITY`](crate::MAX_CAPACITY) lowered to it.
     pub fn capacity(mut self, capacity: usize) -> Self {
-        self.capacity = capacity.max(1);
+        self.capacity = capacity;
         self
     }
 
@@ -101,7 +105,7 @@ impl<S: Server> Builder<S> {
     ///
     /// Outside a tokio runtime, like `tokio::spawn`.
     pub fn spawn(self) -> S::Handle {
-        self.start(false).0
+        self.start(None)
     }
 
     /// Like [`spawn`](Self::spawn), and also returns an [`Exit`]: a future
@@ -113,58 +117,52 @@ impl<S: Server> Builder<S> {
     ///
     /// Outside a tokio runtime, like `tokio::spawn`.
     pub fn spawn_with_exit(self) -> (S::Handle, Exit<S>) {
-        let (handle, exit) = self.start(true);
-        (handle, exit.expect("asked for an exit"))
+        let (tx, rx) = oneshot::channel();
+        (self.start(Some(tx)), Exit { rx })
     }
 
-    fn start(self, want_exit: bool) -> (S::Handle, Option<Exit<S>>) {
+    fn start(self, exit: Option<oneshot::Sender<Exited<S>>>) -> S::Handle {
         let replicas = self.pool.as_ref().map_or(1, |pool| pool.replicas);
         let (senders, mailbox) = mailbox(self.capacity, S::OPTIONS.priority_lane);
         let control = Control::new(self.name, replicas);
-        let (exit_tx, exit) = if want_exit && replicas == 1 {
-            let (tx, rx) = oneshot::channel();
-            (Some(tx), Some(Exit { rx }))
-        } else {
-            (None, None)
+        let handle = Handle::new(senders, control.clone());
+        // A pool's exit reports the reason only; a single replica's carries
+        // the final state.
+        let (pool_exit, replica_exit) = match &self.pool {
+            Some(_) => (exit, None),
+            None => (None, exit),
         };
         if let Some(pool) = &self.pool {
             for _ in 1..pool.replicas {
-                tokio::spawn(serve(Replica {
-                    state: Some((pool.clone)(&self.server)),
-                    mailbox: mailbox.clone(),
-                    control: control.clone(),
-                    on_panic: self.on_panic,
-                    restarts: self.restart.as_ref().map(|r| Box::new(r.tracker())),
-                    exit: None,
-                    exited: None,
-                }));
+                let state = (pool.clone)(&self.server);
+                let replica = Replica::new(
+                    mailbox.clone(),
+                    control.clone(),
+                    self.on_panic,
+                    self.restart.as_ref(),
+                    None,
+                );
+                tokio::spawn(serve(replica, state));
             }
         }
-        tokio::spawn(serve(Replica {
-            state: Some(self.server),
+        let replica = Replica::new(
             mailbox,
-            control: control.clone(),
-            on_panic: self.on_panic,
-            restarts: self.restart.as_ref().map(|r| Box::new(r.tracker())),
-            exit: exit_tx,
-            exited: None,
-        }));
-        let handle = S::Handle::from(Handle::new(senders, control.clone()));
-        // A pool's exit reports the reason only.
-        let exit = exit.or_else(|| {
-            want_exit.then(|| {
-                let (tx, rx) = oneshot::channel();
-                tokio::spawn(async move {
-                    let reason = control.closed_reason().await;
-                    let _ = tx.send(Exited {
-                        reason,
-                        state: None,
-                    });
+            control.clone(),
+            self.on_panic,
+            self.restart.as_ref(),
+            replica_exit,
+        );
+        tokio::spawn(serve(replica, self.server));
+        if let Some(tx) = pool_exit {
+            tokio::spawn(async move {
+                let reason = control.closed_reason().await;
+                let _ = tx.send(Exited {
+                    reason,
+                    state: None,
                 });
-                Exit { rx }
-            })
-        });
-        (handle, exit)
+            });
+        }
+        S::Handle::from(handle)
     }
 }
 
@@ -177,14 +175,12 @@ impl<S: Server + Clone> Builder<S> {
     /// panic stops (or, with [`restart`](Self::restart), restarts) only the
     /// replica it happened in; [`Handle::stop`] stops every replica: requests
     /// queued before the stop are served (by whichever replicas are still
-    /// running), later ones get [`CallError::Closed`](crate::CallError::Closed)
-    /// — except that on a multi-thread runtime a request taken by one replica
-    /// at the very moment another takes the stop may still be served.
+    /// running), later ones get [`CallError::Closed`](crate::CallError::Closed).
     /// `#[priority]` requests go to whichever replica is free first. Zero is
-    /// raised to one.
+    /// raised to one, and more than [`MAX_POOL_SIZE`] lowered to it.
     pub fn pool(mut self, replicas: usize) -> Self {
         self.pool = Some(Pool {
-            replicas: replicas.max(1),
+            replicas: replicas.clamp(1, MAX_POOL_SIZE),
             clone: S::clone,
         });
         self

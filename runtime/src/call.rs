@@ -8,19 +8,95 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
-use async_channel::TrySendError;
+use async_channel::{Sender, TrySendError};
+use tokio::sync::futures::Notified;
 use tokio::time::Sleep;
 
-use crate::__private::Message;
+use crate::control::Control;
 use crate::error::CallError;
-use crate::handle::{Control, Handle};
-use crate::mailbox::{Envelope, Senders};
-use crate::reply::{self, ReplyReceiver};
-use crate::server::Server;
+use crate::mailbox::Senders;
+use crate::message::Message;
+use crate::reply::{self, Reply, ReplyReceiver};
+use crate::scope::{self, Waiting};
+use crate::server::{Handle, Server};
 
-/// `true` when called from a handler, hook or timer of this very server.
-pub(crate) fn serving(control: &Arc<Control>) -> bool {
-    crate::scope::serving(control.id())
+/// How a message is called, as declared on its method: generated code
+/// builds one as a constant. Not a public API.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug)]
+pub struct Kind {
+    priority: bool,
+    timeout: Option<Duration>,
+    deferred: bool,
+}
+
+impl Kind {
+    /// An ordinary message.
+    pub const CALL: Kind = Kind {
+        priority: false,
+        timeout: None,
+        deferred: false,
+    };
+
+    /// `#[priority]`: into the priority lane.
+    pub const fn priority(self) -> Self {
+        Kind {
+            priority: true,
+            ..self
+        }
+    }
+
+    /// `#[timeout(..)]` or `#[server(timeout = ..)]`: the default timeout.
+    pub const fn timeout(self, timeout: Duration) -> Self {
+        Kind {
+            timeout: Some(timeout),
+            ..self
+        }
+    }
+
+    /// A method taking a `Reply<T>`: the reply may outlive the handler, so
+    /// the caller also watches for the server's end.
+    pub const fn deferred(self) -> Self {
+        Kind {
+            deferred: true,
+            ..self
+        }
+    }
+}
+
+/// A call that waits for its reply. Generated code only.
+#[doc(hidden)]
+pub fn call<S: Server, T: 'static>(
+    handle: &Handle<S>,
+    kind: Kind,
+    make: impl FnOnce(Reply<T>) -> S::Request,
+) -> Call<'_, S::Request, T> {
+    let (reply, receiver) = reply::channel();
+    Call {
+        senders: &handle.senders,
+        control: &handle.control,
+        request: make(reply),
+        answer: Answer::Reply(receiver),
+        kind,
+        try_now: false,
+    }
+}
+
+/// A one-way call (`#[cast]`). Generated code only.
+#[doc(hidden)]
+pub fn cast<S: Server>(
+    handle: &Handle<S>,
+    kind: Kind,
+    request: S::Request,
+) -> Call<'_, S::Request, ()> {
+    Call {
+        senders: &handle.senders,
+        control: &handle.control,
+        request,
+        answer: Answer::Enqueued(()),
+        kind,
+        try_now: false,
+    }
 }
 
 /// A call to a server, returned by every generated handle method.
@@ -53,15 +129,24 @@ pub(crate) fn serving(control: &Arc<Control>) -> bool {
 /// The check and the start are not atomic with the caller giving up: a
 /// caller that times out at the very moment its request starts may see
 /// `Timeout` although the handler ran.
+///
+/// # Calls that would deadlock
+///
+/// A call that waits for its reply fails at once, instead of waiting
+/// forever, when it is made from a handler (hook, timer) of the same server
+/// ([`CallError::SelfCall`]), or of a server that the called one is itself
+/// waiting for, directly or through other servers
+/// ([`CallError::Deadlock`]: A's handler waits for B, whose handler calls
+/// A). The chain of waiting servers travels with each request. Calls made
+/// from tasks that a handler spawns are not part of the chain.
 #[must_use = "a call does nothing until you `.await` it or call `.blocking()`"]
 pub struct Call<'h, R, T> {
     senders: &'h Senders<R>,
-    control: &'h Arc<Control>,
+    control: &'h Control,
     request: R,
     answer: Answer<T>,
-    timeout: Option<Duration>,
+    kind: Kind,
     try_now: bool,
-    priority: bool,
 }
 
 /// How a call ends once its request is enqueued.
@@ -73,38 +158,15 @@ enum Answer<T> {
 }
 
 impl<'h, R: Message, T: 'static> Call<'h, R, T> {
-    /// A call that waits for the reply. Generated code only.
-    #[doc(hidden)]
-    pub fn __new<S: Server<Request = R>>(
-        handle: &'h Handle<S>,
-        make: impl FnOnce(crate::Reply<T>) -> R,
-    ) -> Self {
-        let (reply, receiver) = reply::channel();
-        Call {
-            senders: &handle.senders,
-            control: &handle.control,
-            request: make(reply),
-            answer: Answer::Reply(receiver),
-            timeout: None,
-            try_now: false,
-            priority: false,
-        }
-    }
-
-    /// Goes into the priority lane. Generated code only (`#[priority]`).
-    #[doc(hidden)]
-    pub fn __priority(mut self) -> Self {
-        self.priority = self.senders.priority.is_some();
-        self
-    }
-
     /// Fails with [`CallError::Timeout`] if the reply has not arrived within
     /// `duration` (the wait for mailbox space counts). The server keeps
     /// serving; if it has not started the request by then, it skips it.
     ///
     /// Overrides any `#[timeout]` or `#[server(timeout = ..)]` default.
+    /// `Duration::ZERO` fails unless the reply is there at the first poll;
+    /// a duration too long to represent (`Duration::MAX`) never expires.
     pub fn timeout(mut self, duration: Duration) -> Self {
-        self.timeout = Some(duration);
+        self.kind.timeout = Some(duration);
         self
     }
 
@@ -126,9 +188,11 @@ impl<'h, R: Message, T: 'static> Call<'h, R, T> {
             control: self.control,
             request: self.request,
             answer: Answer::Enqueued(()),
-            timeout: self.timeout,
+            kind: Kind {
+                deferred: false,
+                ..self.kind
+            },
             try_now: self.try_now,
-            priority: self.priority,
         }
     }
 
@@ -145,39 +209,19 @@ impl<'h, R: Message, T: 'static> Call<'h, R, T> {
             return Err(CallError::BlockingInRuntime);
         }
         // Tokio's timer needs a runtime; a blocking call keeps its own
-        // deadline instead.
-        let deadline = self.timeout.map(|timeout| Instant::now() + timeout);
+        // deadline instead (none if it is too far to represent).
+        let deadline = self
+            .kind
+            .timeout
+            .and_then(|timeout| Instant::now().checked_add(timeout));
         let call = Call {
-            timeout: None,
+            kind: Kind {
+                timeout: None,
+                ..self.kind
+            },
             ..self
         };
         block_on(call.into_future(), deadline).unwrap_or(Err(CallError::Timeout))
-    }
-}
-
-impl<'h, R: Message> Call<'h, R, ()> {
-    /// A one-way call (`#[cast]`). Generated code only.
-    #[doc(hidden)]
-    pub fn __cast<S: Server<Request = R>>(handle: &'h Handle<S>, request: R) -> Self {
-        Call {
-            senders: &handle.senders,
-            control: &handle.control,
-            request,
-            answer: Answer::Enqueued(()),
-            timeout: None,
-            try_now: false,
-            priority: false,
-        }
-    }
-}
-
-impl<R, T> Call<'_, R, T> {
-    /// Sets the default timeout unless the call site already chose one.
-    /// Generated code only (`#[timeout]`, `#[server(timeout = ..)]`).
-    #[doc(hidden)]
-    pub fn __default_timeout(mut self, duration: Duration) -> Self {
-        self.timeout.get_or_insert(duration);
-        self
     }
 }
 
@@ -185,9 +229,9 @@ impl<R, T> fmt::Debug for Call<'_, R, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Call")
             .field("request", &std::any::type_name::<R>())
-            .field("timeout", &self.timeout)
+            .field("timeout", &self.kind.timeout)
             .field("try_now", &self.try_now)
-            .field("priority", &self.priority)
+            .field("priority", &self.kind.priority)
             .field("waits_for_reply", &matches!(self.answer, Answer::Reply(_)))
             .finish()
     }
@@ -198,21 +242,18 @@ impl<'h, R: Message, T> IntoFuture for Call<'h, R, T> {
     type IntoFuture = CallFuture<'h, R, T>;
 
     fn into_future(self) -> Self::IntoFuture {
-        let senders = self.senders;
-        let sender = match (&senders.priority, self.priority) {
-            (Some(priority), true) => priority,
-            _ => &senders.normal,
-        };
         CallFuture {
-            sender,
+            sender: self.senders.lane(self.kind.priority),
             control: self.control,
             request: Some(self.request),
             answer: Some(self.answer),
-            timeout: self.timeout,
+            timeout: self.kind.timeout,
+            watch: self.kind.deferred,
             try_now: self.try_now,
+            started: false,
             send: None,
             deadline: None,
-            started: false,
+            finished: None,
         }
     }
 }
@@ -221,17 +262,21 @@ pin_project_lite::pin_project! {
     /// The future of a [`Call`]; see there.
     #[must_use = "futures do nothing unless you `.await` or poll them"]
     pub struct CallFuture<'h, R, T> {
-        sender: &'h async_channel::Sender<Envelope<R>>,
-        control: &'h Arc<Control>,
+        sender: &'h Sender<R>,
+        control: &'h Control,
         request: Option<R>,
         answer: Option<Answer<T>>,
         timeout: Option<Duration>,
+        // A deferred reply may outlive the handler: watch the server's end.
+        watch: bool,
         try_now: bool,
         started: bool,
         #[pin]
-        send: Option<async_channel::Send<'h, Envelope<R>>>,
+        send: Option<async_channel::Send<'h, R>>,
         #[pin]
         deadline: Option<Sleep>,
+        // Boxed: only deferred calls have it.
+        finished: Option<Pin<Box<Notified<'h>>>>,
     }
 }
 
@@ -253,23 +298,37 @@ impl<R: Message, T> Future for CallFuture<'_, R, T> {
         let mut this = self.project();
         if !*this.started {
             *this.started = true;
+            let mut request = this.request.take().expect("polled once");
             let waits = matches!(this.answer, Some(Answer::Reply(_)));
-            let from_itself = serving(this.control);
-            if from_itself && waits {
-                return Poll::Ready(Err(CallError::SelfCall));
+            let from_server = scope::serving();
+            let from_itself = from_server == Some(this.control.id());
+            if waits && from_server.is_some() {
+                match scope::waiting_for(this.control.id()) {
+                    Waiting::Outside => {}
+                    Waiting::Chain(chain) => {
+                        if let Some(reply) = request.reply_slot() {
+                            reply.wait_through(chain);
+                        }
+                    }
+                    Waiting::Cycle(error) => return Poll::Ready(Err(error)),
+                }
             }
             if let Some(timeout) = *this.timeout {
                 this.deadline.set(Some(tokio::time::sleep(timeout)));
             }
-            let envelope = Envelope::Request(this.request.take().expect("polled once"));
+            if *this.watch {
+                let mut finished = Box::pin(this.control.finished());
+                finished.as_mut().enable();
+                *this.finished = Some(finished);
+            }
             // Straight in when there is room (the common case, and what the
             // channel's own send future would try first); otherwise wait,
             // except that a server enqueueing to itself must not wait for
             // room that only it can make.
-            match this.sender.try_send(envelope) {
+            match this.sender.try_send(request) {
                 Ok(()) => {}
-                Err(TrySendError::Full(envelope)) if !*this.try_now && !from_itself => {
-                    this.send.set(Some(this.sender.send(envelope)));
+                Err(TrySendError::Full(request)) if !*this.try_now && !from_itself => {
+                    this.send.set(Some(this.sender.send(request)));
                 }
                 Err(TrySendError::Full(_)) => return Poll::Ready(Err(CallError::Full)),
                 Err(TrySendError::Closed(_)) => {
@@ -287,13 +346,27 @@ impl<R: Message, T> Future for CallFuture<'_, R, T> {
         }
 
         match this.answer.as_mut().expect("polled after completion") {
-            Answer::Reply(receiver) => match Pin::new(receiver).poll(cx) {
-                Poll::Ready(outcome) => {
+            Answer::Reply(receiver) => {
+                if let Poll::Ready(outcome) = Pin::new(&mut *receiver).poll(cx) {
                     *this.answer = None;
-                    Poll::Ready(outcome)
+                    return Poll::Ready(outcome);
                 }
-                Poll::Pending => expired(this.deadline, cx),
-            },
+                if let Some(finished) = this.finished
+                    && finished.as_mut().poll(cx).is_ready()
+                {
+                    // The server has ended: an answer sent just before
+                    // counts, else the reply it still held never will be.
+                    let outcome = receiver.try_recv().unwrap_or_else(|| {
+                        Err(this
+                            .control
+                            .reason()
+                            .map_or(CallError::Closed, |reason| reason.held_reply_error()))
+                    });
+                    *this.answer = None;
+                    return Poll::Ready(outcome);
+                }
+                expired(this.deadline, cx)
+            }
             Answer::Enqueued(_) => match this.answer.take() {
                 Some(Answer::Enqueued(value)) => Poll::Ready(Ok(value)),
                 _ => unreachable!(),

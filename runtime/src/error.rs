@@ -31,6 +31,11 @@ pub enum CallError {
     /// A handler (or hook, or timer) called its own server and would have
     /// waited for itself forever.
     SelfCall,
+    /// A handler called a server that is, directly or through other
+    /// servers, waiting for this very handler (A waits for B, B calls A):
+    /// both would have waited forever. The call that would have closed the
+    /// cycle fails instead.
+    Deadlock,
     /// The server took the request but dropped its [`Reply`](crate::Reply)
     /// without answering.
     NoReply,
@@ -57,6 +62,9 @@ impl fmt::Display for CallError {
             CallError::Panicked(msg) => write!(f, "handler panicked: {msg}"),
             CallError::StartFailed(why) => write!(f, "server failed to start: {why}"),
             CallError::SelfCall => f.write_str("server called itself and would deadlock"),
+            CallError::Deadlock => {
+                f.write_str("call would close a cycle of servers waiting for each other")
+            }
             CallError::NoReply => f.write_str("server dropped the reply without answering"),
             CallError::BlockingInRuntime => {
                 f.write_str("blocking call made on an async runtime thread")
@@ -74,6 +82,7 @@ impl fmt::Debug for CallError {
             CallError::Panicked(msg) => f.debug_tuple("Panicked").field(msg).finish(),
             CallError::StartFailed(why) => f.debug_tuple("StartFailed").field(why).finish(),
             CallError::SelfCall => f.write_str("SelfCall"),
+            CallError::Deadlock => f.write_str("Deadlock"),
             CallError::NoReply => f.write_str("NoReply"),
             CallError::BlockingInRuntime => f.write_str("BlockingInRuntime"),
         }
@@ -149,6 +158,15 @@ impl StopReason {
         match self {
             StopReason::StartFailed(why) => CallError::StartFailed(why.clone()),
             _ => CallError::Closed,
+        }
+    }
+
+    /// The error for a caller whose deferred reply the server still held
+    /// when it stopped for this reason: the panic that stopped it, if any.
+    pub(crate) fn held_reply_error(&self) -> CallError {
+        match self {
+            StopReason::Panicked(message) => CallError::Panicked(message.clone()),
+            other => other.call_error(),
         }
     }
 }

@@ -1,19 +1,23 @@
-//! The reply half of a call, and how a panic reaches the caller.
+//! The reply half of a call, and how every way of ending reaches the caller.
 //!
-//! Every call carries a [`Reply`] inside its request; the caller keeps the
-//! matching [`ReplyReceiver`]. A reply is answered exactly once: with the
-//! handler's value ([`Reply::send`]), with a [`CallError`] from the serve
-//! loop (`fail`), or by its `Drop`, which answers `NoReply`, or `Panicked`
-//! when the drop happens while a handler unwinds.
+//! Every call that waits carries a [`Reply`] inside its request; the caller
+//! keeps the matching [`ReplyReceiver`]. A reply is answered exactly once:
+//! with the handler's value ([`Reply::send`]), with a [`CallError`] from the
+//! serve loop ([`ReplySlot::fail`]), or by its `Drop`: `NoReply`, or, when
+//! the drop happens while server code unwinds or while the serve loop
+//! disposes of a state or an unfinished handler, the error the loop gives
+//! (the panic's message, `Closed`).
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tokio::sync::oneshot;
 
-use crate::error::{CallError, PanicMessage};
+use crate::error::CallError;
+use crate::scope::{self, Chain};
 
 type Outcome<T> = Result<T, CallError>;
 
@@ -26,12 +30,21 @@ type Outcome<T> = Result<T, CallError>;
 /// whenever the answer is ready. The caller still awaits a plain
 /// `Result<T, CallError>`.
 ///
-/// Dropping a reply without answering gives the caller
-/// [`CallError::NoReply`]; dropping it while a handler panics gives
-/// [`CallError::Panicked`]. A caller is never left waiting.
+/// A caller is never left waiting: dropping a reply without answering gives
+/// the caller [`CallError::NoReply`]; dropping it while a handler panics
+/// gives [`CallError::Panicked`]; and when the server stops, every caller
+/// whose deferred reply is still unanswered gets an error at once (the panic
+/// that stopped the server, or [`CallError::Closed`]), wherever the reply
+/// is — in the final state returned by
+/// [`Exit`](crate::Exit), or in a task the server spawned. A deferred reply
+/// must therefore be answered before its server stops; a later
+/// [`send`](Self::send) hands the value back.
 #[must_use = "a dropped `Reply` answers its caller with `CallError::NoReply`"]
 pub struct Reply<T: 'static> {
     tx: Tx<T>,
+    /// The servers waiting for this reply, when the call came from a
+    /// handler; see `scope`.
+    chain: Option<Arc<Chain>>,
 }
 
 /// The sender, and whether the request runs even if nobody waits. One enum
@@ -69,15 +82,19 @@ pub(crate) struct ReplyReceiver<T>(oneshot::Receiver<Outcome<T>>);
 /// receiver stays with the caller.
 pub(crate) fn channel<T: 'static>() -> (Reply<T>, ReplyReceiver<T>) {
     let (tx, rx) = oneshot::channel();
-    (Reply { tx: Tx::Waited(tx) }, ReplyReceiver(rx))
+    let reply = Reply {
+        tx: Tx::Waited(tx),
+        chain: None,
+    };
+    (reply, ReplyReceiver(rx))
 }
 
 impl<T: 'static> Reply<T> {
     /// Answers the call with `value`.
     ///
-    /// Returns `Err(value)` if the caller has stopped waiting (it timed out
-    /// or dropped its call); the value is handed back so nothing is lost
-    /// silently.
+    /// Returns `Err(value)` if the caller has stopped waiting (it timed out,
+    /// dropped its call, or its server stopped); the value is handed back so
+    /// nothing is lost silently.
     pub fn send(mut self, value: T) -> Result<(), T> {
         match self.tx.take() {
             Some(tx) => tx.send(Ok(value)).map_err(|outcome| match outcome {
@@ -94,22 +111,16 @@ impl<T: 'static> Reply<T> {
     pub fn is_closed(&self) -> bool {
         self.tx.as_ref().is_none_or(|tx| tx.is_closed())
     }
-
-    fn fail_with(&mut self, error: CallError) {
-        if let Some(tx) = self.tx.take() {
-            let _ = tx.send(Err(error));
-        }
-    }
 }
 
 impl<T: 'static> Drop for Reply<T> {
     fn drop(&mut self) {
         let Some(tx) = self.tx.take() else { return };
-        if std::thread::panicking() {
-            // The panic message is not known yet; the serve loop answers
-            // with it once it has caught the panic.
-            crate::scope::defer(Box::new(move |msg: &PanicMessage| {
-                let _ = tx.send(Err(CallError::Panicked(msg.clone())));
+        if scope::collects() {
+            // Dropped while server code unwinds, or while the serve loop
+            // disposes of it: the loop answers once it knows with what.
+            scope::defer(Box::new(move |error: &CallError| {
+                let _ = tx.send(Err(error.clone()));
             }));
         } else {
             let _ = tx.send(Err(CallError::NoReply));
@@ -125,22 +136,40 @@ impl<T: 'static> fmt::Debug for Reply<T> {
     }
 }
 
-/// What the serve loop needs from the reply inside a request, whatever its
+/// What the serve loop learns from a request's reply before serving it.
+#[doc(hidden)]
+#[derive(Debug)]
+pub enum Begin {
+    /// The caller has gone and did not ask for the request to run anyway:
+    /// skip it.
+    Abandoned,
+    /// Serve it, for a caller waited for by these servers.
+    Serve(Option<Arc<Chain>>),
+}
+
+/// What the runtime needs from the reply inside a request, whatever its
 /// value type. Generated code exposes it through
-/// [`Message::reply_slot`](crate::__private::Message::reply_slot).
+/// `Message::reply_slot`; not a
+/// public API.
+#[doc(hidden)]
 pub trait ReplySlot: Send {
-    /// The caller is gone and did not ask for the request to run anyway.
-    fn is_abandoned(&self) -> bool;
+    /// Whether to serve the request, and for which waiting servers.
+    fn begin(&mut self) -> Begin;
     /// Run the request even if nobody waits for the answer
     /// ([`no_wait`](crate::Call::no_wait)).
     fn detach(&mut self);
     /// Answer with an error instead of a value.
     fn fail(&mut self, error: CallError);
+    /// The request is waited for by the servers in `chain`.
+    fn wait_through(&mut self, chain: Arc<Chain>);
 }
 
 impl<T: Send + 'static> ReplySlot for Reply<T> {
-    fn is_abandoned(&self) -> bool {
-        matches!(&self.tx, Tx::Waited(tx) if tx.is_closed())
+    fn begin(&mut self) -> Begin {
+        match &self.tx {
+            Tx::Waited(tx) if tx.is_closed() => Begin::Abandoned,
+            _ => Begin::Serve(self.chain.take()),
+        }
     }
 
     fn detach(&mut self) {
@@ -150,7 +179,24 @@ impl<T: Send + 'static> ReplySlot for Reply<T> {
     }
 
     fn fail(&mut self, error: CallError) {
-        self.fail_with(error);
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(Err(error));
+        }
+    }
+
+    fn wait_through(&mut self, chain: Arc<Chain>) {
+        self.chain = Some(chain);
+    }
+}
+
+impl<T> ReplyReceiver<T> {
+    /// The answer if it has arrived, without waiting.
+    pub(crate) fn try_recv(&mut self) -> Option<Outcome<T>> {
+        match self.0.try_recv() {
+            Ok(outcome) => Some(outcome),
+            Err(oneshot::error::TryRecvError::Empty) => None,
+            Err(oneshot::error::TryRecvError::Closed) => Some(Err(CallError::Closed)),
+        }
     }
 }
 
@@ -162,9 +208,74 @@ impl<T> Future for ReplyReceiver<T> {
             .poll(cx)
             .map(|received| match received {
                 Ok(outcome) => outcome,
-                // Only reachable if the reply was leaked by `mem::forget` or
-                // lost with the whole runtime.
+                // Every path of the runtime answers a reply before dropping
+                // it; only a reply leaked with `mem::forget` or lost with its
+                // whole runtime lands here.
                 Err(_) => Err(CallError::Closed),
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::Control;
+    use crate::error::PanicMessage;
+    use crate::scope;
+
+    #[tokio::test]
+    async fn a_panic_answers_the_replies_it_dropped_with_its_message() {
+        let (first, first_rx) = channel::<u32>();
+        let (second, second_rx) = channel::<u32>();
+        let control = Control::new(None, 1);
+        let result = scope::catch(&control, async move {
+            let _held = (first, second);
+            panic!("broken state");
+        })
+        .await;
+        let expected = CallError::Panicked(PanicMessage::new("broken state"));
+        assert_eq!(result.map(|_: ()| ()).unwrap_err().as_str(), "broken state");
+        assert_eq!(first_rx.await, Err(expected.clone()));
+        assert_eq!(second_rx.await, Err(expected));
+    }
+
+    #[test]
+    fn a_reply_dropped_by_a_panic_outside_any_server_still_answers() {
+        let (reply, rx) = channel::<u32>();
+        let thread = std::thread::spawn(move || {
+            let _held = reply;
+            panic!("elsewhere");
+        });
+        assert!(thread.join().is_err());
+        let answer = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(rx);
+        assert!(matches!(answer, Err(CallError::Panicked(_))));
+    }
+
+    #[tokio::test]
+    async fn disposing_answers_held_replies_with_the_given_error() {
+        let (reply, rx) = channel::<u32>();
+        assert_eq!(scope::dispose(vec![reply], &CallError::Closed), Ok(()));
+        assert_eq!(rx.await, Err(CallError::Closed));
+    }
+
+    #[tokio::test]
+    async fn an_unfinished_handler_dropped_answers_closed() {
+        let (reply, rx) = channel::<u32>();
+        let control = Control::new(None, 1);
+        let mut handler = Box::pin(scope::catch(&control, async move {
+            let _held = reply;
+            std::future::pending::<()>().await;
+        }));
+        assert!(futures_poll(handler.as_mut()).is_pending());
+        drop(handler);
+        assert_eq!(rx.await, Err(CallError::Closed));
+    }
+
+    fn futures_poll<F: Future + ?Sized>(fut: Pin<&mut F>) -> Poll<F::Output> {
+        let waker = std::task::Waker::noop();
+        fut.poll(&mut Context::from_waker(waker))
     }
 }

@@ -68,13 +68,17 @@ impl<S> Restart<S> {
         }
     }
 
-    /// At most `max` restarts within one [`window`](Self::window).
+    /// At most `max` restarts within one [`window`](Self::window); `0`
+    /// never restarts, `usize::MAX` always does.
     pub fn max_restarts(mut self, max: usize) -> Self {
         self.max_restarts = max;
         self
     }
 
-    /// The time window the restart limit counts in.
+    /// The time window the restart limit counts in. A zero window forgets
+    /// every restart at once, so the limit never applies; `Duration::MAX`
+    /// never forgets, so at most `max_restarts` happen in the server's
+    /// life. A failed restart (the factory panicked) counts as one.
     pub fn window(mut self, window: Duration) -> Self {
         self.window = window;
         self
@@ -124,11 +128,11 @@ pub(crate) struct Restarts<S> {
 }
 
 impl<S> Restarts<S> {
-    /// A new state if the policy allows another restart after a stop for
-    /// this reason, counting it.
-    pub(crate) fn next(&mut self, started: bool) -> Option<S> {
+    /// Whether the policy allows another restart after a stop (`started`:
+    /// after a handler panic; else after a failed start), counting it.
+    pub(crate) fn allow(&mut self, started: bool) -> bool {
         if !started && !self.policy.on_start_failure {
-            return None;
+            return false;
         }
         let now = Instant::now();
         while self
@@ -139,10 +143,15 @@ impl<S> Restarts<S> {
             self.recent.pop_front();
         }
         if self.recent.len() >= self.policy.max_restarts {
-            return None;
+            return false;
         }
         self.recent.push_back(now);
-        Some((self.policy.factory)())
+        true
+    }
+
+    /// A fresh state from the factory (which may panic: the caller catches).
+    pub(crate) fn build(&self) -> S {
+        (self.policy.factory)()
     }
 }
 
@@ -156,26 +165,23 @@ mod tests {
             .max_restarts(2)
             .window(Duration::from_secs(10))
             .tracker();
-        assert_eq!(restarts.next(true), Some(1));
-        assert_eq!(restarts.next(true), Some(1));
-        assert_eq!(restarts.next(true), None);
+        assert!(restarts.allow(true));
+        assert!(restarts.allow(true));
+        assert!(!restarts.allow(true));
         tokio::time::sleep(Duration::from_secs(10)).await;
-        assert_eq!(
-            restarts.next(true),
-            Some(1),
-            "old restarts stopped counting"
-        );
+        assert!(restarts.allow(true), "old restarts stopped counting");
+        assert_eq!(restarts.build(), 1);
     }
 
     #[test]
     fn start_failures_restart_only_when_asked() {
         let mut plain = Restart::new(|| 1u8).tracker();
-        assert_eq!(plain.next(false), None);
+        assert!(!plain.allow(false));
         let mut asked = Restart::new(|| 1u8).on_start_failure(true).tracker();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
             .unwrap();
-        assert_eq!(runtime.block_on(async { asked.next(false) }), Some(1));
+        assert!(runtime.block_on(async { asked.allow(false) }));
     }
 }

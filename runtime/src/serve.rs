@@ -1,23 +1,25 @@
-//! The one serve loop, generic over every server.
+//! The one serve loop, generic over every server: start, serve requests and
+//! timers one at a time, stop, and restart when the policy says so.
+//!
+//! Every piece of user code runs through `scope` (panics caught, the thread
+//! marked as the server's), and the loop takes one unit of tokio's task
+//! budget per request or tick, so a server whose mailbox never empties still
+//! lets the other tasks of its runtime, its callers' timeouts and its own
+//! timers run.
 
-use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::oneshot;
-use tokio::time::{Instant, Sleep};
 
-use crate::__private::Message;
+use crate::control::{Control, Ending};
 use crate::error::{CallError, PanicMessage, StopReason};
-use crate::handle::Control;
-use crate::mailbox::{Envelope, Mailbox};
-use crate::restart::Restarts;
-use crate::scope::catch;
+use crate::mailbox::Mailbox;
+use crate::message::{Dispatched, Message};
+use crate::reply::{Begin, ReplySlot};
+use crate::restart::{Restart, Restarts};
+use crate::scope::{self, catch, catch_in, catch_sync};
 use crate::server::{PanicPolicy, Server};
-
-/// Shortest `#[every]` period; shorter ones are raised to it so a zero
-/// period cannot spin the loop.
-const MIN_PERIOD: Duration = Duration::from_millis(1);
+use crate::timers::Timers;
 
 /// How a server ended, delivered by [`Exit`](crate::Exit).
 #[derive(Debug)]
@@ -31,329 +33,269 @@ pub struct Exited<S> {
     pub state: Option<S>,
 }
 
-/// Everything one serve loop (one replica) owns. It is also the loop's
-/// drop guard: it runs on every exit path of the replica, including a serve
-/// task dropped mid-await by a runtime shutdown. The last replica to end
-/// closes and drains the mailbox: without that, queued callers would wait
-/// forever, because the channel keeps their requests alive while any handle
-/// exists.
+/// Everything one serve loop (one replica of a pool) owns. It is also the
+/// loop's drop guard: it runs on every exit path, including a serve task
+/// dropped mid-await by a runtime shutdown. The last replica to end closes
+/// and drains the mailbox (queued callers would otherwise wait forever: the
+/// channel keeps their requests alive while any handle exists) and finishes
+/// the server.
 pub(crate) struct Replica<S: Server> {
-    pub(crate) state: Option<S>,
-    pub(crate) mailbox: Mailbox<S::Request>,
-    pub(crate) control: Arc<Control>,
-    pub(crate) on_panic: PanicPolicy,
-    pub(crate) restarts: Option<Box<Restarts<S>>>,
-    pub(crate) exit: Option<oneshot::Sender<Exited<S>>>,
-    pub(crate) exited: Option<Exited<S>>,
+    mailbox: Mailbox<S::Request>,
+    control: Arc<Control>,
+    on_panic: PanicPolicy,
+    restarts: Option<Box<Restarts<S>>>,
+    exit: Option<oneshot::Sender<Exited<S>>>,
+    /// How the replica ended, and its final state; `None` while it runs.
+    ended: Option<(Ending, Option<S>)>,
 }
 
-/// Runs one replica until it stops for good (restarting it if its policy
-/// says so). The replica is used in place, never moved out of the future's
-/// argument, so the spawned future holds it once.
-pub(crate) async fn serve<S: Server>(mut replica: Replica<S>) {
-    loop {
-        let state = replica.state.take().expect("a state to serve");
-        let (reason, started, state_back) = run(
-            state,
-            &mut replica.mailbox,
-            &replica.control,
-            replica.on_panic,
-        )
-        .await;
-        let restartable = matches!(reason, StopReason::Panicked(_) | StopReason::StartFailed(_));
-        if restartable && let Some(next) = replica.restarts.as_mut().and_then(|r| r.next(started)) {
-            drop(state_back);
-            replica.state = Some(next);
-            continue;
+impl<S: Server> Replica<S> {
+    pub(crate) fn new(
+        mailbox: Mailbox<S::Request>,
+        control: Arc<Control>,
+        on_panic: PanicPolicy,
+        restart: Option<&Restart<S>>,
+        exit: Option<oneshot::Sender<Exited<S>>>,
+    ) -> Self {
+        Replica {
+            mailbox,
+            control,
+            on_panic,
+            restarts: restart.map(|policy| Box::new(policy.tracker())),
+            exit,
+            ended: None,
         }
-        replica.exited = Some(Exited {
-            reason,
-            state: state_back,
-        });
-        return;
+    }
+}
+
+/// Runs one replica, from `state`, until it stops for good.
+pub(crate) async fn serve<S: Server>(mut replica: Replica<S>, mut state: S) {
+    loop {
+        let ended = run(state, &mut replica).await;
+        state = match replica.next_state(ended) {
+            Ok(state) => state,
+            Err(ended) => {
+                replica.ended = Some(ended);
+                return;
+            }
+        };
+        // A state that fails at once, restarted without limit, must not
+        // monopolise the thread either.
+        tokio::task::consume_budget().await;
+    }
+}
+
+/// How one incarnation of the state ended.
+enum Ended<S> {
+    /// `#[on_start]` failed or panicked: the state never served.
+    NotStarted(StopReason, S),
+    /// A handler or timer panicked and the policy stops the server.
+    Faulted(PanicMessage, S),
+    /// For good: restarts do not apply.
+    Stopped(Ending, Option<S>),
+}
+
+/// Starts `state`, serves until it stops, runs `#[on_stop]`.
+async fn run<S: Server>(mut state: S, replica: &mut Replica<S>) -> Ended<S> {
+    let control = &*replica.control;
+    match catch(control, state.on_start()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(why)) => return Ended::NotStarted(StopReason::StartFailed(why), state),
+        Err(panic) => return Ended::NotStarted(StopReason::Panicked(panic), state),
+    }
+    let served = match catch_sync(control, || state.periods()) {
+        Ok(periods) => {
+            let timers = Timers::new(periods);
+            let requests = Requests {
+                mailbox: &mut replica.mailbox,
+                control,
+                on_panic: replica.on_panic,
+            };
+            requests.serve(&mut state, timers).await
+        }
+        Err(panic) => Served::Faulted(panic),
+    };
+    let stopped = catch(control, state.on_stop());
+    match served {
+        Served::Drained => match stopped.await {
+            Ok(()) => Ended::Stopped(Ending::Drained, Some(state)),
+            Err(panic) => Ended::Stopped(Ending::Own(StopReason::Panicked(panic)), Some(state)),
+        },
+        Served::Faulted(panic) => {
+            let _ = stopped.await;
+            Ended::Faulted(panic, state)
+        }
+        Served::Terminal(request) => {
+            // `on_stop` needs the state, which the terminal method
+            // consumes, so it runs first.
+            let _ = stopped.await;
+            let reason = match catch(control, state.consume(request)).await {
+                Ok(()) => StopReason::Terminal,
+                Err(panic) => StopReason::Panicked(panic),
+            };
+            control.set_cause(reason.clone());
+            Ended::Stopped(Ending::Own(reason), None)
+        }
+    }
+}
+
+/// How the request loop ended.
+enum Served<R> {
+    /// The mailbox was closed and ran dry, or the server's own code
+    /// stopped it.
+    Drained,
+    /// A handler or timer panicked and the policy stops the server.
+    Faulted(PanicMessage),
+    /// A terminal request is to consume the state; the mailbox is closed.
+    Terminal(R),
+}
+
+/// What the loop waits for.
+enum Next<R> {
+    Request(R),
+    Tick(usize),
+    Closed,
+}
+
+/// The request loop's view of the replica.
+struct Requests<'a, R> {
+    mailbox: &'a mut Mailbox<R>,
+    control: &'a Control,
+    on_panic: PanicPolicy,
+}
+
+impl<R: Message> Requests<'_, R> {
+    async fn serve<S: Server<Request = R>>(
+        mut self,
+        state: &mut S,
+        mut timers: Option<Timers>,
+    ) -> Served<R> {
+        let control = self.control;
+        loop {
+            // One unit of the task's budget per request or tick: the loop
+            // yields once it is spent, as tokio's own channels do.
+            tokio::task::consume_budget().await;
+            let ran = match self.next(timers.as_mut()).await {
+                Next::Closed => return Served::Drained,
+                Next::Tick(timer) => {
+                    let ticked = catch(control, state.tick(timer)).await;
+                    if let Some(timers) = &mut timers {
+                        timers.reschedule(timer);
+                    }
+                    ticked
+                }
+                Next::Request(mut request) => {
+                    if control.stops_now() {
+                        // Another replica of a pool was stopped by its own
+                        // code: requests still queued are refused.
+                        fail(&mut request, CallError::Closed);
+                        return Served::Drained;
+                    }
+                    let chain = match request.reply_slot().map(ReplySlot::begin) {
+                        Some(Begin::Abandoned) => continue,
+                        Some(Begin::Serve(chain)) => chain,
+                        None => None,
+                    };
+                    match catch_in(control, chain, state.dispatch(request)).await {
+                        Ok(Dispatched::Served) => Ok(()),
+                        Ok(Dispatched::Terminal(request)) => {
+                            self.mailbox.close();
+                            return Served::Terminal(request);
+                        }
+                        Err(panic) => Err(panic),
+                    }
+                }
+            };
+            match ran {
+                Err(panic) if self.on_panic == PanicPolicy::Stop => return Served::Faulted(panic),
+                _ if control.stops_now() => return Served::Drained,
+                _ => {}
+            }
+        }
+    }
+
+    /// The next request, or a due timer first: a tick is never starved by
+    /// a busy mailbox, and one that overruns its period is not repeated in
+    /// a burst.
+    async fn next(&mut self, timers: Option<&mut Timers>) -> Next<R> {
+        let request = match timers {
+            None => self.mailbox.recv().await,
+            Some(timers) => tokio::select! {
+                biased;
+                timer = timers.due() => return Next::Tick(timer),
+                request = self.mailbox.recv() => request,
+            },
+        };
+        request.map_or(Next::Closed, Next::Request)
+    }
+}
+
+fn fail<R: Message>(request: &mut R, error: CallError) {
+    if let Some(reply) = request.reply_slot() {
+        reply.fail(error);
+    }
+}
+
+impl<S: Server> Replica<S> {
+    /// The state to continue with after `ended`, if the restart policy
+    /// allows one; else how the replica ends.
+    fn next_state(&mut self, ended: Ended<S>) -> Result<S, (Ending, Option<S>)> {
+        let (mut reason, broken, started) = match ended {
+            Ended::Stopped(ending, state) => return Err((ending, state)),
+            Ended::NotStarted(reason, state) => (reason, state, false),
+            Ended::Faulted(panic, state) => (StopReason::Panicked(panic), state, true),
+        };
+        let Some(restarts) = self.restarts.as_mut() else {
+            return Err((Ending::Own(reason), Some(broken)));
+        };
+        if !restarts.allow(started) {
+            return Err((Ending::Own(reason), Some(broken)));
+        }
+        // The broken state goes first; the replies it held learn why. A
+        // panic from its `Drop` is caught and does not stop the restart.
+        let _ = scope::dispose(broken, &reason.held_reply_error());
+        loop {
+            match catch_sync(&self.control, || restarts.build()) {
+                Ok(state) => return Ok(state),
+                // A factory that panics is a failed restart: it counts.
+                Err(panic) => reason = StopReason::Panicked(panic),
+            }
+            if !restarts.allow(started) {
+                return Err((Ending::Own(reason), None));
+            }
+        }
     }
 }
 
 impl<S: Server> Drop for Replica<S> {
     fn drop(&mut self) {
-        let exited = self.exited.take().unwrap_or(Exited {
-            reason: StopReason::Aborted,
-            state: None,
-        });
-        if self.control.replica_ended() {
-            self.control.set_reason(exited.reason.clone());
-            self.mailbox.close_and_drain(&exited.reason.call_error());
-            self.control.notify_finished();
+        let (ending, state) = self
+            .ended
+            .take()
+            .unwrap_or((Ending::Own(StopReason::Aborted), None));
+        let held = match &ending {
+            Ending::Own(reason) => reason.held_reply_error(),
+            Ending::Drained => CallError::Closed,
+        };
+        let reason = self.control.replica_ended(ending);
+        if let Some(reason) = &reason {
+            self.mailbox.close_and_drain(&reason.call_error());
+        }
+        let state = match &self.exit {
+            Some(_) => state,
+            None => {
+                // A panicking `Drop` of the state is caught: the server has
+                // ended already.
+                let _ = state.map(|state| scope::dispose(state, &held));
+                None
+            }
+        };
+        if let Some(reason) = &reason {
+            self.control.finish(reason.clone());
         }
         if let Some(exit) = self.exit.take() {
-            let _ = exit.send(exited);
+            let reason = reason.unwrap_or(StopReason::Aborted);
+            let _ = exit.send(Exited { reason, state });
         }
-    }
-}
-
-/// The serial loop for one instance of the state: start, serve requests
-/// and timers one at a time, stop. Returns why it stopped, whether
-/// `#[on_start]` succeeded, and the state unless a terminal message took it.
-async fn run<S: Server>(
-    mut state: S,
-    mailbox: &mut Mailbox<S::Request>,
-    control: &Arc<Control>,
-    on_panic: PanicPolicy,
-) -> (StopReason, bool, Option<S>) {
-    let id = control.id();
-    match catch(id, state.on_start()).await {
-        Ok(Ok(())) => {}
-        Ok(Err(why)) => return (StopReason::StartFailed(why), false, Some(state)),
-        Err(panic) => return (StopReason::Panicked(panic), false, Some(state)),
-    }
-    let periods = state.periods();
-    let loop_ = Loop {
-        mailbox,
-        control,
-        on_panic,
-        id,
-        pooled: control.replicas() > 1,
-    };
-    // Most servers have neither timers nor a priority lane: they get a
-    // loop with one plain receive. The full loop's waiting (a `select!`
-    // over timers and lanes) is boxed, once per start, so that it does not
-    // grow every server's task.
-    let ended = if periods.is_empty() && loop_.mailbox.has_one_lane() {
-        loop_.serve_one_lane(&mut state).await
-    } else {
-        Box::pin(loop_.serve_with_timers(&mut state, Timers::new(periods))).await
-    };
-    match ended {
-        Ended::Stopped(reason) => {
-            let _ = catch(id, state.on_stop()).await;
-            (reason, true, Some(state))
-        }
-        Ended::Terminal(request) => {
-            // `on_stop` needs the state, which the terminal method
-            // consumes, so it runs first.
-            let _ = catch(id, state.on_stop()).await;
-            let _ = catch(id, state.consume(request)).await;
-            (StopReason::Terminal, true, None)
-        }
-    }
-}
-
-/// How a request loop ended.
-enum Ended<R> {
-    Stopped(StopReason),
-    /// A terminal request is to consume the state.
-    Terminal(R),
-}
-
-/// What to do with one envelope from the mailbox.
-enum Next<R> {
-    Serve(R),
-    Skip,
-    End(Ended<R>),
-}
-
-/// What both request loops share.
-struct Loop<'a, R> {
-    mailbox: &'a mut Mailbox<R>,
-    control: &'a Arc<Control>,
-    on_panic: PanicPolicy,
-    id: usize,
-    /// One of several replicas: another may take a stop first.
-    pooled: bool,
-}
-
-/// The body both request loops share: classify one envelope, then serve the
-/// request (or `continue`/`return` from the enclosing loop). A macro rather
-/// than an `async fn`: another future layer between the loop and the
-/// handler measurably slowed every call (BENCHMARKS.md).
-macro_rules! serve_envelope {
-    ($loop_:ident, $state:ident, $envelope:ident) => {
-        let request = match $loop_.next($envelope) {
-            Next::Serve(request) => request,
-            Next::Skip => continue,
-            Next::End(ended) => return ended,
-        };
-        let served = catch($loop_.id, $state.dispatch(request)).await;
-        if let Some(reason) = $loop_.after(served) {
-            return Ended::Stopped(reason);
-        }
-    };
-}
-
-impl<R: Message> Loop<'_, R> {
-    /// The loop for a server with one lane and no timers.
-    async fn serve_one_lane<S: Server<Request = R>>(self, state: &mut S) -> Ended<R> {
-        loop {
-            let envelope = self.mailbox.normal_receiver().recv().await.ok();
-            serve_envelope!(self, state, envelope);
-        }
-    }
-
-    /// The loop for a server with timers or a priority lane.
-    async fn serve_with_timers<S: Server<Request = R>>(
-        self,
-        state: &mut S,
-        mut timers: Timers,
-    ) -> Ended<R> {
-        loop {
-            // Timers first: a due tick is never starved by a busy mailbox,
-            // and a tick that overruns its period is not repeated in a burst.
-            let envelope = if timers.is_empty() {
-                self.mailbox.recv().await
-            } else {
-                tokio::select! {
-                    biased;
-                    timer = timers.due() => {
-                        let ticked = catch(self.id, state.tick(timer)).await;
-                        timers.reschedule(timer);
-                        if let Some(reason) = self.after(ticked) {
-                            return Ended::Stopped(reason);
-                        }
-                        continue;
-                    }
-                    envelope = self.mailbox.recv() => envelope,
-                }
-            };
-            serve_envelope!(self, state, envelope);
-        }
-    }
-
-    /// Classifies one envelope: stop, skip a request whose caller has gone,
-    /// a terminal request, or one to serve.
-    #[inline(always)]
-    fn next(&self, envelope: Option<Envelope<R>>) -> Next<R> {
-        let stopped = Next::End(Ended::Stopped(StopReason::Stopped));
-        let mut request = match envelope {
-            None if self.control.stop_requested() => return stopped,
-            None => return Next::End(Ended::Stopped(StopReason::HandlesDropped)),
-            Some(Envelope::Stop) => {
-                self.control.request_stop();
-                self.mailbox.close();
-                return stopped;
-            }
-            Some(Envelope::Request(request)) => request,
-        };
-        if self.pooled && self.control.stop_requested() {
-            // Another replica of a pool took the stop first: this request
-            // came after it.
-            if let Some(reply) = request.reply_slot() {
-                reply.fail(CallError::Closed);
-            }
-            return stopped;
-        }
-        if request
-            .reply_slot()
-            .is_some_and(|reply| reply.is_abandoned())
-        {
-            return Next::Skip;
-        }
-        if request.is_terminal() {
-            self.mailbox.close();
-            return Next::End(Ended::Terminal(request));
-        }
-        Next::Serve(request)
-    }
-
-    /// After a handler or timer ran: stop for its panic (per the policy) or
-    /// for a stop requested meanwhile.
-    #[inline(always)]
-    fn after<T>(&self, ran: Result<T, PanicMessage>) -> Option<StopReason> {
-        match ran {
-            Err(panic) if self.on_panic == PanicPolicy::Stop => Some(StopReason::Panicked(panic)),
-            _ if self.control.stop_requested() => Some(StopReason::Stopped),
-            _ => None,
-        }
-    }
-}
-
-/// The `#[every]` timers of one server, driven by a single sleep.
-struct Timers {
-    periods: Vec<Duration>,
-    next: Vec<Instant>,
-    /// `None` without timers: a priority-lane server needs no timer
-    /// driver.
-    sleep: Option<Pin<Box<Sleep>>>,
-}
-
-impl Timers {
-    fn is_empty(&self) -> bool {
-        self.periods.is_empty()
-    }
-
-    fn new(periods: Vec<Duration>) -> Self {
-        let periods: Vec<Duration> = periods.into_iter().map(|p| p.max(MIN_PERIOD)).collect();
-        let now = Instant::now();
-        let next = periods.iter().map(|period| now + *period).collect();
-        let sleep = (!periods.is_empty()).then(|| Box::pin(tokio::time::sleep_until(now)));
-        Timers {
-            periods,
-            next,
-            sleep,
-        }
-    }
-
-    /// Waits for the earliest due timer and returns its index.
-    async fn due(&mut self) -> usize {
-        let Some(sleep) = &mut self.sleep else {
-            return std::future::pending().await;
-        };
-        let (index, at) = self
-            .next
-            .iter()
-            .enumerate()
-            .min_by_key(|(_, at)| **at)
-            .map(|(index, at)| (index, *at))
-            .expect("there is at least one timer");
-        if sleep.deadline() != at {
-            sleep.as_mut().reset(at);
-        }
-        sleep.as_mut().await;
-        index
-    }
-
-    /// After timer `index` ran: its next run is one period after the last
-    /// deadline, or one period from now if that is already past (a slow
-    /// tick delays the schedule instead of causing a burst of catch-ups).
-    fn reschedule(&mut self, index: usize) {
-        let period = self.periods[index];
-        let now = Instant::now();
-        let mut next = self.next[index] + period;
-        if next <= now {
-            next = now + period;
-        }
-        self.next[index] = next;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test(start_paused = true)]
-    async fn timers_keep_their_rate_and_skip_missed_ticks_instead_of_bursting() {
-        let start = Instant::now();
-        let mut timers = Timers::new(vec![Duration::from_secs(1), Duration::ZERO]);
-        assert_eq!(
-            timers.periods[1], MIN_PERIOD,
-            "zero is raised to the minimum"
-        );
-        timers.periods[1] = Duration::from_secs(3);
-        timers.next[1] = start + Duration::from_secs(3);
-
-        assert_eq!(timers.due().await, 0);
-        assert_eq!(start.elapsed(), Duration::from_secs(1));
-        timers.reschedule(0);
-        assert_eq!(
-            timers.next[0],
-            start + Duration::from_secs(2),
-            "on time: fixed rate"
-        );
-
-        // The tick ran 4.5 s late: the next is one period from now.
-        tokio::time::sleep(Duration::from_millis(4_500)).await;
-        timers.reschedule(0);
-        assert_eq!(timers.next[0], Instant::now() + Duration::from_secs(1));
-        // Timer 1 was due during the delay: it fires now, once.
-        assert_eq!(timers.due().await, 1);
     }
 }

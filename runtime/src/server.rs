@@ -1,19 +1,22 @@
-//! The `Server` trait that `#[server]` implements.
+//! What a server is: the `Server` trait that `#[server]` implements, its
+//! per-server settings, and `Handle`, the runtime half of every generated
+//! handle. The handle's behaviour lives one layer up, in `handle.rs`; its
+//! definition is here because the trait names it.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::__private::Message;
-use crate::builder::Builder;
-use crate::handle::Handle;
+use crate::control::Control;
+use crate::mailbox::{DEFAULT_CAPACITY, Senders};
+use crate::message::{Dispatched, Message};
 
 /// What a server does when one of its handlers panics.
 ///
 /// The call that panicked always gets
 /// [`CallError::Panicked`](crate::CallError::Panicked) with the panic
 /// message. Set per server with `#[server(on_panic = "continue")]` or per
-/// spawn with [`Builder::on_panic`].
+/// spawn with [`Builder::on_panic`](crate::Builder::on_panic).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum PanicPolicy {
@@ -26,11 +29,7 @@ pub enum PanicPolicy {
     Continue,
 }
 
-/// The mailbox capacity when neither `#[server(capacity = N)]` nor
-/// [`Builder::capacity`] says otherwise.
-pub const DEFAULT_CAPACITY: usize = 16;
-
-/// Per-server settings chosen by `#[server(..)]`. Generated code only.
+/// Per-server settings chosen by `#[server(..)]`. Not a public API.
 #[doc(hidden)]
 #[derive(Clone, Copy, Debug)]
 pub struct Options {
@@ -52,7 +51,7 @@ impl Options {
 /// annotated `impl` block; you do not implement it by hand.
 ///
 /// The trait's one user-facing method is [`spawn`](Self::spawn); use
-/// [`Builder`] to configure a server before spawning it.
+/// [`Builder`](crate::Builder) to configure a server before spawning it.
 pub trait Server: Sized + Send + 'static {
     /// The generated request enum (`AccountRequest`).
     type Request: Message;
@@ -62,11 +61,24 @@ pub trait Server: Sized + Send + 'static {
     #[doc(hidden)]
     const OPTIONS: Options = Options::DEFAULT;
 
-    /// Serves one request against the state.
-    #[doc(hidden)]
-    fn dispatch(&mut self, request: Self::Request) -> impl Future<Output = ()> + Send;
+    /// Starts the server on the current tokio runtime with the default
+    /// settings and returns its handle. Same as
+    /// `Builder::new(self).spawn()`.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime, like `tokio::spawn`.
+    fn spawn(self) -> Self::Handle;
 
-    /// Serves a terminal request (a method taking `self`).
+    /// Serves one request against the state, or hands a terminal one back.
+    #[doc(hidden)]
+    fn dispatch(
+        &mut self,
+        request: Self::Request,
+    ) -> impl Future<Output = Dispatched<Self::Request>> + Send;
+
+    /// Serves a terminal request (a method taking `self`), as handed back
+    /// by `dispatch`.
     #[doc(hidden)]
     fn consume(self, request: Self::Request) -> impl Future<Output = ()> + Send {
         drop(request);
@@ -97,15 +109,16 @@ pub trait Server: Sized + Send + 'static {
         let _ = timer;
         async {}
     }
+}
 
-    /// Starts the server on the current tokio runtime with the default
-    /// settings and returns its handle. Same as
-    /// `Builder::new(self).spawn()`.
-    ///
-    /// # Panics
-    ///
-    /// Outside a tokio runtime, like `tokio::spawn`.
-    fn spawn(self) -> Self::Handle {
-        Builder::new(self).spawn()
-    }
+/// The runtime half of every generated handle: the mailbox senders and the
+/// server's shared control state.
+///
+/// A generated handle (e.g. `AccountHandle`) wraps a `Handle<Account>` and
+/// offers its methods under the same names. Cloning is cheap (reference
+/// counts); the server stops once every clone is dropped and the mailbox has
+/// run empty.
+pub struct Handle<S: Server> {
+    pub(crate) senders: Senders<S::Request>,
+    pub(crate) control: Arc<Control>,
 }

@@ -2,15 +2,24 @@
 
 use std::fmt;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll, Waker};
 
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
+
+use crate::control::Ends;
+use crate::scope;
 
 /// Creates a subscription that buffers up to `capacity` values (at least
-/// one): the server keeps the [`Subscriber`], the caller gets the
-/// [`Subscription`].
+/// one, at most [`Semaphore::MAX_PERMITS`]): the server keeps the
+/// [`Subscriber`], the caller gets the [`Subscription`].
+///
+/// Created by a server's own code (a handler, hook or timer), the
+/// subscription is bound to that server: it ends when the server stops, even
+/// if the `Subscriber` lives on (in the final state returned by
+/// [`Exit`](crate::Exit)). Created elsewhere, it ends when the `Subscriber`
+/// is dropped.
 ///
 /// A message method returns the `Subscription` like any other value:
 ///
@@ -46,15 +55,56 @@ use tokio::sync::mpsc;
 /// # }
 /// ```
 pub fn subscription<T>(capacity: usize) -> (Subscriber<T>, Subscription<T>) {
-    let (tx, rx) = mpsc::channel(capacity.max(1));
-    let missed = Arc::new(AtomicU64::new(0));
-    (
-        Subscriber {
-            tx,
-            missed: missed.clone(),
-        },
-        Subscription { rx, missed },
-    )
+    let (tx, rx) = mpsc::channel(capacity.clamp(1, Semaphore::MAX_PERMITS));
+    let shared = Arc::new(Shared::default());
+    let weak: Weak<dyn Ends> = Arc::downgrade(&shared) as Weak<dyn Ends>;
+    scope::bind(weak);
+    let subscriber = Subscriber {
+        tx,
+        shared: shared.clone(),
+    };
+    (subscriber, Subscription { rx, shared })
+}
+
+/// What both ends of one subscription share.
+#[derive(Default)]
+struct Shared {
+    missed: AtomicU64,
+    /// The server that created the subscription has stopped.
+    ended: AtomicBool,
+    /// The subscription's task, to wake when it ends.
+    waker: Mutex<Option<Waker>>,
+}
+
+impl Ends for Shared {
+    fn end(&self) {
+        self.ended.store(true, Ordering::Release);
+        let waker = self.waker.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+impl Shared {
+    fn is_ended(&self) -> bool {
+        self.ended.load(Ordering::Acquire)
+    }
+
+    /// `true` if ended; otherwise `cx` is woken when it ends.
+    fn poll_ended(&self, cx: &mut Context<'_>) -> bool {
+        if self.is_ended() {
+            return true;
+        }
+        {
+            let mut waker = self.waker.lock().unwrap_or_else(|e| e.into_inner());
+            match &mut *waker {
+                Some(waker) if waker.will_wake(cx.waker()) => {}
+                slot => *slot = Some(cx.waker().clone()),
+            }
+        }
+        self.is_ended()
+    }
 }
 
 /// The server's end of a subscription: [`send`](Self::send) never waits.
@@ -67,7 +117,7 @@ pub fn subscription<T>(capacity: usize) -> (Subscriber<T>, Subscription<T>) {
 /// sees `Dropped`; the subscription then ends after its buffered values.
 pub struct Subscriber<T> {
     tx: mpsc::Sender<T>,
-    missed: Arc<AtomicU64>,
+    shared: Arc<Shared>,
 }
 
 /// What happened to one value sent to one subscriber.
@@ -93,19 +143,23 @@ impl Delivery {
 impl<T> Subscriber<T> {
     /// Offers `value` to the subscriber without waiting.
     pub fn send(&self, value: T) -> Delivery {
+        if self.shared.is_ended() {
+            return Delivery::Disconnected;
+        }
         match self.tx.try_send(value) {
             Ok(()) => Delivery::Delivered,
             Err(mpsc::error::TrySendError::Full(_)) => {
-                self.missed.fetch_add(1, Ordering::Relaxed);
+                self.shared.missed.fetch_add(1, Ordering::Relaxed);
                 Delivery::Dropped
             }
             Err(mpsc::error::TrySendError::Closed(_)) => Delivery::Disconnected,
         }
     }
 
-    /// `true` once the subscriber has gone.
+    /// `true` once the subscriber has gone (or the subscription ended with
+    /// its server).
     pub fn is_closed(&self) -> bool {
-        self.tx.is_closed()
+        self.tx.is_closed() || self.shared.is_ended()
     }
 }
 
@@ -120,22 +174,24 @@ impl<T> fmt::Debug for Subscriber<T> {
 /// The caller's end of a subscription: a bounded stream of values.
 ///
 /// Read it with [`recv`](Self::recv) or as a `futures_core::Stream`. It ends
-/// (`None`) when the server drops the [`Subscriber`], for example when the
-/// server stops. Dropping it unsubscribes: the server's next
-/// [`Subscriber::send`] reports [`Delivery::Disconnected`].
+/// (`None`, after the values already buffered) when the server drops the
+/// [`Subscriber`], and when the server that created it stops. Dropping it
+/// unsubscribes: the server's next [`Subscriber::send`] reports
+/// [`Delivery::Disconnected`].
 pub struct Subscription<T> {
     rx: mpsc::Receiver<T>,
-    missed: Arc<AtomicU64>,
+    shared: Arc<Shared>,
 }
 
 impl<T> Subscription<T> {
-    /// The next value, or `None` once the server has dropped its end and
-    /// the buffer is empty.
+    /// The next value, or `None` once the subscription has ended and the
+    /// buffer is empty.
     pub async fn recv(&mut self) -> Option<T> {
-        self.rx.recv().await
+        std::future::poll_fn(|cx| self.poll_value(cx)).await
     }
 
-    /// The next value if one is buffered.
+    /// The next value if one is buffered; `None` if none is (whether or
+    /// not the subscription has ended).
     pub fn try_recv(&mut self) -> Option<T> {
         self.rx.try_recv().ok()
     }
@@ -143,7 +199,18 @@ impl<T> Subscription<T> {
     /// How many values were dropped for this subscriber because its buffer
     /// was full.
     pub fn missed(&self) -> u64 {
-        self.missed.load(Ordering::Relaxed)
+        self.shared.missed.load(Ordering::Relaxed)
+    }
+
+    fn poll_value(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        if let Poll::Ready(value) = self.rx.poll_recv(cx) {
+            return Poll::Ready(value);
+        }
+        if self.shared.poll_ended(cx) {
+            // Ended with its server: what was buffered before still counts.
+            return Poll::Ready(self.rx.try_recv().ok());
+        }
+        Poll::Pending
     }
 }
 
@@ -151,7 +218,7 @@ impl<T> futures_core::Stream for Subscription<T> {
     type Item = T;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
-        self.rx.poll_recv(cx)
+        self.poll_value(cx)
     }
 }
 

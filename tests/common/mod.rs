@@ -45,7 +45,19 @@ where
 /// tests line requests up behind a held server without sleeping.
 #[allow(dead_code)]
 pub async fn until_queued(queued: impl Fn() -> usize, n: usize) {
-    while queued() < n {
+    until(|| queued() >= n).await;
+}
+
+/// Yields until `condition()` holds; panics after a million yields, so a
+/// condition that never comes fails the test instead of spinning (a paused
+/// clock never advances while a task keeps yielding).
+#[allow(dead_code)]
+pub async fn until(condition: impl Fn() -> bool) {
+    for _ in 0..1_000_000 {
+        if condition() {
+            return;
+        }
         tokio::task::yield_now().await;
     }
+    panic!("the condition never held");
 }

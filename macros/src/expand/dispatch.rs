@@ -23,6 +23,7 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
     let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
     let future = |output: TokenStream| quote!(impl ::core::future::Future<Output = #output> + ::core::marker::Send);
     let unit_future = future(quote!(()));
+    let dispatch_future = future(quote!(#private::Dispatched<Self::Request>));
 
     let has_phantom = generics.type_params().next().is_some();
     let phantom_arm = has_phantom.then(|| quote!(#request::__Phantom(never, _) => match never {},));
@@ -31,29 +32,30 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
         .iter()
         .partition(|m| m.receiver == Receiver::Value);
 
-    let serial_arms = serial.iter().map(|m| arm(m, request));
-    let terminal_skips = terminal.iter().map(|m| {
+    let served = quote!(#private::Dispatched::Served);
+    let serial_arms = serial.iter().map(|m| arm(m, request, &served));
+    // A terminal request is handed back to the loop, which stops taking
+    // requests and then gives it to `consume` with the state.
+    let terminal_arms = terminal.iter().map(|m| {
         let cfgs = &m.attrs.cfgs;
         let variant = &m.variant;
         quote! {
             #(#cfgs)*
-            #request::#variant { .. } => ::core::unreachable!("terminal requests go to `consume`"),
+            request @ #request::#variant { .. } => #private::Dispatched::Terminal(request),
         }
     });
     let consume = (!terminal.is_empty()).then(|| {
-        let arms = terminal.iter().map(|m| arm(m, request));
-        let serial_skips = serial.iter().map(|m| {
-            let cfgs = &m.attrs.cfgs;
-            let variant = &m.variant;
-            quote!(#(#cfgs)* #request::#variant { .. } => {})
-        });
+        let arms = terminal
+            .iter()
+            .map(|m| arm(m, request, &TokenStream::new()));
         quote! {
             fn consume(self, request: Self::Request) -> #unit_future {
                 async move {
                     match request {
                         #(#arms)*
-                        #(#serial_skips)*
-                        #phantom_arm
+                        // `dispatch` hands only terminal requests here.
+                        #[allow(unreachable_patterns)]
+                        _ => {}
                     }
                 }
             }
@@ -70,11 +72,15 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
             type Handle = #handle #ty_generics;
             const OPTIONS: #private::Options = #options;
 
-            fn dispatch(&mut self, request: Self::Request) -> #unit_future {
+            fn spawn(self) -> Self::Handle {
+                #private::Builder::new(self).spawn()
+            }
+
+            fn dispatch(&mut self, request: Self::Request) -> #dispatch_future {
                 async move {
                     match request {
                         #(#serial_arms)*
-                        #(#terminal_skips)*
+                        #(#terminal_arms)*
                         #phantom_arm
                     }
                 }
@@ -86,8 +92,9 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
     }
 }
 
-/// One match arm: unpack the variant, call the method, send the answer.
-fn arm(message: &Message<'_>, request: &syn::Ident) -> TokenStream {
+/// One match arm: unpack the variant, call the method, send the answer,
+/// then evaluate to `then`.
+fn arm(message: &Message<'_>, request: &syn::Ident, then: &TokenStream) -> TokenStream {
     let cfgs = &message.attrs.cfgs;
     let variant = &message.variant;
     let ident = message.ident;
@@ -125,7 +132,7 @@ fn arm(message: &Message<'_>, request: &syn::Ident) -> TokenStream {
     };
     quote! {
         #(#cfgs)*
-        #request::#variant { #pattern } => { #body }
+        #request::#variant { #pattern } => { #body #then }
     }
 }
 

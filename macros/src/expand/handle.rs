@@ -8,7 +8,7 @@ use proc_macro2::TokenStream;
 use quote::quote;
 
 use super::{Names, replace_self};
-use crate::ast::{Message, Server};
+use crate::ast::{Message, Reply, Server};
 
 pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
     let Names {
@@ -124,28 +124,25 @@ fn method(
     let answer = message
         .answer()
         .map_or_else(|| quote!(()), |ty| replace_self(ty, self_ty));
+    let mut kind = quote!(#private::Kind::CALL);
+    if message.attrs.priority.is_some() {
+        kind = quote!(#kind.priority());
+    }
+    if matches!(message.reply, Reply::Deferred { .. }) {
+        kind = quote!(#kind.deferred());
+    }
+    let timeout = message.attrs.timeout.as_ref().map(|(_, timeout)| timeout);
+    if let Some(timeout) = timeout
+        .or(server.args.timeout.as_ref())
+        .filter(|_| !message.is_cast())
+    {
+        let duration = timeout.to_expr_in(private);
+        kind = quote!(#kind.timeout(#duration));
+    }
     let body = if message.is_cast() {
-        quote!(#private::Call::__cast(&self.0, #request::#variant { #(#fields),* }))
+        quote!(#private::cast(&self.0, #kind, #request::#variant { #(#fields),* }))
     } else {
-        let mut call = quote! {
-            #private::Call::__new(&self.0, |reply| #request::#variant { #(#fields,)* reply })
-        };
-        if let Some(timeout) = message
-            .attrs
-            .timeout
-            .as_ref()
-            .map(|(_, timeout)| timeout)
-            .or(server.args.timeout.as_ref())
-        {
-            let krate_duration = timeout.to_expr_in(private);
-            call = quote!(#call.__default_timeout(#krate_duration));
-        }
-        call
-    };
-    let body = if message.attrs.priority.is_some() {
-        quote!(#body.__priority())
-    } else {
-        body
+        quote!(#private::call(&self.0, #kind, |reply| #request::#variant { #(#fields,)* reply }))
     };
     quote! {
         #(#docs)*

@@ -7,7 +7,7 @@ use proc_macro2::TokenStream;
 use quote::quote;
 
 use super::{Names, replace_self};
-use crate::ast::{Message, Receiver, Server};
+use crate::ast::{Message, Server};
 
 pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
     let Names {
@@ -54,23 +54,6 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
             }
         }
     };
-    let terminals: Vec<_> = server
-        .messages
-        .iter()
-        .filter(|m| m.receiver == Receiver::Value)
-        .map(|m| {
-            let cfgs = &m.attrs.cfgs;
-            let variant = &m.variant;
-            quote!(#(#cfgs)* Self::#variant { .. })
-        })
-        .collect();
-    let is_terminal = (!terminals.is_empty()).then(|| {
-        quote! {
-            fn is_terminal(&self) -> bool {
-                ::core::matches!(self, #(#terminals)|*)
-            }
-        }
-    });
     quote! {
         #[doc = #doc]
         #[allow(private_interfaces)]
@@ -84,7 +67,6 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
             fn reply_slot(&mut self) -> ::core::option::Option<&mut dyn #private::ReplySlot> {
                 #reply_slot_body
             }
-            #is_terminal
         }
     }
 }

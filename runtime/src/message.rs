@@ -1,0 +1,48 @@
+//! The protocol between the runtime and the code `#[server]` generates: what
+//! a request enum must offer, what serving one request tells the loop, and
+//! what an `#[on_start]` hook may return. Generated code reaches these
+//! through `switchboard::__private`; none of it is a public API.
+
+use std::fmt::Display;
+use std::sync::Arc;
+
+use crate::reply::ReplySlot;
+
+/// A generated request enum: how the runtime reaches the reply of a request
+/// whatever its value type.
+#[doc(hidden)]
+pub trait Message: Send + 'static {
+    /// The request's reply, `None` for a cast.
+    fn reply_slot(&mut self) -> Option<&mut dyn ReplySlot>;
+}
+
+/// What serving one request did, as the generated dispatch reports it.
+#[doc(hidden)]
+#[derive(Debug)]
+pub enum Dispatched<R> {
+    /// The handler ran and the request is done.
+    Served,
+    /// The request is terminal (a method taking `self`): it is handed back
+    /// untouched, to be served by `Server::consume` once the server has
+    /// stopped taking requests.
+    Terminal(R),
+}
+
+/// What an `#[on_start]` hook may return.
+#[doc(hidden)]
+pub trait StartOutcome {
+    /// `Err` with the reason when the server must not start.
+    fn into_start_result(self) -> Result<(), Arc<str>>;
+}
+
+impl StartOutcome for () {
+    fn into_start_result(self) -> Result<(), Arc<str>> {
+        Ok(())
+    }
+}
+
+impl<E: Display> StartOutcome for Result<(), E> {
+    fn into_start_result(self) -> Result<(), Arc<str>> {
+        self.map_err(|error| Arc::from(error.to_string()))
+    }
+}
