@@ -40,9 +40,12 @@ impl Busy {
     #[every(Duration::from_millis(10))]
     fn tick(&mut self) {
         let served = self.served.load(Ordering::SeqCst);
-        let _ = self
-            .first_tick
-            .compare_exchange(usize::MAX, served, Ordering::SeqCst, Ordering::SeqCst);
+        let _ = self.first_tick.compare_exchange(
+            usize::MAX,
+            served,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
     }
 }
 
@@ -105,9 +108,15 @@ fn a_flooded_server_lets_its_runtime_breathe() {
             .unwrap();
         (slept_at, timed_out_at, timeout)
     });
-    assert!(slept_at < TOTAL, "another task's sleep waited for the whole flood");
+    assert!(
+        slept_at < TOTAL,
+        "another task's sleep waited for the whole flood"
+    );
     assert_eq!(timeout, Err(CallError::Timeout));
-    assert!(timed_out_at < TOTAL, "a caller's timeout waited for the whole flood");
+    assert!(
+        timed_out_at < TOTAL,
+        "a caller's timeout waited for the whole flood"
+    );
     assert!(
         first_tick.load(Ordering::SeqCst) < TOTAL,
         "the server's own timer waited for the whole flood"
@@ -130,7 +139,9 @@ impl Echo {
 /// Polls `future` once, so that a call is enqueued before the next line:
 /// its output if that was enough, else the future to await later.
 async fn poll_once<F: Future + Unpin>(mut future: F) -> Result<F::Output, F> {
-    let polled = std::future::poll_fn(|cx| std::task::Poll::Ready(std::pin::Pin::new(&mut future).poll(cx))).await;
+    let polled =
+        std::future::poll_fn(|cx| std::task::Poll::Ready(std::pin::Pin::new(&mut future).poll(cx)))
+            .await;
     match polled {
         std::task::Poll::Ready(output) => Ok(output),
         std::task::Poll::Pending => Err(future),
@@ -195,7 +206,11 @@ async fn a_panicking_every_expression_stops_the_server_with_its_message() {
         assert_eq!(hooks.ping().await, Err(CallError::Closed));
         let reason = hooks.closed().await;
         assert!(panicked(&reason, "no period"), "{reason:?}");
-        assert_eq!(stops.load(Ordering::SeqCst), 1, "on_stop runs: the start had succeeded");
+        assert_eq!(
+            stops.load(Ordering::SeqCst),
+            1,
+            "on_stop runs: the start had succeeded"
+        );
     })
     .await;
 }
@@ -296,7 +311,11 @@ async fn a_state_whose_drop_panics_is_still_restarted() {
             .spawn();
         assert!(matches!(fragile.boom().await, Err(CallError::Panicked(_))));
         assert_eq!(fragile.ping().await, Ok("pong"), "the new state serves");
-        assert_eq!(drops.load(Ordering::SeqCst), 1, "the broken state was dropped");
+        assert_eq!(
+            drops.load(Ordering::SeqCst),
+            1,
+            "the broken state was dropped"
+        );
         fragile.stop().await;
         assert_eq!(fragile.closed().await, StopReason::Stopped);
     })
@@ -363,7 +382,9 @@ async fn every_numeric_option_at_zero_one_and_max_is_accepted() {
     within(LIMIT * 3, async {
         // Capacity: 0 is raised to 1, usize::MAX lowered to MAX_CAPACITY.
         for capacity in [0, 1, usize::MAX] {
-            let server = Builder::new(knobs(Duration::from_secs(1))).capacity(capacity).spawn();
+            let server = Builder::new(knobs(Duration::from_secs(1)))
+                .capacity(capacity)
+                .spawn();
             assert_eq!(server.ping().await, Ok(1), "capacity {capacity}");
             server.stop().await;
         }
@@ -385,7 +406,10 @@ async fn every_numeric_option_at_zero_one_and_max_is_accepted() {
         assert!(matches!(zero, Ok(1) | Err(CallError::Timeout)), "{zero:?}");
         for timeout in [Duration::from_nanos(1), Duration::MAX] {
             let outcome = server.ping().timeout(timeout).await;
-            assert!(matches!(outcome, Ok(1) | Err(CallError::Timeout)), "{outcome:?}");
+            assert!(
+                matches!(outcome, Ok(1) | Err(CallError::Timeout)),
+                "{outcome:?}"
+            );
         }
         assert_eq!(server.ping().timeout(Duration::MAX).await, Ok(1));
         let blocking = server.clone();
@@ -395,14 +419,25 @@ async fn every_numeric_option_at_zero_one_and_max_is_accepted() {
         })
         .await
         .unwrap();
-        assert_eq!(outcomes[2], Ok(1), "a blocking call with Duration::MAX waits for its answer");
+        assert_eq!(
+            outcomes[2],
+            Ok(1),
+            "a blocking call with Duration::MAX waits for its answer"
+        );
         for outcome in &outcomes[..2] {
-            assert!(matches!(outcome, Ok(1) | Err(CallError::Timeout)), "{outcome:?}");
+            assert!(
+                matches!(outcome, Ok(1) | Err(CallError::Timeout)),
+                "{outcome:?}"
+            );
         }
         // Subscription capacity: 0 is raised to 1, usize::MAX lowered.
         for capacity in [0, 1, usize::MAX] {
             let mut values = server.subscribe(capacity).await.unwrap();
-            assert_eq!(values.recv().await, Some(7), "subscription capacity {capacity}");
+            assert_eq!(
+                values.recv().await,
+                Some(7),
+                "subscription capacity {capacity}"
+            );
         }
         server.stop().await;
         // Restart intensity and window.
@@ -475,7 +510,11 @@ async fn calls_made_after_stop_are_refused_on_every_lane() {
         assert_eq!(lanes.normal().await, Err(CallError::Closed));
         release.notify_one();
         stopping.await.unwrap();
-        assert_eq!(queued.await.unwrap(), Ok("normal"), "queued before the stop: served");
+        assert_eq!(
+            queued.await.unwrap(),
+            Ok("normal"),
+            "queued before the stop: served"
+        );
     })
     .await;
 }
@@ -515,7 +554,10 @@ async fn a_pool_whose_terminal_method_ran_reports_terminal() {
 async fn a_terminal_method_that_panics_reports_panicked() {
     within(LIMIT, async {
         let ending = Ending.spawn();
-        assert!(matches!(ending.explode().await, Err(CallError::Panicked(_))));
+        assert!(matches!(
+            ending.explode().await,
+            Err(CallError::Panicked(_))
+        ));
         let reason = ending.closed().await;
         assert!(panicked(&reason, "terminal broke"), "{reason:?}");
     })
@@ -571,7 +613,12 @@ fn a_call_in_flight_at_runtime_shutdown_gets_the_same_error_as_the_queued_ones()
         let server = server.clone();
         move || server.forever().blocking()
     });
-    while server.queued() > 0 || server.ping().timeout(Duration::from_millis(1)).blocking().is_ok()
+    while server.queued() > 0
+        || server
+            .ping()
+            .timeout(Duration::from_millis(1))
+            .blocking()
+            .is_ok()
     {
         std::thread::yield_now();
     }
@@ -596,7 +643,11 @@ async fn replies_held_in_the_state_when_a_handler_panics_get_its_message() {
             async move { server.keep().await }
         });
         common::until(|| server.queued() == 0 && !kept.is_finished()).await;
-        assert_eq!(server.ping().await, Ok(1), "the kept call is stored, not queued");
+        assert_eq!(
+            server.ping().await,
+            Ok(1),
+            "the kept call is stored, not queued"
+        );
         assert!(matches!(server.boom().await, Err(CallError::Panicked(_))));
         let outcome = kept.await.unwrap();
         assert!(

@@ -1,10 +1,12 @@
-//! The options of `#[server(..)]`.
+//! The options of `#[server(..)]`: each checked on its own, so that every
+//! mistake among them is reported at once.
 
 use proc_macro2::TokenStream;
-use syn::meta::ParseNestedMeta;
 use syn::parse::Parser;
-use syn::{Ident, LitInt, LitStr, Path};
+use syn::punctuated::Punctuated;
+use syn::{Expr, Ident, Lit, LitInt, LitStr, Meta, Path, Token};
 
+use crate::ctxt::Ctxt;
 use crate::duration::Duration;
 use crate::symbol::{CAPACITY, CRATE, HANDLE, ON_PANIC, REQUEST, SERVER_KEYS, TIMEOUT};
 
@@ -21,73 +23,126 @@ pub struct Args {
 }
 
 impl Args {
-    pub fn parse(tokens: TokenStream) -> syn::Result<Self> {
+    /// The options, with every error pushed to `cx` (an option in error is
+    /// left at its default).
+    pub fn parse(tokens: TokenStream, cx: &mut Ctxt) -> Self {
         let mut args = Args::default();
-        let mut seen: Vec<String> = Vec::new();
-        syn::meta::parser(|meta| {
-            let key = meta
-                .path
-                .get_ident()
-                .map(Ident::to_string)
-                .or_else(|| meta.path.is_ident("crate").then(|| CRATE.to_owned()))
-                .unwrap_or_default();
-            if seen.contains(&key) {
-                return Err(meta.error(format!("duplicate option `{key}`: give it once")));
+        let metas = match Punctuated::<Meta, Token![,]>::parse_terminated.parse2(tokens) {
+            Ok(metas) => metas,
+            Err(error) => {
+                cx.push(error);
+                return args;
             }
-            args.parse_key(&key, &meta)?;
+        };
+        let mut seen: Vec<String> = Vec::new();
+        for meta in &metas {
+            let path = meta.path();
+            let key = path.get_ident().map(Ident::to_string).unwrap_or_else(|| {
+                let is_crate = path.segments.len() == 1 && path.segments[0].ident == CRATE;
+                if is_crate {
+                    CRATE.to_owned()
+                } else {
+                    String::new()
+                }
+            });
+            if seen.contains(&key) {
+                cx.error(path, format!("duplicate option `{key}`: give it once"));
+                continue;
+            }
+            if let Err(error) = args.set(&key, meta) {
+                cx.push(error);
+            }
             seen.push(key);
-            Ok(())
-        })
-        .parse2(tokens)?;
-        Ok(args)
+        }
+        args
     }
 
-    fn parse_key(&mut self, key: &str, meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
+    fn set(&mut self, key: &str, meta: &Meta) -> syn::Result<()> {
+        if ![HANDLE, REQUEST, CAPACITY, TIMEOUT, ON_PANIC, CRATE].contains(&key) {
+            return Err(syn::Error::new_spanned(
+                meta.path(),
+                format!("unknown option: expected one of: {SERVER_KEYS}"),
+            ));
+        }
+        let Meta::NameValue(pair) = meta else {
+            return Err(syn::Error::new_spanned(
+                meta,
+                format!("`{key}` needs a value: write `{key} = ..`"),
+            ));
+        };
+        let value = &pair.value;
         match key {
-            HANDLE => self.handle = Some(meta.value()?.parse()?),
-            REQUEST => self.request = Some(meta.value()?.parse()?),
-            CAPACITY => {
-                let lit: LitInt = meta.value()?.parse()?;
-                let capacity: usize = lit.base10_parse()?;
-                if capacity == 0 {
-                    return Err(syn::Error::new(
-                        lit.span(),
-                        "a mailbox needs room for at least one request: write `capacity = 1` or more",
-                    ));
-                }
-                self.capacity = Some(capacity);
-            }
-            TIMEOUT => {
-                let lit: LitStr = meta.value()?.parse()?;
-                self.timeout = Some(Duration::parse(&lit)?);
-            }
-            ON_PANIC => {
-                let lit: LitStr = meta.value()?.parse()?;
-                self.on_panic_continue = match lit.value().as_str() {
-                    "stop" => false,
-                    "continue" => true,
-                    other => {
-                        return Err(syn::Error::new(
-                            lit.span(),
-                            format!(
-                                "unknown panic policy `{other}`: expected `\"stop\"` or `\"continue\"`"
-                            ),
-                        ));
-                    }
-                };
-            }
-            CRATE => {
-                let value = meta.value()?;
-                self.krate = Some(if value.peek(LitStr) {
-                    value.parse::<LitStr>()?.parse()?
-                } else {
-                    value.parse()?
-                });
-            }
+            HANDLE => self.handle = Some(ident(value)?),
+            REQUEST => self.request = Some(ident(value)?),
+            CAPACITY => self.capacity = Some(capacity(value)?),
+            TIMEOUT => self.timeout = Some(Duration::parse(&lit_str(value)?)?),
+            ON_PANIC => self.on_panic_continue = on_panic(value)?,
             _ => {
-                return Err(meta.error(format!("unknown option: expected one of: {SERVER_KEYS}")));
+                self.krate = Some(match value {
+                    Expr::Lit(_) => lit_str(value)?.parse()?,
+                    other => syn::parse2(quote::ToTokens::to_token_stream(other))?,
+                });
             }
         }
         Ok(())
+    }
+}
+
+fn ident(value: &Expr) -> syn::Result<Ident> {
+    match value {
+        Expr::Path(path) if path.qself.is_none() => path
+            .path
+            .get_ident()
+            .cloned()
+            .ok_or_else(|| syn::Error::new_spanned(path, "expected a plain name, like `Bank`")),
+        other => Err(syn::Error::new_spanned(
+            other,
+            "expected a plain name, like `Bank`",
+        )),
+    }
+}
+
+fn lit_str(value: &Expr) -> syn::Result<LitStr> {
+    match value {
+        Expr::Lit(syn::ExprLit {
+            lit: Lit::Str(lit), ..
+        }) => Ok(lit.clone()),
+        other => Err(syn::Error::new_spanned(
+            other,
+            "expected a string literal, like \"5s\"",
+        )),
+    }
+}
+
+fn capacity(value: &Expr) -> syn::Result<usize> {
+    let Expr::Lit(syn::ExprLit {
+        lit: Lit::Int(lit), ..
+    }) = value
+    else {
+        return Err(syn::Error::new_spanned(
+            value,
+            "expected a whole number, like `64`",
+        ));
+    };
+    let lit: &LitInt = lit;
+    let capacity: usize = lit.base10_parse()?;
+    if capacity == 0 {
+        return Err(syn::Error::new(
+            lit.span(),
+            "a mailbox needs room for at least one request: write `capacity = 1` or more",
+        ));
+    }
+    Ok(capacity)
+}
+
+fn on_panic(value: &Expr) -> syn::Result<bool> {
+    let lit = lit_str(value)?;
+    match lit.value().as_str() {
+        "stop" => Ok(false),
+        "continue" => Ok(true),
+        other => Err(syn::Error::new(
+            lit.span(),
+            format!("unknown panic policy `{other}`: expected `\"stop\"` or `\"continue\"`"),
+        )),
     }
 }

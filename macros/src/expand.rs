@@ -1,7 +1,9 @@
 //! Generation: from the validated IR to tokens. Three parts, one module
-//! each: the request enum, the handle, and the `Server` impl (dispatch).
+//! each: the request enum, the handle, and the `Server` impl (dispatch);
+//! plus the stand-ins emitted when the impl has a mistake (fallback).
 
 mod dispatch;
+mod fallback;
 mod handle;
 mod request;
 
@@ -31,9 +33,23 @@ pub fn server(args: TokenStream, input: TokenStream) -> TokenStream {
         }
         Err(error) => return with_error(input, error),
     };
-    match try_expand(args, &item) {
-        Ok(tokens) => tokens,
-        Err(error) => with_error(strip_helpers(item).into_token_stream(), error),
+    let mut cx = Ctxt::default();
+    let args = Args::parse(args, &mut cx);
+    let server = Server::from_syn(&item, args, &mut cx);
+    if let Some(server) = &server {
+        server.validate(&mut cx);
+    }
+    match (cx.finish(), server) {
+        (Ok(()), Some(server)) => generate(&server),
+        // One mistake, one error: the items other code refers to still
+        // appear, as stand-ins, so that uses of the handle add no errors.
+        (Err(error), Some(server)) if fallback::applies(&server) => {
+            let stand_ins = fallback::generate(&server, &Names::new(&server));
+            let code = with_error(strip_helpers(item).into_token_stream(), error);
+            quote!(#code #stand_ins)
+        }
+        (Err(error), _) => with_error(strip_helpers(item).into_token_stream(), error),
+        (Ok(()), None) => unreachable!("a server that did not parse reported why"),
     }
 }
 
@@ -42,22 +58,6 @@ pub fn server(args: TokenStream, input: TokenStream) -> TokenStream {
 fn with_error(code: TokenStream, error: syn::Error) -> TokenStream {
     let error = error.into_compile_error();
     quote!(#code #error)
-}
-
-/// Parse, validate, generate.
-fn try_expand(args: TokenStream, item: &ItemImpl) -> syn::Result<TokenStream> {
-    let mut cx = Ctxt::default();
-    let args = Args::parse(args).unwrap_or_else(|error| {
-        cx.push(error);
-        Args::default()
-    });
-    let server = Server::from_syn(item, args, &mut cx);
-    if let Some(server) = &server {
-        server.validate(&mut cx);
-    }
-    cx.finish()?;
-    let server = server.expect("no errors means the server parsed");
-    Ok(generate(&server))
 }
 
 /// Everything `#[server]` emits for a valid impl block.
@@ -85,7 +85,8 @@ fn strip_helpers(mut item: ItemImpl) -> ItemImpl {
     item
 }
 
-/// Names and paths shared by the three generators.
+/// Names and paths shared by the generators.
+#[derive(Clone)]
 pub struct Names {
     /// `#krate::__private`
     pub private: TokenStream,
@@ -95,6 +96,8 @@ pub struct Names {
     /// parameter: what the request enum, the handle and every generated
     /// impl require.
     pub generics: Generics,
+    /// Generating the stand-ins of `fallback`: bodies that do nothing.
+    pub stand_in: bool,
 }
 
 impl Names {
@@ -164,6 +167,7 @@ impl Names {
                 .clone()
                 .unwrap_or_else(|| format_ident!("{}Handle", server.name)),
             generics,
+            stand_in: false,
         }
     }
 }

@@ -18,6 +18,7 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
         request,
         handle,
         generics,
+        ..
     } = names;
     let self_ty = &server.original.self_ty;
     let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();

@@ -9,6 +9,7 @@ use quote::quote;
 
 use super::{Names, replace_self};
 use crate::ast::{Message, Reply, Server};
+use crate::symbol::RESERVED;
 
 pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
     let Names {
@@ -29,6 +30,12 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
     let methods = server
         .messages
         .iter()
+        // A stand-in cannot name a method's own generic parameters, nor
+        // repeat a method every handle has (the user's mistake).
+        .filter(|m| {
+            let reserved = RESERVED.contains(&m.ident.to_string().trim_start_matches("r#"));
+            !names.stand_in || (m.original.sig.generics.params.is_empty() && !reserved)
+        })
         .map(|m| method(m, server, names, self_ty));
     quote! {
         #[doc = #doc]
@@ -116,13 +123,20 @@ fn method(
     let docs = &message.attrs.docs;
     let cfgs = &message.attrs.cfgs;
     let params = message.args.iter().map(|arg| {
-        let name = arg.ident;
+        let ident = arg.ident;
+        let name = if names.stand_in {
+            quote!(_)
+        } else {
+            quote!(#ident)
+        };
         let ty = replace_self(arg.ty, self_ty);
         quote!(#name: #ty)
     });
     let fields: Vec<_> = message.args.iter().map(|arg| arg.ident).collect();
     let answer = message
         .answer()
+        // A stand-in cannot put `impl Trait` (the user's mistake) in a type.
+        .filter(|ty| !(names.stand_in && mentions_impl(ty)))
         .map_or_else(|| quote!(()), |ty| replace_self(ty, self_ty));
     let mut kind = quote!(#private::Kind::CALL);
     if message.attrs.priority.is_some() {
@@ -139,7 +153,9 @@ fn method(
         let duration = timeout.to_expr_in(private);
         kind = quote!(#kind.timeout(#duration));
     }
-    let body = if message.is_cast() {
+    let body = if names.stand_in {
+        quote!(::core::unimplemented!())
+    } else if message.is_cast() {
         quote!(#private::cast(&self.0, #kind, #request::#variant { #(#fields),* }))
     } else {
         quote!(#private::call(&self.0, #kind, |reply| #request::#variant { #(#fields,)* reply }))
@@ -151,4 +167,16 @@ fn method(
             #body
         }
     }
+}
+
+/// `ty` contains `impl Trait` somewhere.
+fn mentions_impl(ty: &syn::Type) -> bool {
+    fn walk(tokens: TokenStream) -> bool {
+        tokens.into_iter().any(|token| match token {
+            proc_macro2::TokenTree::Ident(ident) => ident == "impl",
+            proc_macro2::TokenTree::Group(group) => walk(group.stream()),
+            _ => false,
+        })
+    }
+    walk(quote::ToTokens::to_token_stream(ty))
 }
