@@ -8,7 +8,7 @@ use syn::{GenericParam, ImplItemFn, Lifetime, Type, TypeImplTrait, TypeReference
 
 use crate::ast::{Hook, HookKind, Message, Receiver, Reply, Server};
 use crate::ctxt::Ctxt;
-use crate::symbol::{CAST, EVERY, ON_START, ON_STOP, PRIORITY, REPLY_FIELD, RESERVED, TIMEOUT};
+use crate::symbol::{EVERY, ON_START, ON_STOP, REPLY_FIELD, RESERVED};
 
 impl Server<'_> {
     pub fn validate(&self, cx: &mut Ctxt) {
@@ -81,23 +81,17 @@ impl Server<'_> {
                 "`#[server]` cannot go on an `unsafe impl`: remove `unsafe`",
             );
         }
+        const BORROWING_SERVER: &str = "a server cannot borrow: its state moves into its own \
+            task, so remove the lifetime and own the data (e.g. `String`, `Vec<T>` or `Arc<T>`)";
         for param in &item.generics.params {
             if let GenericParam::Lifetime(lifetime) = param {
-                cx.error(
-                    lifetime,
-                    "a server cannot borrow: its state moves into its own task, so remove the \
-                     lifetime and own the data (e.g. `String`, `Vec<T>` or `Arc<T>`)",
-                );
+                cx.error(lifetime, BORROWING_SERVER);
             }
         }
         let mut lifetimes = Borrows::default();
         lifetimes.visit_type(&item.self_ty);
         for lifetime in lifetimes.lifetimes {
-            cx.error(
-                lifetime,
-                "a server cannot borrow: its state moves into its own task, so remove the \
-                 lifetime and own the data (e.g. `String`, `Vec<T>` or `Arc<T>`)",
-            );
+            cx.error(lifetime, BORROWING_SERVER);
         }
     }
 }
@@ -105,6 +99,13 @@ impl Server<'_> {
 impl Message<'_> {
     fn check(&self, cx: &mut Ctxt) {
         check_signature(self.original, cx);
+        self.check_name(cx);
+        self.check_args(cx);
+        self.check_answer(cx);
+        self.check_attrs(cx);
+    }
+
+    fn check_name(&self, cx: &mut Ctxt) {
         let name = self.ident.to_string();
         if RESERVED.contains(&name.trim_start_matches("r#")) {
             cx.error(
@@ -115,6 +116,9 @@ impl Message<'_> {
                 ),
             );
         }
+    }
+
+    fn check_args(&self, cx: &mut Ctxt) {
         for arg in &self.args {
             if arg.ident == REPLY_FIELD {
                 cx.error(
@@ -122,65 +126,44 @@ impl Message<'_> {
                     "`reply` is the name of the generated reply field: rename this argument",
                 );
             }
-            let mut found = Borrows::default();
-            found.visit_type(arg.ty);
-            for ty in found.impl_traits {
-                cx.error(
-                    ty,
-                    "`impl Trait` cannot be a message argument: use a concrete type, a type \
-                     parameter on the impl, or `Box<dyn Trait + Send>`",
-                );
-            }
-            for ty in found.references {
-                cx.error(
-                    ty,
-                    "a message argument cannot borrow: it is moved to the server task, so take \
-                     an owned type (`String` instead of `&str`, `Vec<T>` instead of `&[T]`, \
-                     `T` or `Arc<T>` instead of `&T`)",
-                );
-            }
-            for lifetime in found.lifetimes {
-                cx.error(
-                    lifetime,
-                    "a message argument cannot borrow: remove the lifetime and take an owned type",
-                );
-            }
+            Borrows::report(
+                arg.ty,
+                cx,
+                "`impl Trait` cannot be a message argument: use a concrete type, a type \
+                 parameter on the impl, or `Box<dyn Trait + Send>`",
+                "a message argument cannot borrow: it is moved to the server task, so take \
+                 an owned type (`String` instead of `&str`, `Vec<T>` instead of `&[T]`, \
+                 `T` or `Arc<T>` instead of `&T`)",
+                "a message argument cannot borrow: remove the lifetime and take an owned type",
+            );
         }
+    }
+
+    fn check_answer(&self, cx: &mut Ctxt) {
         if let Some(ty) = self.answer() {
-            let mut found = Borrows::default();
-            found.visit_type(ty);
-            for ty in found.impl_traits {
-                cx.error(
-                    ty,
-                    "`impl Trait` cannot be sent back to the caller: name the type, or return \
-                     `Box<dyn Trait + Send>`",
-                );
-            }
-            for ty in found.references {
-                cx.error(
-                    ty,
-                    "a reply cannot borrow from the server: return an owned value \
-                     (a clone, `String`, `Vec<T>` or `Arc<T>`)",
-                );
-            }
-            for lifetime in found.lifetimes {
-                cx.error(
-                    lifetime,
-                    "a reply cannot borrow from the server: remove the lifetime and return an \
-                     owned value",
-                );
-            }
+            Borrows::report(
+                ty,
+                cx,
+                "`impl Trait` cannot be sent back to the caller: name the type, or return \
+                 `Box<dyn Trait + Send>`",
+                "a reply cannot borrow from the server: return an owned value \
+                 (a clone, `String`, `Vec<T>` or `Arc<T>`)",
+                "a reply cannot borrow from the server: remove the lifetime and return an \
+                 owned value",
+            );
         }
-        if let (Reply::Deferred { original, .. }, Some(ty)) =
-            (&self.reply, super::ast::returned(&self.original.sig.output))
+        if let Reply::Deferred { .. } = &self.reply
+            && let Some(ty) = super::ast::returned(&self.original.sig.output)
         {
-            let _ = original;
             cx.error(
                 ty,
                 "a method with a `Reply<T>` argument answers through it: remove the return type",
             );
         }
-        if let Some(cast) = self.attrs.cast {
+    }
+
+    fn check_attrs(&self, cx: &mut Ctxt) {
+        if self.attrs.cast.is_some() {
             if let Reply::Deferred { original, .. } = &self.reply {
                 cx.error(
                     original,
@@ -200,7 +183,6 @@ impl Message<'_> {
                     "a `#[cast]` message does not wait for a reply: remove `#[timeout]`",
                 );
             }
-            let _ = cast;
         }
         if self.receiver == Receiver::Value
             && let Some(attr) = self.attrs.priority
@@ -224,8 +206,7 @@ impl Hook<'_> {
         check_signature(self.original, cx);
         // One role per method.
         for (other, attr) in self.attrs.helpers() {
-            if other != name && [ON_START, ON_STOP, EVERY, PRIORITY, CAST, TIMEOUT].contains(&other)
-            {
+            if other != name {
                 cx.error(
                     attr,
                     format!("`#[{other}]` cannot be combined with `#[{name}]`: remove one"),
@@ -324,6 +305,24 @@ struct Borrows<'a> {
     impl_traits: Vec<&'a TypeImplTrait>,
     /// Named or elided lifetimes other than `'static` outside references.
     lifetimes: Vec<&'a Lifetime>,
+}
+
+impl Borrows<'_> {
+    /// Reports each `impl Trait`, reference and lifetime in `ty` with its
+    /// message.
+    fn report(ty: &Type, cx: &mut Ctxt, impl_trait: &str, reference: &str, lifetime: &str) {
+        let mut found = Borrows::default();
+        found.visit_type(ty);
+        for ty in found.impl_traits {
+            cx.error(ty, impl_trait);
+        }
+        for ty in found.references {
+            cx.error(ty, reference);
+        }
+        for found in found.lifetimes {
+            cx.error(found, lifetime);
+        }
+    }
 }
 
 impl<'a> Visit<'a> for Borrows<'a> {

@@ -107,55 +107,7 @@ impl Names {
             .krate
             .clone()
             .unwrap_or_else(|| parse_quote!(::switchboard));
-        let mut generics = server.original.generics.clone();
-        // Next to the user's own bounds for the parameter (inline, or in the
-        // where clause if that is where they are): a second location would
-        // trip `clippy::multiple_bound_locations` on the user's tokens.
-        let in_where: Vec<syn::Ident> = generics
-            .where_clause
-            .iter()
-            .flat_map(|clause| &clause.predicates)
-            .filter_map(|predicate| match predicate {
-                syn::WherePredicate::Type(predicate) => match &predicate.bounded_ty {
-                    Type::Path(path) => path.path.get_ident().cloned(),
-                    _ => None,
-                },
-                _ => None,
-            })
-            .collect();
-        let moved: Vec<syn::Ident> = generics
-            .type_params()
-            .map(|param| param.ident.clone())
-            .filter(|ident| in_where.contains(ident))
-            .collect();
-        if !moved.is_empty() {
-            let clause = generics.make_where_clause();
-            for ident in moved {
-                clause
-                    .predicates
-                    .push(parse_quote!(#ident: ::core::marker::Send + 'static));
-            }
-        }
-        for param in generics.type_params_mut() {
-            if in_where.contains(&param.ident) {
-                continue;
-            }
-            let has = |bounds: &syn::punctuated::Punctuated<syn::TypeParamBound, _>, name: &str| {
-                bounds.iter().any(|bound| match bound {
-                    syn::TypeParamBound::Trait(t) => {
-                        t.path.segments.last().is_some_and(|s| s.ident == name)
-                    }
-                    syn::TypeParamBound::Lifetime(l) => l.ident == name,
-                    _ => false,
-                })
-            };
-            if !has(&param.bounds, "Send") {
-                param.bounds.push(parse_quote!(::core::marker::Send));
-            }
-            if !has(&param.bounds, "static") {
-                param.bounds.push(parse_quote!('static));
-            }
-        }
+        let generics = with_server_bounds(server.original.generics.clone());
         Names {
             private: quote!(#krate::__private),
             request: args
@@ -170,6 +122,62 @@ impl Names {
             stand_in: false,
         }
     }
+}
+
+/// `generics` plus `T: Send + 'static` for every type parameter, next to
+/// the user's own bounds for it (inline, or in the where clause if that is
+/// where they are: a second location would trip
+/// `clippy::multiple_bound_locations` on the user's tokens).
+fn with_server_bounds(mut generics: Generics) -> Generics {
+    // Next to the user's own bounds for the parameter (inline, or in the
+    // where clause if that is where they are): a second location would
+    // trip `clippy::multiple_bound_locations` on the user's tokens.
+    let in_where: Vec<syn::Ident> = generics
+        .where_clause
+        .iter()
+        .flat_map(|clause| &clause.predicates)
+        .filter_map(|predicate| match predicate {
+            syn::WherePredicate::Type(predicate) => match &predicate.bounded_ty {
+                Type::Path(path) => path.path.get_ident().cloned(),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    let moved: Vec<syn::Ident> = generics
+        .type_params()
+        .map(|param| param.ident.clone())
+        .filter(|ident| in_where.contains(ident))
+        .collect();
+    if !moved.is_empty() {
+        let clause = generics.make_where_clause();
+        for ident in moved {
+            clause
+                .predicates
+                .push(parse_quote!(#ident: ::core::marker::Send + 'static));
+        }
+    }
+    for param in generics.type_params_mut() {
+        if in_where.contains(&param.ident) {
+            continue;
+        }
+        let has = |bounds: &syn::punctuated::Punctuated<syn::TypeParamBound, _>, name: &str| {
+            bounds.iter().any(|bound| match bound {
+                syn::TypeParamBound::Trait(t) => {
+                    t.path.segments.last().is_some_and(|s| s.ident == name)
+                }
+                syn::TypeParamBound::Lifetime(l) => l.ident == name,
+                _ => false,
+            })
+        };
+        if !has(&param.bounds, "Send") {
+            param.bounds.push(parse_quote!(::core::marker::Send));
+        }
+        if !has(&param.bounds, "static") {
+            param.bounds.push(parse_quote!('static));
+        }
+    }
+    generics
 }
 
 /// `ty` with every `Self` replaced by the server type, for use outside the
@@ -200,4 +208,45 @@ pub fn replace_self(ty: &Type, self_ty: &Type) -> TokenStream {
         out
     }
     walk(ty.to_token_stream(), self_ty)
+}
+
+#[cfg(test)]
+mod tests {
+    use quote::quote;
+
+    /// What `#[server]` emits for the `Counter` of its docs, printed, is
+    /// `tests/expansion/counter.rs`; the docs point there, so the test keeps
+    /// them honest. `SNAPSHOT=overwrite cargo test -p switchboard-macros`
+    /// rewrites it after a deliberate change.
+    #[test]
+    fn the_expansion_matches_the_snapshot() {
+        let input = quote! {
+            impl Counter {
+                /// Adds `by` and returns the new count.
+                pub fn add(&mut self, by: u64) -> u64 {
+                    self.count += by;
+                    self.count
+                }
+
+                pub fn count(&self) -> u64 {
+                    self.count
+                }
+            }
+        };
+        let output = super::server(quote!(), input);
+        let file = syn::parse2::<syn::File>(output).expect("the expansion parses as a file");
+        let printed = format!(
+            "// What `#[server]` emits for `impl Counter` (see `expand.rs`'s test).\n\n{}",
+            prettyplease::unparse(&file)
+        );
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/expansion/counter.rs");
+        if std::env::var_os("SNAPSHOT").is_some_and(|v| v == "overwrite") {
+            std::fs::write(path, &printed).unwrap();
+        }
+        let snapshot = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            snapshot == printed,
+            "the expansion changed; review it with SNAPSHOT=overwrite:\n{printed}"
+        );
+    }
 }

@@ -71,7 +71,7 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
         impl #impl_generics #private::Server for #self_ty #where_clause {
             type Request = #request #ty_generics;
             type Handle = #handle #ty_generics;
-            const OPTIONS: #private::Options = #options;
+            #options
 
             fn spawn(self) -> Self::Handle {
                 #private::Builder::new(self).spawn()
@@ -137,24 +137,29 @@ fn arm(message: &Message<'_>, request: &syn::Ident, then: &TokenStream) -> Token
     }
 }
 
-fn options(server: &Server<'_>, private: &TokenStream) -> TokenStream {
-    let capacity = match server.args.capacity {
+/// `OPTIONS`, when one of them differs from the default.
+fn options(server: &Server<'_>, private: &TokenStream) -> Option<TokenStream> {
+    let priority_lane = server.messages.iter().any(|m| m.attrs.priority.is_some());
+    let args = &server.args;
+    if args.capacity.is_none() && !args.on_panic_continue && !priority_lane {
+        return None;
+    }
+    let capacity = match args.capacity {
         Some(capacity) => quote!(#capacity),
         None => quote!(#private::Options::DEFAULT.capacity),
     };
-    let on_panic = if server.args.on_panic_continue {
+    let on_panic = if args.on_panic_continue {
         quote!(#private::PanicPolicy::Continue)
     } else {
         quote!(#private::PanicPolicy::Stop)
     };
-    let priority_lane = server.messages.iter().any(|m| m.attrs.priority.is_some());
-    quote! {
-        #private::Options {
+    Some(quote! {
+        const OPTIONS: #private::Options = #private::Options {
             capacity: #capacity,
             on_panic: #on_panic,
             priority_lane: #priority_lane,
-        }
-    }
+        };
+    })
 }
 
 /// `on_start`, `on_stop`, `periods` and `tick`, for the hooks present.
