@@ -20,6 +20,9 @@ pub const MAX_POOL_SIZE: usize = 1024;
 
 /// Configures a server, then spawns it.
 ///
+/// (The same role and shape as `tokio::runtime::Builder`: settings by
+/// chained methods, then one call that starts it.)
+///
 /// ```
 /// use switchboard::{server, Builder};
 ///

@@ -172,6 +172,9 @@ impl<'h, R: Message, T: 'static> Call<'h, R, T> {
 
     /// Fails with [`CallError::Full`] at once instead of waiting when the
     /// mailbox is full: load shedding at the call site.
+    ///
+    /// (tokio's `try_send`, as a call option so that it composes with
+    /// [`timeout`](Self::timeout) and the others.)
     pub fn try_now(mut self) -> Self {
         self.try_now = true;
         self
@@ -179,6 +182,9 @@ impl<'h, R: Message, T: 'static> Call<'h, R, T> {
 
     /// Enqueues the request and resolves as soon as it is in the mailbox.
     /// The handler still runs; its reply is dropped.
+    ///
+    /// (OTP's `cast` of a message that is usually a call; tokio's channels
+    /// have no name for it.)
     pub fn no_wait(mut self) -> Call<'h, R, ()> {
         if let Some(reply) = self.request.reply_slot() {
             reply.detach();

@@ -46,7 +46,8 @@ impl<S: Server> Handle<S> {
 
     /// Waits until the server has stopped, and tells why.
     ///
-    /// This does not stop the server: it returns when something else does
+    /// (Like tokio's `Sender::closed`, which resolves once the receiver is
+    /// gone, plus the reason.) This does not stop the server: it returns when something else does
     /// (every other handle dropped, [`stop`](Self::stop), a terminal
     /// message, a panic, or a failed `#[on_start]`).
     ///
@@ -70,7 +71,8 @@ impl<S: Server> Handle<S> {
     }
 
     /// Requests waiting in the mailbox (both lanes), not counting the one
-    /// being served.
+    /// being served. (Named for what it counts: tokio's `len` on a receiver
+    /// would read as the handle's length.)
     pub fn queued(&self) -> usize {
         self.senders.len()
     }

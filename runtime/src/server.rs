@@ -112,7 +112,9 @@ pub trait Server: Sized + Send + 'static {
 }
 
 /// The runtime half of every generated handle: the mailbox senders and the
-/// server's shared control state.
+/// server's shared control state. (Like `tokio::runtime::Handle`, a cheap
+/// reference to something running elsewhere; user code names the generated
+/// handle, e.g. `AccountHandle`, rather than this.)
 ///
 /// A generated handle (e.g. `AccountHandle`) wraps a `Handle<Account>` and
 /// offers its methods under the same names. Cloning is cheap (reference

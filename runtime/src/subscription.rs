@@ -142,6 +142,9 @@ impl Delivery {
 
 impl<T> Subscriber<T> {
     /// Offers `value` to the subscriber without waiting.
+    ///
+    /// (`send`, not tokio's `try_send`: it never fails the publisher; a full
+    /// buffer is the subscriber's loss, reported as a [`Delivery`].)
     pub fn send(&self, value: T) -> Delivery {
         if self.shared.is_ended() {
             return Delivery::Disconnected;
@@ -191,7 +194,8 @@ impl<T> Subscription<T> {
     }
 
     /// The next value if one is buffered; `None` if none is (whether or
-    /// not the subscription has ended).
+    /// not the subscription has ended: `recv().await` tells the two apart,
+    /// so an `Option` is enough where tokio returns a `Result`).
     pub fn try_recv(&mut self) -> Option<T> {
         self.rx.try_recv().ok()
     }
