@@ -65,6 +65,7 @@ impl Control {
     }
 
     /// Identifies the server for self-call and cycle detection.
+    #[inline]
     pub(crate) fn id(&self) -> usize {
         std::ptr::from_ref(self) as usize
     }
@@ -86,6 +87,7 @@ impl Control {
     }
 
     /// The server's own code asked it to stop after the current handler.
+    #[inline]
     pub(crate) fn stops_now(&self) -> bool {
         self.stop.load(Ordering::Acquire) == STOP_NOW
     }

@@ -85,6 +85,7 @@ impl std::fmt::Debug for Chain {
 }
 
 /// The id of the server whose code runs on this thread, if any.
+#[inline]
 pub(crate) fn serving() -> Option<usize> {
     match SERVING.get() {
         0 => None,
@@ -203,6 +204,7 @@ pub(crate) fn catch_sync<T>(control: &Control, f: impl FnOnce() -> T) -> Result<
 }
 
 /// Turns the result of one poll (or run) of server code into its outcome.
+#[inline(always)]
 fn finish_poll<T>(control: &Control, result: std::thread::Result<T>) -> Result<T, PanicMessage> {
     match result {
         Ok(value) => {
@@ -280,6 +282,9 @@ pub(crate) fn catch_in<F: Future>(
 impl<F: Future> Future for CatchUnwind<'_, F> {
     type Output = Result<F::Output, PanicMessage>;
 
+    // Inlined into the serve loop: as a call of its own it cost about 90
+    // instructions per request (callgrind, BENCHMARKS.md).
+    #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         let Some(inner) = this.inner.as_mut().as_pin_mut() else {

@@ -1,0 +1,60 @@
+//! Instructions per operation, for `benches/instructions.sh`: runs one
+//! workload `n` times on a current-thread runtime, to be counted by
+//! callgrind (steadier than wall time on a shared machine). Under plain
+//! `cargo bench` it runs each workload once, as a smoke test.
+//!
+//! Usage: `instructions <switchboard|tokio_mpsc|async_channel> <seq|cast> <n>`.
+
+mod impls;
+
+use impls::{Account, ChannelActor, Switchboard, TokioActor};
+
+async fn run<A: Account>(workload: &str, n: u64) {
+    let account = A::spawn();
+    // Warm-up: lazily allocated parts, first wake-ups.
+    for _ in 0..100 {
+        std::hint::black_box(account.deposit(1).await);
+    }
+    match workload {
+        "seq" => {
+            for _ in 0..n {
+                std::hint::black_box(account.deposit(1).await);
+            }
+        }
+        "cast" => {
+            for _ in 0..n {
+                account.deposit_cast(1).await;
+            }
+            std::hint::black_box(account.balance().await);
+        }
+        other => panic!("unknown workload {other}"),
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    if args.len() != 3 {
+        // `cargo bench` passes `--bench`: run everything once.
+        for implementation in ["switchboard", "tokio_mpsc", "async_channel"] {
+            for workload in ["seq", "cast"] {
+                runtime.block_on(dispatch(implementation, workload, 10));
+            }
+        }
+        return;
+    }
+    let n: u64 = args[2].parse().expect("a count");
+    runtime.block_on(dispatch(&args[0], &args[1], n));
+}
+
+async fn dispatch(implementation: &str, workload: &str, n: u64) {
+    match implementation {
+        "switchboard" => run::<Switchboard>(workload, n).await,
+        "tokio_mpsc" => run::<TokioActor>(workload, n).await,
+        "async_channel" => run::<ChannelActor>(workload, n).await,
+        other => panic!("unknown implementation {other}"),
+    }
+}
