@@ -209,8 +209,9 @@ impl<T> Future for ReplyReceiver<T> {
             .map(|received| match received {
                 Ok(outcome) => outcome,
                 // Every path of the runtime answers a reply before dropping
-                // it; only a reply leaked with `mem::forget` or lost with its
-                // whole runtime lands here.
+                // it. A reply leaked with `mem::forget` never answers nor
+                // closes: its caller waits for its timeout, or for the
+                // server's end if the call is deferred.
                 Err(_) => Err(CallError::Closed),
             })
     }
