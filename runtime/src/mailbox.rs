@@ -193,19 +193,9 @@ impl<R: Message> Mailbox<R> {
     ///
     /// Cancel-safe: dropping the future loses nothing.
     pub(crate) async fn recv(&mut self) -> Option<R> {
-        let Some(priority) = &mut self.priority else {
-            // One lane, the common case: its own receive tries before it
-            // waits. Awaited here directly rather than through `Lane::take`:
-            // each nested future costs every request (BENCHMARKS.md).
-            if self.normal.done {
-                return None;
-            }
-            let request = self.normal.rx.recv().await.ok();
-            self.normal.done = request.is_none();
-            return request;
-        };
-        if priority.done {
-            return self.normal.take().await;
+        match &self.priority {
+            Some(priority) if !priority.done => {}
+            _ => return self.recv_one().await,
         }
         loop {
             if let Some(request) = self.try_recv() {
@@ -234,6 +224,23 @@ impl<R: Message> Mailbox<R> {
                 return Some(request);
             }
         }
+    }
+
+    /// The next request from the normal lane: all there is to receive from
+    /// when the server has no priority lane (the common case), and the
+    /// serve loop's fast path.
+    pub(crate) async fn recv_one(&mut self) -> Option<R> {
+        if self.normal.done {
+            return None;
+        }
+        let request = self.normal.rx.recv().await.ok();
+        self.normal.done = request.is_none();
+        request
+    }
+
+    /// No priority lane: [`recv_one`](Self::recv_one) receives everything.
+    pub(crate) fn has_one_lane(&self) -> bool {
+        self.priority.is_none()
     }
 
     /// The next request if one is ready: priority first, except that after

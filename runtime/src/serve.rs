@@ -106,12 +106,20 @@ async fn run<S: Server>(mut state: S, replica: &mut Replica<S>) -> Ended<S> {
     let served = match catch_sync(control, || state.periods()) {
         Ok(periods) => {
             let timers = Timers::new(periods);
+            let one_lane = replica.mailbox.has_one_lane();
             let requests = Requests {
                 mailbox: &mut replica.mailbox,
                 control,
                 on_panic: replica.on_panic,
             };
-            requests.serve(&mut state, timers).await
+            // Most servers have neither timers nor a priority lane: their
+            // loop waits on one plain receive. The other loop's waiting (a
+            // `select!` over lanes and timers) is boxed, once per start, so
+            // that it does not grow every server's task (BENCHMARKS.md).
+            match timers {
+                None if one_lane => requests.serve(&mut state, OneLane).await,
+                timers => Box::pin(requests.serve(&mut state, Lanes { timers })).await,
+            }
         }
         Err(panic) => Served::Faulted(panic),
     };
@@ -157,6 +165,54 @@ enum Next<R> {
     Closed,
 }
 
+/// How the loop waits for its next request.
+trait Wait<R>: Send {
+    fn next<'a>(
+        &'a mut self,
+        mailbox: &'a mut Mailbox<R>,
+    ) -> impl Future<Output = Next<R>> + Send + 'a;
+
+    /// Timer `timer` has run.
+    fn ticked(&mut self, timer: usize);
+}
+
+/// One lane and no timers: a plain receive.
+struct OneLane;
+
+impl<R: Message> Wait<R> for OneLane {
+    async fn next(&mut self, mailbox: &mut Mailbox<R>) -> Next<R> {
+        mailbox.recv_one().await.map_or(Next::Closed, Next::Request)
+    }
+
+    fn ticked(&mut self, _: usize) {}
+}
+
+/// Timers, a priority lane, or both: a due timer first, then the lanes in
+/// serving order. A tick is never starved by a busy mailbox, and one that
+/// overruns its period is not repeated in a burst.
+struct Lanes {
+    timers: Option<Timers>,
+}
+
+impl<R: Message> Wait<R> for Lanes {
+    async fn next(&mut self, mailbox: &mut Mailbox<R>) -> Next<R> {
+        let Some(timers) = &mut self.timers else {
+            return mailbox.recv().await.map_or(Next::Closed, Next::Request);
+        };
+        tokio::select! {
+            biased;
+            timer = timers.due() => Next::Tick(timer),
+            request = mailbox.recv() => request.map_or(Next::Closed, Next::Request),
+        }
+    }
+
+    fn ticked(&mut self, timer: usize) {
+        if let Some(timers) = &mut self.timers {
+            timers.reschedule(timer);
+        }
+    }
+}
+
 /// The request loop's view of the replica.
 struct Requests<'a, R> {
     mailbox: &'a mut Mailbox<R>,
@@ -166,32 +222,20 @@ struct Requests<'a, R> {
 
 impl<R: Message> Requests<'_, R> {
     async fn serve<S: Server<Request = R>>(
-        mut self,
+        self,
         state: &mut S,
-        mut timers: Option<Timers>,
+        mut wait: impl Wait<R>,
     ) -> Served<R> {
         let control = self.control;
         loop {
             // One unit of the task's budget per request or tick: the loop
             // yields once it is spent, as tokio's own channels do.
             tokio::task::consume_budget().await;
-            // Without timers the mailbox is awaited directly, not through
-            // `next`: one future layer less on every request.
-            let next = match timers.as_mut() {
-                None => self
-                    .mailbox
-                    .recv()
-                    .await
-                    .map_or(Next::Closed, Next::Request),
-                Some(timers) => self.next(timers).await,
-            };
-            let ran = match next {
+            let ran = match wait.next(self.mailbox).await {
                 Next::Closed => return Served::Drained,
                 Next::Tick(timer) => {
                     let ticked = catch(control, state.tick(timer)).await;
-                    if let Some(timers) = &mut timers {
-                        timers.reschedule(timer);
-                    }
+                    wait.ticked(timer);
                     ticked
                 }
                 Next::Request(mut request) => {
@@ -221,17 +265,6 @@ impl<R: Message> Requests<'_, R> {
                 _ if control.stops_now() => return Served::Drained,
                 _ => {}
             }
-        }
-    }
-
-    /// The next request, or a due timer first: a tick is never starved by
-    /// a busy mailbox, and one that overruns its period is not repeated in
-    /// a burst.
-    async fn next(&mut self, timers: &mut Timers) -> Next<R> {
-        tokio::select! {
-            biased;
-            timer = timers.due() => Next::Tick(timer),
-            request = self.mailbox.recv() => request.map_or(Next::Closed, Next::Request),
         }
     }
 }
