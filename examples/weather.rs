@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use switchboard::{CallError, Reply, Server, WeakHandle, server};
+use switchboard::{CallError, Context, Reply, Server, server};
 
 /// A weather service in front of a slow upstream.
 pub struct Weather {
@@ -14,19 +14,15 @@ pub struct Weather {
     waiting: HashMap<String, Vec<Reply<f64>>>,
     lookups: u32,
     requests: u32,
-    me: Option<WeakHandle<Weather>>,
 }
 
 #[server]
 impl Weather {
-    /// Gives the server a way to reach itself from the tasks it spawns.
-    pub fn attach(&mut self, me: WeakHandle<Weather>) {
-        self.me = Some(me);
-    }
-
     /// The temperature in `city`, in °C. Answered when the lookup is done;
     /// callers asking for a city already being looked up join that lookup.
-    pub fn temperature(&mut self, city: String, reply: Reply<f64>) {
+    /// The lookup task reports back through `ctx`, the server's own
+    /// (weak) handle, given by the runtime.
+    pub fn temperature(&mut self, city: String, reply: Reply<f64>, ctx: &Context<Self>) {
         self.requests += 1;
         if let Some(waiting) = self.waiting.get_mut(&city) {
             waiting.push(reply);
@@ -34,7 +30,7 @@ impl Weather {
         }
         self.waiting.insert(city.clone(), vec![reply]);
         self.lookups += 1;
-        let me = self.me.clone().expect("attach() is called after spawn()");
+        let me = ctx.weak();
         tokio::spawn(async move {
             let celsius = slow_upstream(&city).await;
             if let Some(me) = me.upgrade() {
@@ -69,10 +65,8 @@ async fn main() -> Result<(), CallError> {
         waiting: HashMap::new(),
         lookups: 0,
         requests: 0,
-        me: None,
     }
     .spawn();
-    weather.attach(weather.downgrade()).await?;
 
     let cities = ["Oslo", "Lima", "Oslo", "Pune", "Lima", "Oslo"];
     let callers: Vec<_> = (0..30)

@@ -4,9 +4,9 @@
 
 pub use switchboard_macros::server;
 pub use switchboard_runtime::{
-    Builder, Call, CallError, CallFuture, DEFAULT_CAPACITY, Delivery, Exit, Exited, Handle,
-    PRIORITY_BURST, PanicMessage, PanicPolicy, Reply, Restart, Server, StopReason, Subscriber,
-    Subscription, WeakHandle, subscription,
+    Builder, Call, CallError, CallFuture, Context, DEFAULT_CAPACITY, Delivery, Exit, Exited,
+    Handle, MAX_CAPACITY, MAX_POOL_SIZE, PRIORITY_BURST, PanicMessage, PanicPolicy, Reply, Restart,
+    Server, StopReason, Subscriber, Subscription, WeakHandle, subscription,
 };
 
 #[doc(hidden)]

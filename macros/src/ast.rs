@@ -9,7 +9,7 @@ use syn::{
 use crate::args::Args;
 use crate::attr::MethodAttrs;
 use crate::ctxt::Ctxt;
-use crate::symbol::REPLY_TYPE;
+use crate::symbol::{CONTEXT_TYPE, REPLY_TYPE};
 
 pub struct Server<'a> {
     pub original: &'a ItemImpl,
@@ -40,10 +40,14 @@ pub struct Message<'a> {
     pub receiver: Receiver,
     pub args: Vec<Arg<'a>>,
     pub reply: Reply<'a>,
+    /// The position of a `&Context<Self>` argument among all non-receiver
+    /// arguments, if the method asks for one.
+    pub context: Option<usize>,
     pub attrs: MethodAttrs<'a>,
 }
 
-/// A message argument (the deferred `Reply<T>` argument is not one).
+/// A message argument (the deferred `Reply<T>` and the `&Context<Self>`
+/// arguments are not ones).
 pub struct Arg<'a> {
     pub ident: &'a Ident,
     pub ty: &'a Type,
@@ -74,6 +78,8 @@ pub struct Hook<'a> {
     pub original: &'a ImplItemFn,
     pub kind: HookKind,
     pub receiver: Option<Receiver>,
+    /// The hook takes a `&Context<Self>` argument.
+    pub context: bool,
     pub attrs: MethodAttrs<'a>,
 }
 
@@ -113,10 +119,17 @@ impl<'a> Server<'a> {
                     .map(|(_, expr)| HookKind::Every(expr.clone()))
             };
             if let Some(kind) = hook_kind {
+                let context = method
+                    .sig
+                    .inputs
+                    .iter()
+                    .nth(1)
+                    .is_some_and(|arg| matches!(arg, FnArg::Typed(arg) if is_context(&arg.ty)));
                 server.hooks.push(Hook {
                     original: method,
                     kind,
                     receiver,
+                    context,
                     attrs,
                 });
             } else if !has_receiver {
@@ -167,11 +180,23 @@ impl<'a> Message<'a> {
         let sig = &original.sig;
         let mut args = Vec::new();
         let mut deferred = None;
+        let mut context = None;
         let mut ok = true;
         for (position, input) in sig.inputs.iter().skip(1).enumerate() {
             let FnArg::Typed(pat_type) = input else {
                 continue;
             };
+            if is_context(&pat_type.ty) {
+                if context.is_some() {
+                    cx.error(
+                        pat_type,
+                        "a method gets one context: remove the second `&Context<..>` argument",
+                    );
+                    ok = false;
+                }
+                context = Some(position);
+                continue;
+            }
             if let Some(ty) = reply_type(&pat_type.ty) {
                 if deferred.is_some() {
                     cx.error(
@@ -213,6 +238,7 @@ impl<'a> Message<'a> {
             receiver,
             args,
             reply,
+            context,
             attrs,
         })
     }
@@ -248,6 +274,21 @@ fn reply_type(ty: &Type) -> Option<&Type> {
         Some(GenericArgument::Type(inner)) if args.args.len() == 1 => Some(inner),
         _ => None,
     }
+}
+
+/// `&Context<..>` (under any path, e.g. `&switchboard::Context<Self>`).
+pub fn is_context(ty: &Type) -> bool {
+    let Type::Reference(reference) = ty else {
+        return false;
+    };
+    let Type::Path(path) = &*reference.elem else {
+        return false;
+    };
+    reference.mutability.is_none()
+        && path.qself.is_none()
+        && path.path.segments.last().is_some_and(|last| {
+            last.ident == CONTEXT_TYPE && matches!(last.arguments, PathArguments::AngleBracketed(_))
+        })
 }
 
 /// The return type, `None` for `()`.

@@ -224,10 +224,14 @@ impl Hook<'_> {
             ),
             _ => {}
         }
-        if let Some(arg) = sig.inputs.iter().nth(1) {
+        let extra = sig.inputs.iter().nth(if self.context { 2 } else { 1 });
+        if let Some(arg) = extra {
             cx.error(
                 arg,
-                format!("a `#[{name}]` method takes no arguments besides `self`: remove them"),
+                format!(
+                    "a `#[{name}]` method takes no arguments besides `self` and an optional \
+                     `ctx: &Context<Self>`: remove them"
+                ),
             );
         }
         if let Some(cfg) = self.attrs.cfgs.first() {

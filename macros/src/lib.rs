@@ -98,6 +98,10 @@ use proc_macro::TokenStream;
 /// - `async fn`: awaited to completion before the next request.
 /// - an argument of type `Reply<T>`: a deferred reply; the handle method
 ///   returns `T` and the method answers through the `Reply` when it likes.
+/// - an argument of type `&Context<Self>` (on messages, `#[on_start]`,
+///   `#[on_stop]` and `#[every]`): the runtime passes the server's own
+///   context (`ctx.handle()`, `ctx.weak()`, ...); it is not part of the
+///   handle method.
 /// - associated functions without a receiver are left alone.
 ///
 /// # Options: `#[server(..)]`

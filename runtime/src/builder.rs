@@ -4,7 +4,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{self, Poll};
 
 use tokio::sync::oneshot;
 
@@ -13,7 +13,7 @@ use crate::error::StopReason;
 use crate::mailbox::mailbox;
 use crate::restart::Restart;
 use crate::serve::{Exited, Replica, serve};
-use crate::server::{Handle, PanicPolicy, Server};
+use crate::server::{Context, Handle, PanicPolicy, Server};
 
 /// The largest pool; larger sizes are lowered to it.
 pub const MAX_POOL_SIZE: usize = 1024;
@@ -140,7 +140,7 @@ impl<S: Server> Builder<S> {
                 let state = (pool.clone)(&self.server);
                 let replica = Replica::new(
                     mailbox.clone(),
-                    control.clone(),
+                    Context::new(handle.downgrade()),
                     self.on_panic,
                     self.restart.as_ref(),
                     None,
@@ -150,7 +150,7 @@ impl<S: Server> Builder<S> {
         }
         let replica = Replica::new(
             mailbox,
-            control.clone(),
+            Context::new(handle.downgrade()),
             self.on_panic,
             self.restart.as_ref(),
             replica_exit,
@@ -216,7 +216,7 @@ pub struct Exit<S> {
 impl<S> Future for Exit<S> {
     type Output = Exited<S>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Exited<S>> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut task::Context<'_>) -> Poll<Exited<S>> {
         Pin::new(&mut self.rx).poll(cx).map(|exited| {
             exited.unwrap_or(Exited {
                 reason: StopReason::Aborted,

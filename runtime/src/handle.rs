@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use crate::control::Control;
 use crate::error::StopReason;
-use crate::mailbox::{Senders, WeakSenders};
+use crate::mailbox::Senders;
 use crate::scope;
-use crate::server::{Handle, Server};
+use crate::server::{Context, Handle, Server, WeakHandle};
 
 impl<S: Server> Handle<S> {
     pub(crate) fn new(senders: Senders<S::Request>, control: Arc<Control>) -> Self {
@@ -108,13 +108,6 @@ impl<S: Server> fmt::Debug for Handle<S> {
     }
 }
 
-/// A handle that does not keep its server alive; see
-/// [`Handle::downgrade`].
-pub struct WeakHandle<S: Server> {
-    senders: WeakSenders<S::Request>,
-    control: Arc<Control>,
-}
-
 impl<S: Server> WeakHandle<S> {
     /// A full handle, or `None` once the server has stopped or every full
     /// handle is gone.
@@ -138,6 +131,52 @@ impl<S: Server> fmt::Debug for WeakHandle<S> {
         f.debug_struct("WeakHandle")
             .field("server", &std::any::type_name::<S>())
             .field("name", &self.control.name())
+            .finish()
+    }
+}
+
+impl<S: Server> Context<S> {
+    pub(crate) fn new(weak: WeakHandle<S>) -> Self {
+        Context { weak }
+    }
+
+    /// A handle to this very server, or `None` once it refuses new
+    /// requests or every outside handle is gone. Kept in the state, it
+    /// keeps the server alive; keep [`weak`](Self::weak) there instead.
+    ///
+    /// Calls through it that wait for a reply get
+    /// [`CallError::SelfCall`](crate::CallError::SelfCall) from the
+    /// server's own code (they would wait for themselves); send follow-ups
+    /// with `#[cast]` methods or [`no_wait`](crate::Call::no_wait), or
+    /// from a task the handler spawns.
+    pub fn handle(&self) -> Option<S::Handle> {
+        self.weak.upgrade()
+    }
+
+    /// A handle to this server that does not keep it alive.
+    pub fn weak(&self) -> WeakHandle<S> {
+        self.weak.clone()
+    }
+
+    /// The name given with [`Builder::name`](crate::Builder::name), if any.
+    pub fn name(&self) -> Option<&str> {
+        self.weak.control.name()
+    }
+
+    /// Requests waiting in the mailbox, besides the one being served.
+    pub fn queued(&self) -> usize {
+        self.weak
+            .senders
+            .upgrade()
+            .map_or(0, |senders| senders.len())
+    }
+}
+
+impl<S: Server> fmt::Debug for Context<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("server", &std::any::type_name::<S>())
+            .field("name", &self.name())
             .finish()
     }
 }

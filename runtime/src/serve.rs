@@ -18,7 +18,7 @@ use crate::message::{Dispatched, Message};
 use crate::reply::{Begin, ReplySlot};
 use crate::restart::{Restart, Restarts};
 use crate::scope::{self, catch, catch_in, catch_sync};
-use crate::server::{PanicPolicy, Server};
+use crate::server::{Context, PanicPolicy, Server};
 use crate::timers::Timers;
 
 /// How a server ended, delivered by [`Exit`](crate::Exit).
@@ -45,6 +45,8 @@ pub(crate) struct Replica<S: Server> {
     on_panic: PanicPolicy,
     restarts: Option<Box<Restarts<S>>>,
     exit: Option<oneshot::Sender<Exited<S>>>,
+    /// What the server's code is given of its own server.
+    context: Context<S>,
     /// How the replica ended, and its final state; `None` while it runs.
     ended: Option<(Ending, Option<S>)>,
 }
@@ -52,17 +54,18 @@ pub(crate) struct Replica<S: Server> {
 impl<S: Server> Replica<S> {
     pub(crate) fn new(
         mailbox: Mailbox<S::Request>,
-        control: Arc<Control>,
+        context: Context<S>,
         on_panic: PanicPolicy,
         restart: Option<&Restart<S>>,
         exit: Option<oneshot::Sender<Exited<S>>>,
     ) -> Self {
         Replica {
             mailbox,
-            control,
+            control: context.weak.control.clone(),
             on_panic,
             restarts: restart.map(|policy| Box::new(policy.tracker())),
             exit,
+            context,
             ended: None,
         }
     }
@@ -98,7 +101,8 @@ enum Ended<S> {
 /// Starts `state`, serves until it stops, runs `#[on_stop]`.
 async fn run<S: Server>(mut state: S, replica: &mut Replica<S>) -> Ended<S> {
     let control = &*replica.control;
-    match catch(control, state.on_start()).await {
+    let context = &replica.context;
+    match catch(control, state.on_start(context)).await {
         Ok(Ok(())) => {}
         Ok(Err(why)) => return Ended::NotStarted(StopReason::StartFailed(why), state),
         Err(panic) => return Ended::NotStarted(StopReason::Panicked(panic), state),
@@ -110,6 +114,7 @@ async fn run<S: Server>(mut state: S, replica: &mut Replica<S>) -> Ended<S> {
             let requests = Requests {
                 mailbox: &mut replica.mailbox,
                 control,
+                context,
                 on_panic: replica.on_panic,
             };
             // Most servers have neither timers nor a priority lane: their
@@ -123,7 +128,7 @@ async fn run<S: Server>(mut state: S, replica: &mut Replica<S>) -> Ended<S> {
         }
         Err(panic) => Served::Faulted(panic),
     };
-    let stopped = catch(control, state.on_stop());
+    let stopped = catch(control, state.on_stop(context));
     match served {
         Served::Drained => match stopped.await {
             Ok(()) => Ended::Stopped(Ending::Drained, Some(state)),
@@ -137,7 +142,7 @@ async fn run<S: Server>(mut state: S, replica: &mut Replica<S>) -> Ended<S> {
             // `on_stop` needs the state, which the terminal method
             // consumes, so it runs first.
             let _ = stopped.await;
-            let reason = match catch(control, state.consume(request)).await {
+            let reason = match catch(control, state.consume(request, context)).await {
                 Ok(()) => StopReason::Terminal,
                 Err(panic) => StopReason::Panicked(panic),
             };
@@ -214,18 +219,16 @@ impl<R: Message> Wait<R> for Lanes {
 }
 
 /// The request loop's view of the replica.
-struct Requests<'a, R> {
-    mailbox: &'a mut Mailbox<R>,
+struct Requests<'a, S: Server> {
+    mailbox: &'a mut Mailbox<S::Request>,
     control: &'a Control,
+    context: &'a Context<S>,
     on_panic: PanicPolicy,
 }
 
-impl<R: Message> Requests<'_, R> {
-    async fn serve<S: Server<Request = R>>(
-        self,
-        state: &mut S,
-        mut wait: impl Wait<R>,
-    ) -> Served<R> {
+impl<S: Server> Requests<'_, S> {
+    async fn serve(self, state: &mut S, mut wait: impl Wait<S::Request>) -> Served<S::Request> {
+        let context = self.context;
         let control = self.control;
         loop {
             // One unit of the task's budget per request or tick: the loop
@@ -234,7 +237,7 @@ impl<R: Message> Requests<'_, R> {
             let ran = match wait.next(self.mailbox).await {
                 Next::Closed => return Served::Drained,
                 Next::Tick(timer) => {
-                    let ticked = catch(control, state.tick(timer)).await;
+                    let ticked = catch(control, state.tick(timer, context)).await;
                     wait.ticked(timer);
                     ticked
                 }
@@ -250,7 +253,7 @@ impl<R: Message> Requests<'_, R> {
                         Some(Begin::Serve(chain)) => chain,
                         None => None,
                     };
-                    match catch_in(control, chain, state.dispatch(request)).await {
+                    match catch_in(control, chain, state.dispatch(request, context)).await {
                         Ok(Dispatched::Served) => Ok(()),
                         Ok(Dispatched::Terminal(request)) => {
                             self.mailbox.close();

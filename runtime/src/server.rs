@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::control::Control;
-use crate::mailbox::{DEFAULT_CAPACITY, Senders};
+use crate::mailbox::{DEFAULT_CAPACITY, Senders, WeakSenders};
 use crate::message::{Dispatched, Message};
 
 /// What a server does when one of its handlers panics.
@@ -75,25 +75,36 @@ pub trait Server: Sized + Send + 'static {
     fn dispatch(
         &mut self,
         request: Self::Request,
+        context: &Context<Self>,
     ) -> impl Future<Output = Dispatched<Self::Request>> + Send;
 
     /// Serves a terminal request (a method taking `self`), as handed back
     /// by `dispatch`.
     #[doc(hidden)]
-    fn consume(self, request: Self::Request) -> impl Future<Output = ()> + Send {
+    fn consume(
+        self,
+        request: Self::Request,
+        context: &Context<Self>,
+    ) -> impl Future<Output = ()> + Send {
+        let _ = context;
         drop(request);
         async {}
     }
 
     /// `#[on_start]`, with its error formatted for callers.
     #[doc(hidden)]
-    fn on_start(&mut self) -> impl Future<Output = Result<(), Arc<str>>> + Send {
+    fn on_start(
+        &mut self,
+        context: &Context<Self>,
+    ) -> impl Future<Output = Result<(), Arc<str>>> + Send {
+        let _ = context;
         async { Ok(()) }
     }
 
     /// `#[on_stop]`.
     #[doc(hidden)]
-    fn on_stop(&mut self) -> impl Future<Output = ()> + Send {
+    fn on_stop(&mut self, context: &Context<Self>) -> impl Future<Output = ()> + Send {
+        let _ = context;
         async {}
     }
 
@@ -105,8 +116,8 @@ pub trait Server: Sized + Send + 'static {
 
     /// Runs `#[every]` timer number `timer`.
     #[doc(hidden)]
-    fn tick(&mut self, timer: usize) -> impl Future<Output = ()> + Send {
-        let _ = timer;
+    fn tick(&mut self, timer: usize, context: &Context<Self>) -> impl Future<Output = ()> + Send {
+        let _ = (timer, context);
         async {}
     }
 }
@@ -123,4 +134,53 @@ pub trait Server: Sized + Send + 'static {
 pub struct Handle<S: Server> {
     pub(crate) senders: Senders<S::Request>,
     pub(crate) control: Arc<Control>,
+}
+
+/// A handle that does not keep its server alive; see
+/// [`Handle::downgrade`].
+pub struct WeakHandle<S: Server> {
+    pub(crate) senders: WeakSenders<S::Request>,
+    pub(crate) control: Arc<Control>,
+}
+
+/// What a handler, hook or timer knows of its own server: ask for it with a
+/// `ctx: &Context<Self>` argument (any name), and the macro passes it in.
+/// Methods that do not ask pay nothing.
+///
+/// It reaches the server the code runs in — the whole pool, for a replica;
+/// the same server across restarts — with no set-up after `spawn()`:
+///
+/// ```
+/// use switchboard::{server, Context, Server};
+///
+/// #[derive(Default)]
+/// struct Pager { pages: Vec<u32> }
+///
+/// #[server]
+/// impl Pager {
+///     /// Fetches `page`, then asks its own server for the next one.
+///     async fn fetch(&mut self, page: u32, ctx: &Context<Self>) {
+///         self.pages.push(page);
+///         if page < 3 {
+///             let me = ctx.handle().expect("the caller still holds a handle");
+///             let _ = me.fetch(page + 1).no_wait().await;
+///         }
+///     }
+///
+///     fn pages(&self) -> Vec<u32> { self.pages.clone() }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let pager = Pager::default().spawn();
+/// pager.fetch(1).await.unwrap();
+/// assert_eq!(pager.pages().await.unwrap(), vec![1, 2, 3]);
+/// # }
+/// ```
+///
+/// (An argument rather than an accessor valid while serving: it is visible
+/// in the signature, checked by the compiler, and costs nothing where it is
+/// not asked for, as the design asks of context.)
+pub struct Context<S: Server> {
+    pub(crate) weak: WeakHandle<S>,
 }

@@ -25,6 +25,7 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
     let future = |output: TokenStream| quote!(impl ::core::future::Future<Output = #output> + ::core::marker::Send);
     let unit_future = future(quote!(()));
     let dispatch_future = future(quote!(#private::Dispatched<Self::Request>));
+    let context = context_ident();
 
     let has_phantom = generics.type_params().next().is_some();
     let phantom_arm = has_phantom.then(|| quote!(#request::__Phantom(never, _) => match never {},));
@@ -46,11 +47,12 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
         }
     });
     let consume = (!terminal.is_empty()).then(|| {
+        let context = context_ident();
         let arms = terminal
             .iter()
             .map(|m| arm(m, request, &TokenStream::new()));
         quote! {
-            fn consume(self, request: Self::Request) -> #unit_future {
+            fn consume(self, request: Self::Request, #context: &#private::Context<Self>) -> #unit_future {
                 async move {
                     match request {
                         #(#arms)*
@@ -77,7 +79,7 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
                 #private::Builder::new(self).spawn()
             }
 
-            fn dispatch(&mut self, request: Self::Request) -> #dispatch_future {
+            fn dispatch(&mut self, request: Self::Request, #context: &#private::Context<Self>) -> #dispatch_future {
                 async move {
                     match request {
                         #(#serial_arms)*
@@ -100,8 +102,10 @@ fn arm(message: &Message<'_>, request: &syn::Ident, then: &TokenStream) -> Token
     let variant = &message.variant;
     let ident = message.ident;
     let fields = message.args.iter().map(|arg| arg.ident);
-    // Arguments in the method's own order, the deferred reply among them.
+    // Arguments in the method's own order, the deferred reply and the
+    // context among them.
     let mut args = message.args.iter().map(|arg| arg.ident);
+    let context = context_ident();
     let call_args: Vec<TokenStream> = message
         .original
         .sig
@@ -110,6 +114,7 @@ fn arm(message: &Message<'_>, request: &syn::Ident, then: &TokenStream) -> Token
         .filter(|input| matches!(input, FnArg::Typed(_)))
         .enumerate()
         .map(|(position, _)| match &message.reply {
+            _ if message.context == Some(position) => quote!(#context),
             Reply::Deferred { position: at, .. } if *at == position => quote!(reply),
             _ => {
                 let arg = args.next().expect("one ident per argument");
@@ -164,10 +169,12 @@ fn options(server: &Server<'_>, private: &TokenStream) -> Option<TokenStream> {
 
 /// `on_start`, `on_stop`, `periods` and `tick`, for the hooks present.
 fn hooks(server: &Server<'_>, private: &TokenStream, unit_future: &TokenStream) -> TokenStream {
+    let context = context_ident();
     let call = |hook: &Hook<'_>| {
         let ident = &hook.original.sig.ident;
         let dot_await = hook.original.sig.asyncness.map(|_| quote!(.await));
-        quote!(self.#ident()#dot_await)
+        let argument = hook.context.then(context_ident);
+        quote!(self.#ident(#argument)#dot_await)
     };
     let mut out = TokenStream::new();
     let mut timers = Vec::new();
@@ -176,7 +183,7 @@ fn hooks(server: &Server<'_>, private: &TokenStream, unit_future: &TokenStream) 
             HookKind::Start => {
                 let call = call(hook);
                 out.extend(quote! {
-                    fn on_start(&mut self) -> impl ::core::future::Future<
+                    fn on_start(&mut self, #context: &#private::Context<Self>) -> impl ::core::future::Future<
                         Output = ::core::result::Result<(), #private::Arc<str>>,
                     > + ::core::marker::Send {
                         async move { #private::StartOutcome::into_start_result(#call) }
@@ -186,7 +193,7 @@ fn hooks(server: &Server<'_>, private: &TokenStream, unit_future: &TokenStream) 
             HookKind::Stop => {
                 let call = call(hook);
                 out.extend(quote! {
-                    fn on_stop(&mut self) -> #unit_future {
+                    fn on_stop(&mut self, #context: &#private::Context<Self>) -> #unit_future {
                         async move { #call; }
                     }
                 });
@@ -212,7 +219,7 @@ fn hooks(server: &Server<'_>, private: &TokenStream, unit_future: &TokenStream) 
                 #private::Vec::from([#(#periods),*])
             }
 
-            fn tick(&mut self, timer: usize) -> #unit_future {
+            fn tick(&mut self, timer: usize, #context: &#private::Context<Self>) -> #unit_future {
                 async move {
                     match timer {
                         #(#ticks)*
@@ -223,4 +230,12 @@ fn hooks(server: &Server<'_>, private: &TokenStream, unit_future: &TokenStream) 
         });
     }
     out
+}
+
+/// The name of the context the runtime passes to `dispatch` and the hooks:
+/// hygienic, so that it cannot clash with the user's own names, and with a
+/// leading underscore, so that servers that never ask for it get no
+/// unused-variable warning.
+fn context_ident() -> syn::Ident {
+    syn::Ident::new("__context", proc_macro2::Span::mixed_site())
 }

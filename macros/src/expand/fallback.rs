@@ -74,6 +74,7 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
             fn dispatch(
                 &mut self,
                 _: Self::Request,
+                _: &#private::Context<Self>,
             ) -> impl ::core::future::Future<Output = #private::Dispatched<Self::Request>>
                    + ::core::marker::Send {
                 ::core::future::pending()

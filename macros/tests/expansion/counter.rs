@@ -115,6 +115,7 @@ impl ::switchboard::__private::Server for Counter {
     fn dispatch(
         &mut self,
         request: Self::Request,
+        __context: &::switchboard::__private::Context<Self>,
     ) -> impl ::core::future::Future<
         Output = ::switchboard::__private::Dispatched<Self::Request>,
     > + ::core::marker::Send {

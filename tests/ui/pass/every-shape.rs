@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::time::Duration;
 
-use switchboard::{CallError, Reply, Server, server};
+use switchboard::{CallError, Context, Reply, Server, server};
 
 pub struct Shapes {
     log: Vec<String>,
@@ -29,13 +29,23 @@ impl Shapes {
     }
 
     #[on_stop]
-    fn flush(&mut self) {}
+    fn flush(&mut self, ctx: &Context<Self>) {
+        let _ = ctx.name();
+    }
 
     #[every(self.period)]
     fn tick(&mut self) {}
 
     #[every(Duration::from_millis(250))]
-    async fn tock(&self) {}
+    async fn tock(&self, ctx: &switchboard::Context<Self>) {
+        let _ = ctx.queued();
+    }
+
+    /// A context between other arguments, and a deferred reply.
+    pub fn in_context(&mut self, first: u8, ctx: &Context<Self>, reply: Reply<u8>, last: u8) {
+        let _ = ctx.weak();
+        let _ = reply.send(first + last);
+    }
 
     /// `&self`, a value back.
     pub fn len(&self) -> usize {
@@ -127,6 +137,7 @@ impl<T> Unused<T> {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), CallError> {
+    assert_eq!(Shapes::new().spawn().in_context(1, 2).await?, 3);
     // A time limit, so that a hang fails the test instead of stalling it.
     tokio::time::timeout(Duration::from_secs(10), run())
         .await
