@@ -76,12 +76,12 @@ fn a_flooded_server_lets_its_runtime_breathe() {
             let busy = busy.clone();
             std::thread::spawn(move || {
                 for _ in 0..EACH {
-                    busy.work().blocking().unwrap();
+                    busy.work().timeout(LIMIT).blocking().unwrap();
                 }
             })
         })
         .collect();
-    let (slept_at, timed_out_at, timeout) = runtime.block_on(async {
+    let (slept_at, timed_out_at, timeout) = runtime.block_on(within(LIMIT, async {
         while served.load(Ordering::SeqCst) == 0 {
             tokio::task::yield_now().await;
         }
@@ -107,7 +107,7 @@ fn a_flooded_server_lets_its_runtime_breathe() {
             .unwrap()
             .unwrap();
         (slept_at, timed_out_at, timeout)
-    });
+    }));
     assert!(
         slept_at < TOTAL,
         "another task's sleep waited for the whole flood"
@@ -616,8 +616,10 @@ fn a_call_in_flight_at_runtime_shutdown_gets_the_same_error_as_the_queued_ones()
     let server = runtime.block_on(async { keeper().spawn() });
     let in_flight = std::thread::spawn({
         let server = server.clone();
-        move || server.forever().blocking()
+        move || server.forever().timeout(LIMIT).blocking()
     });
+    // Until `forever` is being served: then a ping can no longer be.
+    let started = Instant::now();
     while server.queued() > 0
         || server
             .ping()
@@ -625,13 +627,15 @@ fn a_call_in_flight_at_runtime_shutdown_gets_the_same_error_as_the_queued_ones()
             .blocking()
             .is_ok()
     {
+        assert!(started.elapsed() < LIMIT, "`forever` never started");
         std::thread::yield_now();
     }
     let queued = std::thread::spawn({
         let server = server.clone();
-        move || server.ping().blocking()
+        move || server.ping().timeout(LIMIT).blocking()
     });
     while server.queued() == 0 {
+        assert!(started.elapsed() < LIMIT, "the ping was never queued");
         std::thread::yield_now();
     }
     runtime.shutdown_background();
