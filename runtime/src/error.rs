@@ -8,7 +8,7 @@ use std::sync::Arc;
 ///
 /// `CallError` is cheap to clone and `#[non_exhaustive]`: match the variants
 /// you care about and keep a wildcard arm.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Debug)]
 #[non_exhaustive]
 pub enum CallError {
     /// The server has stopped (or is stopping) and will not serve this call.
@@ -69,22 +69,6 @@ impl fmt::Display for CallError {
             CallError::BlockingInRuntime => {
                 f.write_str("blocking call made on an async runtime thread")
             }
-        }
-    }
-}
-
-impl fmt::Debug for CallError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CallError::Closed => f.write_str("Closed"),
-            CallError::Timeout => f.write_str("Timeout"),
-            CallError::Full => f.write_str("Full"),
-            CallError::Panicked(msg) => f.debug_tuple("Panicked").field(msg).finish(),
-            CallError::StartFailed(why) => f.debug_tuple("StartFailed").field(why).finish(),
-            CallError::SelfCall => f.write_str("SelfCall"),
-            CallError::Deadlock => f.write_str("Deadlock"),
-            CallError::NoReply => f.write_str("NoReply"),
-            CallError::BlockingInRuntime => f.write_str("BlockingInRuntime"),
         }
     }
 }
