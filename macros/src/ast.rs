@@ -70,16 +70,17 @@ pub enum Reply<'a> {
 pub enum HookKind {
     Start,
     Stop,
+    /// `#[on_down]`: takes the `Down` of a watched server.
+    Down,
     Every(syn::Expr),
 }
 
-/// A lifecycle or timer method: `#[on_start]`, `#[on_stop]`, `#[every]`.
+/// A lifecycle or timer method: `#[on_start]`, `#[on_stop]`, `#[on_down]`,
+/// `#[every]`.
 pub struct Hook<'a> {
     pub original: &'a ImplItemFn,
     pub kind: HookKind,
     pub receiver: Option<Receiver>,
-    /// The hook takes a `&Context<Self>` argument.
-    pub context: bool,
     pub attrs: MethodAttrs<'a>,
 }
 
@@ -112,6 +113,8 @@ impl<'a> Server<'a> {
                 Some(HookKind::Start)
             } else if attrs.on_stop.is_some() {
                 Some(HookKind::Stop)
+            } else if attrs.on_down.is_some() {
+                Some(HookKind::Down)
             } else {
                 attrs
                     .every
@@ -119,17 +122,10 @@ impl<'a> Server<'a> {
                     .map(|(_, expr)| HookKind::Every(expr.clone()))
             };
             if let Some(kind) = hook_kind {
-                let context = method
-                    .sig
-                    .inputs
-                    .iter()
-                    .nth(1)
-                    .is_some_and(|arg| matches!(arg, FnArg::Typed(arg) if is_context(&arg.ty)));
                 server.hooks.push(Hook {
                     original: method,
                     kind,
                     receiver,
-                    context,
                     attrs,
                 });
             } else if !has_receiver {

@@ -1,11 +1,13 @@
 //! The helper attributes on methods inside `#[server]`: `#[on_start]`,
-//! `#[on_stop]`, `#[every(..)]`, `#[priority]`, `#[cast]`, `#[timeout(..)]`.
+//! `#[on_stop]`, `#[on_down]`, `#[every(..)]`, `#[priority]`, `#[cast]`, `#[timeout(..)]`, `#[cancellable]`.
 
 use syn::{Attribute, Expr, LitStr, Meta};
 
 use crate::ctxt::Ctxt;
 use crate::duration::Duration;
-use crate::symbol::{CAST, EVERY, HELPERS, ON_START, ON_STOP, PRIORITY, TIMEOUT};
+use crate::symbol::{
+    CANCELLABLE, CAST, EVERY, HELPERS, ON_DOWN, ON_START, ON_STOP, PRIORITY, TIMEOUT,
+};
 
 /// What the attributes of one method say.
 #[derive(Default)]
@@ -16,9 +18,11 @@ pub struct MethodAttrs<'a> {
     pub cfgs: Vec<&'a Attribute>,
     pub on_start: Option<&'a Attribute>,
     pub on_stop: Option<&'a Attribute>,
+    pub on_down: Option<&'a Attribute>,
     pub every: Option<(&'a Attribute, Expr)>,
     pub priority: Option<&'a Attribute>,
     pub cast: Option<&'a Attribute>,
+    pub cancellable: Option<&'a Attribute>,
     pub timeout: Option<(&'a Attribute, Duration)>,
 }
 
@@ -44,12 +48,18 @@ impl<'a> MethodAttrs<'a> {
             } else if path.is_ident(ON_STOP) {
                 let value = flag(cx, attr, ON_STOP);
                 set(cx, &mut out.on_stop, attr, ON_STOP, value);
+            } else if path.is_ident(ON_DOWN) {
+                let value = flag(cx, attr, ON_DOWN);
+                set(cx, &mut out.on_down, attr, ON_DOWN, value);
             } else if path.is_ident(PRIORITY) {
                 let value = flag(cx, attr, PRIORITY);
                 set(cx, &mut out.priority, attr, PRIORITY, value);
             } else if path.is_ident(CAST) {
                 let value = flag(cx, attr, CAST);
                 set(cx, &mut out.cast, attr, CAST, value);
+            } else if path.is_ident(CANCELLABLE) {
+                let value = flag(cx, attr, CANCELLABLE);
+                set(cx, &mut out.cancellable, attr, CANCELLABLE, value);
             } else if path.is_ident(EVERY) {
                 let period = every(cx, attr).map(|expr| (attr, expr));
                 set(cx, &mut out.every, attr, EVERY, period);
@@ -71,9 +81,11 @@ impl<'a> MethodAttrs<'a> {
         };
         add(ON_START, self.on_start);
         add(ON_STOP, self.on_stop);
+        add(ON_DOWN, self.on_down);
         add(EVERY, self.every.as_ref().map(|(attr, _)| *attr));
         add(PRIORITY, self.priority);
         add(CAST, self.cast);
+        add(CANCELLABLE, self.cancellable);
         add(TIMEOUT, self.timeout.as_ref().map(|(attr, _)| *attr));
         found
     }

@@ -8,7 +8,7 @@ use syn::{GenericParam, ImplItemFn, Lifetime, Type, TypeImplTrait, TypeReference
 
 use crate::ast::{Hook, HookKind, Message, Receiver, Reply, Server};
 use crate::ctxt::Ctxt;
-use crate::symbol::{EVERY, ON_START, ON_STOP, REPLY_FIELD, RESERVED};
+use crate::symbol::{EVERY, ON_DOWN, ON_START, ON_STOP, REPLY_FIELD, RESERVED};
 
 impl Server<'_> {
     pub fn validate(&self, cx: &mut Ctxt) {
@@ -38,11 +38,13 @@ impl Server<'_> {
         }
         let mut seen_start = false;
         let mut seen_stop = false;
+        let mut seen_down = false;
         for hook in &self.hooks {
             hook.check(cx);
             let (seen, name) = match hook.kind {
                 HookKind::Start => (&mut seen_start, ON_START),
                 HookKind::Stop => (&mut seen_stop, ON_STOP),
+                HookKind::Down => (&mut seen_down, ON_DOWN),
                 HookKind::Every(_) => continue,
             };
             if *seen {
@@ -184,6 +186,9 @@ impl Message<'_> {
                 );
             }
         }
+        if let Some(attr) = self.attrs.cancellable {
+            self.check_cancellable(attr, cx);
+        }
         if self.receiver == Receiver::Value
             && let Some(attr) = self.attrs.priority
         {
@@ -195,11 +200,32 @@ impl Message<'_> {
     }
 }
 
+impl Message<'_> {
+    /// `#[cancellable]` needs an `async` handler answering a waiting caller.
+    fn check_cancellable(&self, attr: &syn::Attribute, cx: &mut Ctxt) {
+        let why = if self.is_cast() {
+            "a `#[cast]` message has no caller who could give up: remove `#[cancellable]`"
+        } else if let Reply::Deferred { .. } = self.reply {
+            "a method with a `Reply<T>` argument answers when it likes: remove `#[cancellable]` \
+             and stop once `reply.is_closed()` (or `select!` on `reply.closed()`)"
+        } else if self.receiver == Receiver::Value {
+            "a terminal message (taking `self`) always runs to the end: remove `#[cancellable]`"
+        } else if !self.is_async() {
+            "only an `async fn` can be cancelled, at one of its awaits: make the method `async`, \
+             or remove `#[cancellable]`"
+        } else {
+            return;
+        };
+        cx.error(attr, why);
+    }
+}
+
 impl Hook<'_> {
     fn check(&self, cx: &mut Ctxt) {
         let name = match self.kind {
             HookKind::Start => ON_START,
             HookKind::Stop => ON_STOP,
+            HookKind::Down => ON_DOWN,
             HookKind::Every(_) => EVERY,
         };
         let sig = &self.original.sig;
@@ -224,8 +250,25 @@ impl Hook<'_> {
             ),
             _ => {}
         }
-        let extra = sig.inputs.iter().nth(if self.context { 2 } else { 1 });
-        if let Some(arg) = extra {
+        let mut args = sig.inputs.iter().skip(1).filter(
+            |arg| !matches!(arg, syn::FnArg::Typed(arg) if super::ast::is_context(&arg.ty)),
+        );
+        if let HookKind::Down = self.kind {
+            if args.next().is_none() {
+                cx.error(
+                    &sig.ident,
+                    "an `#[on_down]` method takes the stopped server's `Down`: \
+                     add `down: switchboard::Down`",
+                );
+            }
+            if let Some(arg) = args.next() {
+                cx.error(
+                    arg,
+                    "an `#[on_down]` method takes `down: Down` and an optional \
+                     `ctx: &Context<Self>`: remove the other arguments",
+                );
+            }
+        } else if let Some(arg) = args.next() {
             cx.error(
                 arg,
                 format!(
@@ -250,7 +293,7 @@ impl Hook<'_> {
                 "`#[on_start]` returns `()` or `Result<(), E>` (with `E: Display`): \
                  change the return type",
             ),
-            (HookKind::Stop | HookKind::Every(_), Some(ty)) => cx.error(
+            (HookKind::Stop | HookKind::Down | HookKind::Every(_), Some(ty)) => cx.error(
                 ty,
                 format!("a `#[{name}]` method returns nothing: remove the return type"),
             ),

@@ -3,12 +3,23 @@
 /// Helper attributes on methods inside `#[server]`.
 pub const ON_START: &str = "on_start";
 pub const ON_STOP: &str = "on_stop";
+pub const ON_DOWN: &str = "on_down";
 pub const EVERY: &str = "every";
 pub const PRIORITY: &str = "priority";
 pub const CAST: &str = "cast";
 pub const TIMEOUT: &str = "timeout";
+pub const CANCELLABLE: &str = "cancellable";
 
-pub const HELPERS: &[&str] = &[ON_START, ON_STOP, EVERY, PRIORITY, CAST, TIMEOUT];
+pub const HELPERS: &[&str] = &[
+    ON_START,
+    ON_STOP,
+    ON_DOWN,
+    EVERY,
+    PRIORITY,
+    CAST,
+    TIMEOUT,
+    CANCELLABLE,
+];
 
 /// Keys of `#[server(..)]`.
 pub const HANDLE: &str = "handle";
@@ -19,17 +30,22 @@ pub const CRATE: &str = "crate";
 
 pub const SERVER_KEYS: &str = "`handle`, `request`, `capacity`, `timeout`, `on_panic`, `crate`";
 
-/// Methods every generated handle already has (its own or through `Deref`
-/// to `switchboard::Handle`); a message with one of these names would hide
-/// them.
+/// Methods every generated handle already has (forwarded to
+/// `switchboard::Handle`, or from a trait it implements); a message with
+/// one of these names would hide them.
 pub const RESERVED: &[&str] = &[
     "stop",
+    "drain",
     "is_closed",
     "closed",
     "name",
     "queued",
     "downgrade",
+    "monitor",
+    "drain_after",
+    "stop_with",
     "clone",
+    "as_ref",
     "fmt",
     "from",
 ];

@@ -140,7 +140,7 @@ impl<S: Server> Builder<S> {
                 let state = (pool.clone)(&self.server);
                 let replica = Replica::new(
                     mailbox.clone(),
-                    Context::new(handle.downgrade()),
+                    Context::new(handle.senders.clone(), control.clone()),
                     self.on_panic,
                     self.restart.as_ref(),
                     None,
@@ -150,7 +150,7 @@ impl<S: Server> Builder<S> {
         }
         let replica = Replica::new(
             mailbox,
-            Context::new(handle.downgrade()),
+            Context::new(handle.senders.clone(), control.clone()),
             self.on_panic,
             self.restart.as_ref(),
             replica_exit,

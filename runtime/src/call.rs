@@ -308,6 +308,10 @@ impl<R: Message, T> Future for CallFuture<'_, R, T> {
             let waits = matches!(this.answer, Some(Answer::Reply(_)));
             let from_server = scope::serving();
             let from_itself = from_server == Some(this.control.id());
+            if !from_itself && this.control.refuses_outside() {
+                // Draining: only the server's own follow-ups get in.
+                return Poll::Ready(Err(this.control.closed_error()));
+            }
             if waits && from_server.is_some() {
                 match scope::waiting_for(this.control.id()) {
                     Waiting::Outside => {}

@@ -6,11 +6,12 @@
 
 use std::pin::pin;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::task::Waker;
 
 use tokio::sync::Notify;
 
-use crate::error::{CallError, StopReason};
+use crate::error::{CallError, Down, StopReason};
 
 /// Something created by a server's code that must end when the server
 /// stops, wherever it is then (a subscription kept in the final state).
@@ -18,28 +19,69 @@ pub(crate) trait Ends: Send + Sync {
     fn end(&self);
 }
 
-/// No stop asked for.
-const RUNNING: u8 = 0;
+/// `signals` bits: what was asked of the server, for its serve loops.
+///
 /// `stop()` from outside: the mailbox is closed, what was queued is served.
 const STOP: u8 = 1;
-/// `stop()` from the server's own code: end after the current handler.
-const STOP_NOW: u8 = 2;
+/// End after the current handler: `stop()` from the server's own code, or a
+/// linked server stopped.
+pub(crate) const STOP_NOW: u8 = 2;
+/// Refuse calls from outside; end once the mailbox is empty.
+pub(crate) const DRAIN: u8 = 4;
+/// Watched servers have stopped: their `Down`s wait in `downs`.
+pub(crate) const EVENTS: u8 = 8;
+
+/// What a watcher does once the server it watches has stopped (after its
+/// `#[on_down]` hook, if it has one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Then {
+    /// Nothing more: `monitor`.
+    Notify,
+    /// Drain: `drain_after`.
+    Drain,
+    /// Stop after the current handler: `stop_with`.
+    Stop,
+}
+
+/// A server watching this one.
+struct Watcher {
+    control: Weak<Control>,
+    then: Then,
+}
+
+/// The parts of `Control` that only change on rare events, behind one lock.
+#[derive(Default)]
+struct Shared {
+    /// What the server's code created that ends with the server.
+    bound: Vec<Weak<dyn Ends>>,
+    /// The tasks of the serve loops, to wake on a signal.
+    wakers: Vec<Waker>,
+    /// Who to tell when this server stops.
+    watchers: Vec<Watcher>,
+    /// Watched servers that stopped, for the serve loop to handle.
+    downs: Vec<(Down, Then)>,
+}
 
 /// State shared by the handles and the serve loop(s) of one server.
 pub(crate) struct Control {
     name: Option<Arc<str>>,
-    /// What was asked of the server: `RUNNING`, `STOP` or `STOP_NOW`.
-    stop: AtomicU8,
+    /// What was asked of the server: `STOP`, `STOP_NOW`, `DRAIN`, `EVENTS`
+    /// bits.
+    signals: AtomicU8,
+    /// Full handles alive, the serve loops' own senders not counted: when
+    /// it reaches zero the server drains.
+    handles: AtomicUsize,
     /// Replicas still running (more than one in a pool).
     live: AtomicUsize,
     /// Why a replica ended the server for everyone (a terminal message in
     /// a pool), for the last replica to report.
     cause: OnceLock<StopReason>,
+    /// Why the server was first asked to stop or drain.
+    asked: OnceLock<StopReason>,
     /// Set once, when the last replica has ended.
     reason: OnceLock<StopReason>,
     finished: Notify,
-    /// What the server's code created that ends with the server.
-    bound: Mutex<Vec<Weak<dyn Ends>>>,
+    shared: Mutex<Shared>,
 }
 
 /// How one replica ended, as far as the server's stop reason goes.
@@ -47,7 +89,8 @@ pub(crate) enum Ending {
     /// For a reason of its own: a panic, a failed start, a terminal
     /// message, its task dropped.
     Own(StopReason),
-    /// Its mailbox was closed and ran dry, or a stop was asked for.
+    /// Its mailbox was closed and ran dry, or a stop or drain was asked
+    /// for.
     Drained,
 }
 
@@ -55,13 +98,20 @@ impl Control {
     pub(crate) fn new(name: Option<Arc<str>>, replicas: usize) -> Arc<Self> {
         Arc::new(Control {
             name,
-            stop: AtomicU8::new(RUNNING),
+            signals: AtomicU8::new(0),
+            handles: AtomicUsize::new(0),
             live: AtomicUsize::new(replicas),
             cause: OnceLock::new(),
+            asked: OnceLock::new(),
             reason: OnceLock::new(),
             finished: Notify::new(),
-            bound: Mutex::new(Vec::new()),
+            shared: Mutex::new(Shared::default()),
         })
+    }
+
+    fn shared(&self) -> MutexGuard<'_, Shared> {
+        // The lock is never held across user code: a poisoned one is sound.
+        self.shared.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Identifies the server for self-call and cycle detection.
@@ -74,22 +124,69 @@ impl Control {
         self.name.as_deref()
     }
 
-    /// `stop()` from outside: report `Stopped` once the mailbox ran dry.
-    pub(crate) fn request_stop(&self) {
-        let _ = self
-            .stop
-            .compare_exchange(RUNNING, STOP, Ordering::AcqRel, Ordering::Acquire);
+    /// What was asked of the server (`signals` bits).
+    #[inline]
+    pub(crate) fn signals(&self) -> u8 {
+        self.signals.load(Ordering::Acquire)
     }
 
-    /// `stop()` from the server's own code: end after the current handler.
-    pub(crate) fn request_stop_now(&self) {
-        self.stop.store(STOP_NOW, Ordering::Release);
+    /// Calls from outside the server's own code are refused: it drains.
+    #[inline]
+    pub(crate) fn refuses_outside(&self) -> bool {
+        self.signals() & DRAIN != 0
+    }
+
+    /// `stop()` from outside: the caller closes the mailbox.
+    pub(crate) fn request_stop(&self) {
+        let _ = self.asked.set(StopReason::Stopped);
+        self.signals.fetch_or(STOP, Ordering::AcqRel);
+    }
+
+    /// End after the current handler, for `reason`: `stop()` from the
+    /// server's own code, or a linked server stopped.
+    pub(crate) fn request_stop_now(&self, reason: StopReason) {
+        let _ = self.asked.set(reason);
+        self.signal(STOP_NOW);
     }
 
     /// The server's own code asked it to stop after the current handler.
     #[inline]
     pub(crate) fn stops_now(&self) -> bool {
-        self.stop.load(Ordering::Acquire) == STOP_NOW
+        self.signals() & STOP_NOW != 0
+    }
+
+    /// Starts draining for `reason`: calls from outside are refused, and the
+    /// serve loops end once the mailbox is empty.
+    pub(crate) fn drain(&self, reason: StopReason) {
+        let _ = self.asked.set(reason);
+        self.signal(DRAIN);
+    }
+
+    /// Sets `bit` and wakes the serve loops, if it was not set yet.
+    fn signal(&self, bit: u8) {
+        if self.signals.fetch_or(bit, Ordering::AcqRel) & bit == 0 {
+            self.shared().wakers.iter().for_each(Waker::wake_by_ref);
+        }
+    }
+
+    /// A serve loop runs in the task of `waker`: wake it on signals.
+    pub(crate) fn register(&self, waker: &Waker) {
+        let mut shared = self.shared();
+        if !shared.wakers.iter().any(|known| known.will_wake(waker)) {
+            shared.wakers.push(waker.clone());
+        }
+    }
+
+    /// A full handle was made.
+    pub(crate) fn handle_made(&self) {
+        self.handles.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A full handle was dropped; the last one starts the drain.
+    pub(crate) fn handle_dropped(&self) {
+        if self.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.drain(StopReason::HandlesDropped);
+        }
     }
 
     /// A replica ends the server for everyone for `reason` (a terminal
@@ -100,11 +197,63 @@ impl Control {
 
     /// Binds `value` to the server: it ends when the server stops.
     pub(crate) fn bind(&self, value: Weak<dyn Ends>) {
-        let mut bound = self.bound.lock().unwrap_or_else(|e| e.into_inner());
+        let mut shared = self.shared();
+        let bound = &mut shared.bound;
         if bound.len() == bound.capacity() {
             bound.retain(|value| value.strong_count() > 0);
         }
         bound.push(value);
+    }
+
+    /// `watcher` learns when this server stops, then does `then`; at once
+    /// if it has stopped already.
+    pub(crate) fn watched_by(&self, watcher: &Arc<Control>, then: Then) {
+        let mut shared = self.shared();
+        if let Some(reason) = self.reason() {
+            drop(shared);
+            watcher.deliver(self.down(reason.clone()), then);
+            return;
+        }
+        let watchers = &mut shared.watchers;
+        if watchers.len() == watchers.capacity() {
+            watchers.retain(|watcher| watcher.control.strong_count() > 0);
+        }
+        watchers.push(Watcher {
+            control: Arc::downgrade(watcher),
+            then,
+        });
+    }
+
+    fn down(&self, reason: StopReason) -> Down {
+        Down {
+            server: self.id(),
+            name: self.name.clone(),
+            reason,
+        }
+    }
+
+    /// A server this one watches has stopped.
+    fn deliver(&self, down: Down, then: Then) {
+        let mut shared = self.shared();
+        if self.reason().is_some() {
+            return;
+        }
+        shared.downs.push((down, then));
+        drop(shared);
+        self.signal_again(EVENTS);
+    }
+
+    /// Sets `bit` and wakes the serve loops even if it was set: it marks
+    /// new work, not a state.
+    fn signal_again(&self, bit: u8) {
+        self.signals.fetch_or(bit, Ordering::AcqRel);
+        self.shared().wakers.iter().for_each(Waker::wake_by_ref);
+    }
+
+    /// The watched servers that stopped since the last call.
+    pub(crate) fn take_downs(&self) -> Vec<(Down, Then)> {
+        self.signals.fetch_and(!EVENTS, Ordering::AcqRel);
+        std::mem::take(&mut self.shared().downs)
     }
 
     /// A replica ended. For the last one, returns the server's stop
@@ -118,21 +267,28 @@ impl Control {
         }
         Some(match ending {
             Ending::Own(reason) => reason,
-            Ending::Drained => match self.cause.get() {
-                Some(cause) => cause.clone(),
-                None if self.stop.load(Ordering::Acquire) == RUNNING => StopReason::HandlesDropped,
-                None => StopReason::Stopped,
-            },
+            Ending::Drained => self
+                .cause
+                .get()
+                .or(self.asked.get())
+                .cloned()
+                .unwrap_or(StopReason::HandlesDropped),
         })
     }
 
     /// The server has ended for `reason`: records it, ends what is bound
-    /// to the server and wakes everyone waiting in `closed()`.
+    /// to the server, tells its watchers and wakes everyone waiting in
+    /// `closed()`.
     pub(crate) fn finish(&self, reason: StopReason) {
-        let _ = self.reason.set(reason);
-        let bound = std::mem::take(&mut *self.bound.lock().unwrap_or_else(|e| e.into_inner()));
-        for value in bound.iter().filter_map(Weak::upgrade) {
+        let _ = self.reason.set(reason.clone());
+        let shared = std::mem::take(&mut *self.shared());
+        for value in shared.bound.iter().filter_map(Weak::upgrade) {
             value.end();
+        }
+        for watcher in &shared.watchers {
+            if let Some(control) = watcher.control.upgrade() {
+                control.deliver(self.down(reason.clone()), watcher.then);
+            }
         }
         self.finished.notify_waiters();
     }

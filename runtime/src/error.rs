@@ -122,8 +122,17 @@ impl fmt::Debug for PanicMessage {
 pub enum StopReason {
     /// Every handle was dropped and the mailbox ran empty.
     HandlesDropped,
-    /// [`Handle::stop`](crate::Handle::stop) was called.
+    /// [`Handle::stop`](crate::Handle::stop) was called (from outside, or by
+    /// the server's own code).
     Stopped,
+    /// [`Handle::drain`](crate::Handle::drain) was called, or a server it
+    /// [drains after](crate::Handle::drain_after) stopped, and everything
+    /// queued, including what the server sent itself meanwhile, was served.
+    Drained,
+    /// A server it was linked to with
+    /// [`stop_with`](crate::Handle::stop_with) stopped; which one and why is
+    /// attached.
+    StoppedWith(Box<Down>),
     /// A terminal message (a method taking `self`) consumed the server.
     Terminal,
     /// A handler panicked and the panic policy stopped the server.
@@ -160,10 +169,43 @@ impl fmt::Display for StopReason {
         match self {
             StopReason::HandlesDropped => f.write_str("every handle was dropped"),
             StopReason::Stopped => f.write_str("stopped by a handle"),
+            StopReason::Drained => f.write_str("drained"),
+            StopReason::StoppedWith(down) => write!(f, "stopped with {down}"),
             StopReason::Terminal => f.write_str("consumed by a terminal message"),
             StopReason::Panicked(msg) => write!(f, "handler panicked: {msg}"),
             StopReason::StartFailed(why) => write!(f, "start failed: {why}"),
             StopReason::Aborted => f.write_str("aborted by runtime shutdown"),
+        }
+    }
+}
+
+/// A server that another one watched has stopped: what the watcher's
+/// `#[on_down]` hook receives (see [`Handle::monitor`](crate::Handle::monitor)).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Down {
+    pub(crate) server: usize,
+    pub(crate) name: Option<Arc<str>>,
+    pub(crate) reason: StopReason,
+}
+
+impl Down {
+    /// The stopped server's name, if it was given one with
+    /// [`Builder::name`](crate::Builder::name).
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// Why it stopped.
+    pub fn reason(&self) -> &StopReason {
+        &self.reason
+    }
+}
+
+impl fmt::Display for Down {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.name {
+            Some(name) => write!(f, "server `{name}` ({})", self.reason),
+            None => write!(f, "a watched server ({})", self.reason),
         }
     }
 }

@@ -3,32 +3,35 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::task::Poll;
 
-use crate::control::Control;
-use crate::error::StopReason;
+use crate::control::{Control, Then};
+use crate::error::{Down, StopReason};
 use crate::mailbox::Senders;
 use crate::scope;
 use crate::server::{Context, Handle, Server, WeakHandle};
 
 impl<S: Server> Handle<S> {
     pub(crate) fn new(senders: Senders<S::Request>, control: Arc<Control>) -> Self {
+        control.handle_made();
         Handle { senders, control }
     }
 
     /// Stops the server and waits until it has stopped.
     ///
     /// From the moment `stop` is called, new calls get
-    /// [`CallError::Closed`](crate::CallError::Closed), on every lane;
-    /// requests queued before it are still served. Then `#[on_stop]` runs,
-    /// and this returns. Stopping a server that has already stopped returns
-    /// at once.
+    /// [`CallError::Closed`](crate::CallError::Closed), on every lane, and
+    /// so do the server's own follow-ups; requests queued before it are
+    /// still served. Then `#[on_stop]` runs, and this returns. Stopping a
+    /// server that has already stopped returns at once. To let the server
+    /// finish what it keeps sending itself, [`drain`](Self::drain) instead.
     ///
     /// From inside one of the server's own handlers, `stop` cannot wait for
     /// itself: the server stops as soon as the current handler returns, and
     /// requests still queued get `Closed`.
     pub async fn stop(&self) {
         if scope::serving() == Some(self.control.id()) {
-            self.control.request_stop_now();
+            self.control.request_stop_now(StopReason::Stopped);
             // Wakes the other replicas of a pool, and refuses new calls.
             self.senders.close();
             return;
@@ -38,18 +41,45 @@ impl<S: Server> Handle<S> {
         self.control.closed_reason().await;
     }
 
-    /// `true` once the server refuses new requests (it has stopped or is
-    /// stopping).
+    /// Stops the server gracefully and waits until it has stopped: calls
+    /// from outside are refused from now on
+    /// ([`CallError::Closed`](crate::CallError::Closed)), while everything
+    /// already queued is served, and so is everything the server's own code
+    /// sends itself meanwhile (the next page of a paginated fetch); once
+    /// the mailbox is empty, `#[on_stop]` runs and this returns.
+    ///
+    /// | | queued requests | the server's own follow-ups | new outside calls |
+    /// | --- | --- | --- | --- |
+    /// | [`stop`](Self::stop) | served | refused | refused |
+    /// | `drain` | served | served | refused |
+    /// | every handle dropped | served | served | (none can be made) |
+    ///
+    /// OTP's `shutdown` stops a process after at most a timeout, dropping
+    /// its queue; `drain` never drops accepted work. Bound it with
+    /// `tokio::time::timeout(d, handle.drain())` and fall back to `stop`.
+    ///
+    /// From the server's own code, `drain` starts the drain and returns at
+    /// once (it cannot wait for itself).
+    pub async fn drain(&self) {
+        self.control.drain(StopReason::Drained);
+        if scope::serving() != Some(self.control.id()) {
+            self.control.closed_reason().await;
+        }
+    }
+
+    /// `true` once the server refuses new requests (it has stopped, or is
+    /// stopping or draining).
     pub fn is_closed(&self) -> bool {
-        self.senders.is_closed()
+        self.senders.is_closed() || self.control.refuses_outside()
     }
 
     /// Waits until the server has stopped, and tells why.
     ///
     /// (Like tokio's `Sender::closed`, which resolves once the receiver is
-    /// gone, plus the reason.) This does not stop the server: it returns when something else does
-    /// (every other handle dropped, [`stop`](Self::stop), a terminal
-    /// message, a panic, or a failed `#[on_start]`).
+    /// gone, plus the reason.) This does not stop the server: it returns
+    /// when something else does (every other handle dropped,
+    /// [`stop`](Self::stop), [`drain`](Self::drain), a terminal message, a
+    /// panic, a failed `#[on_start]`, a linked server).
     ///
     /// # Panics
     ///
@@ -86,14 +116,92 @@ impl<S: Server> Handle<S> {
             control: self.control.clone(),
         }
     }
+
+    /// This server watches `other` (OTP's monitor): once `other` stops,
+    /// for any reason, this server's `#[on_down]` hook runs in its serial
+    /// loop with a [`Down`] saying which server and why. At once if `other`
+    /// has stopped already. A server without the hook is not affected.
+    ///
+    /// ```
+    /// use switchboard::{server, Down, Server};
+    ///
+    /// struct Worker;
+    /// #[server]
+    /// impl Worker {
+    ///     fn work(&self) {}
+    /// }
+    ///
+    /// #[derive(Default)]
+    /// struct Supervisor { seen: Vec<String> }
+    /// #[server]
+    /// impl Supervisor {
+    ///     #[on_down]
+    ///     fn down(&mut self, down: Down) { self.seen.push(down.to_string()); }
+    ///
+    ///     fn seen(&self) -> Vec<String> { self.seen.clone() }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let worker = switchboard::Builder::new(Worker).name("worker").spawn();
+    /// let supervisor = Supervisor::default().spawn();
+    /// supervisor.monitor(&worker);
+    /// worker.stop().await;
+    /// assert_eq!(supervisor.seen().await.unwrap(), ["server `worker` (stopped by a handle)"]);
+    /// # }
+    /// ```
+    pub fn monitor<W: Server>(&self, other: &impl AsRef<Handle<W>>) {
+        other
+            .as_ref()
+            .control
+            .watched_by(&self.control, Then::Notify);
+    }
+
+    /// Like [`monitor`](Self::monitor), then this server
+    /// [drains](Self::drain) once `other` has stopped: the pipeline order,
+    /// where a stage finishes after the stage that feeds it, with no
+    /// end-of-input marker. Its stop reason is then
+    /// [`StopReason::Drained`].
+    pub fn drain_after<W: Server>(&self, other: &impl AsRef<Handle<W>>) {
+        other
+            .as_ref()
+            .control
+            .watched_by(&self.control, Then::Drain);
+    }
+
+    /// Like [`monitor`](Self::monitor), then this server stops (after the
+    /// handler it is running) once `other` has stopped, for any reason: an
+    /// OTP link in one direction (call it both ways for both), or a
+    /// `one_for_all` group. Its queued callers get
+    /// [`CallError::Closed`](crate::CallError::Closed); its stop reason is
+    /// [`StopReason::StoppedWith`].
+    pub fn stop_with<W: Server>(&self, other: &impl AsRef<Handle<W>>) {
+        other.as_ref().control.watched_by(&self.control, Then::Stop);
+    }
+}
+
+impl<S: Server> AsRef<Handle<S>> for Handle<S> {
+    fn as_ref(&self) -> &Handle<S> {
+        self
+    }
+}
+
+impl<S: Server> Drop for Handle<S> {
+    fn drop(&mut self) {
+        self.control.handle_dropped();
+    }
+}
+
+impl Down {
+    /// `true` if the stopped server is the one `handle` reaches.
+    pub fn is<W: Server>(&self, handle: &impl AsRef<Handle<W>>) -> bool {
+        self.server == handle.as_ref().control.id()
+    }
 }
 
 impl<S: Server> Clone for Handle<S> {
     fn clone(&self) -> Self {
-        Handle {
-            senders: self.senders.clone(),
-            control: self.control.clone(),
-        }
+        Handle::new(self.senders.clone(), self.control.clone())
     }
 }
 
@@ -109,9 +217,14 @@ impl<S: Server> fmt::Debug for Handle<S> {
 }
 
 impl<S: Server> WeakHandle<S> {
-    /// A full handle, or `None` once the server has stopped or every full
-    /// handle is gone.
+    /// A full handle, or `None` once the server refuses new requests: it
+    /// has stopped, or is stopping or draining (every full handle gone
+    /// starts a drain). From the server's own code it works while the
+    /// server drains, so a handler can still send itself follow-ups.
     pub fn upgrade(&self) -> Option<S::Handle> {
+        if self.control.refuses_outside() && scope::serving() != Some(self.control.id()) {
+            return None;
+        }
         let senders = self.senders.upgrade()?;
         Some(S::Handle::from(Handle::new(senders, self.control.clone())))
     }
@@ -136,13 +249,14 @@ impl<S: Server> fmt::Debug for WeakHandle<S> {
 }
 
 impl<S: Server> Context<S> {
-    pub(crate) fn new(weak: WeakHandle<S>) -> Self {
-        Context { weak }
+    pub(crate) fn new(senders: Senders<S::Request>, control: Arc<Control>) -> Self {
+        Context { senders, control }
     }
 
-    /// A handle to this very server, or `None` once it refuses new
-    /// requests or every outside handle is gone. Kept in the state, it
-    /// keeps the server alive; keep [`weak`](Self::weak) there instead.
+    /// A handle to this very server, or `None` once it has stopped taking
+    /// requests. It works while the server drains (the server's own
+    /// follow-ups are still served then). Kept in the state, it keeps the
+    /// server alive; keep [`weak`](Self::weak) there instead.
     ///
     /// Calls through it that wait for a reply get
     /// [`CallError::SelfCall`](crate::CallError::SelfCall) from the
@@ -150,25 +264,113 @@ impl<S: Server> Context<S> {
     /// with `#[cast]` methods or [`no_wait`](crate::Call::no_wait), or
     /// from a task the handler spawns.
     pub fn handle(&self) -> Option<S::Handle> {
-        self.weak.upgrade()
+        if self.senders.is_closed() {
+            return None;
+        }
+        let handle = Handle::new(self.senders.clone(), self.control.clone());
+        Some(S::Handle::from(handle))
     }
 
     /// A handle to this server that does not keep it alive.
     pub fn weak(&self) -> WeakHandle<S> {
-        self.weak.clone()
+        WeakHandle {
+            senders: self.senders.downgrade(),
+            control: self.control.clone(),
+        }
     }
 
     /// The name given with [`Builder::name`](crate::Builder::name), if any.
     pub fn name(&self) -> Option<&str> {
-        self.weak.control.name()
+        self.control.name()
     }
 
     /// Requests waiting in the mailbox, besides the one being served.
     pub fn queued(&self) -> usize {
-        self.weak
-            .senders
-            .upgrade()
-            .map_or(0, |senders| senders.len())
+        self.senders.len()
+    }
+
+    /// `true` once the caller of the call being served has given up: it
+    /// timed out or dropped its call. A handler can stop early then; its
+    /// answer would be dropped anyway.
+    ///
+    /// Always `false` outside a message method that takes the context (in
+    /// hooks, timers, tasks the handler spawned), for `#[cast]` messages
+    /// and [`no_wait`](crate::Call::no_wait) calls (their callers do not
+    /// wait), and in methods taking a [`Reply`](crate::Reply): ask the
+    /// reply there ([`Reply::is_closed`](crate::Reply::is_closed),
+    /// [`Reply::closed`](crate::Reply::closed)).
+    pub fn is_cancelled(&self) -> bool {
+        scope::call_gone()
+    }
+
+    /// Resolves once the caller of the call being served has given up (see
+    /// [`is_cancelled`](Self::is_cancelled); never where that is always
+    /// `false`). `tokio::select!` it against slow work to stop early:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use switchboard::{server, CallError, Context, Server};
+    ///
+    /// struct Search { abandoned: u32 }
+    ///
+    /// #[server]
+    /// impl Search {
+    ///     async fn slow(&mut self, ctx: &Context<Self>) -> Option<u32> {
+    ///         tokio::select! {
+    ///             _ = tokio::time::sleep(Duration::from_secs(60)) => Some(42),
+    ///             _ = ctx.cancelled() => { self.abandoned += 1; None }
+    ///         }
+    ///     }
+    ///     fn abandoned(&self) -> u32 { self.abandoned }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let search = Search { abandoned: 0 }.spawn();
+    /// let late = search.slow().timeout(Duration::from_millis(10)).await;
+    /// assert_eq!(late, Err(CallError::Timeout));
+    /// // The handler stopped when its caller gave up, not 60 s later.
+    /// assert_eq!(search.abandoned().timeout(Duration::from_millis(1)).await, Ok(1));
+    /// # }
+    /// ```
+    ///
+    /// To drop the handler at its next await instead, without writing the
+    /// `select!`, mark the message `#[cancellable]`.
+    pub async fn cancelled(&self) {
+        std::future::poll_fn(|_| {
+            if scope::call_gone() {
+                Poll::Ready(())
+            } else {
+                // Pending; the handler's wrapper wakes it when the caller
+                // gives up. Outside a call, nobody can: pending for ever.
+                scope::watch_call();
+                Poll::Pending
+            }
+        })
+        .await;
+    }
+
+    /// This server watches `other`; see [`Handle::monitor`].
+    pub fn monitor<W: Server>(&self, other: &impl AsRef<Handle<W>>) {
+        other
+            .as_ref()
+            .control
+            .watched_by(&self.control, Then::Notify);
+    }
+
+    /// This server drains once `other` has stopped; see
+    /// [`Handle::drain_after`].
+    pub fn drain_after<W: Server>(&self, other: &impl AsRef<Handle<W>>) {
+        other
+            .as_ref()
+            .control
+            .watched_by(&self.control, Then::Drain);
+    }
+
+    /// This server stops once `other` has stopped; see
+    /// [`Handle::stop_with`].
+    pub fn stop_with<W: Server>(&self, other: &impl AsRef<Handle<W>>) {
+        other.as_ref().control.watched_by(&self.control, Then::Stop);
     }
 }
 

@@ -45,7 +45,7 @@ mod builder;
 
 pub use builder::{Builder, Exit, MAX_POOL_SIZE};
 pub use call::{Call, CallFuture};
-pub use error::{CallError, PanicMessage, StopReason};
+pub use error::{CallError, Down, PanicMessage, StopReason};
 pub use mailbox::{DEFAULT_CAPACITY, MAX_CAPACITY, PRIORITY_BURST};
 pub use reply::Reply;
 pub use restart::Restart;
@@ -59,10 +59,10 @@ pub use subscription::{Delivery, Subscriber, Subscription, subscription};
 pub mod __private {
     pub use crate::call::{Kind, call, cast};
     pub use crate::message::{Dispatched, Message, StartOutcome};
-    pub use crate::reply::ReplySlot;
+    pub use crate::reply::{Observed, ReplySlot, observe};
     pub use crate::server::Options;
     pub use crate::{
-        Builder, Call, Context, Handle, PanicPolicy, Reply, Server, StopReason, WeakHandle,
+        Builder, Call, Context, Down, Handle, PanicPolicy, Reply, Server, StopReason, WeakHandle,
     };
     pub use std::sync::Arc;
     pub use std::time::Duration;

@@ -111,6 +111,103 @@ impl<T: 'static> Reply<T> {
     pub fn is_closed(&self) -> bool {
         self.tx.as_ref().is_none_or(|tx| tx.is_closed())
     }
+
+    /// Waits until [`is_closed`](Self::is_closed): for a task that holds a
+    /// deferred reply and should stop working once nobody waits for it
+    /// (`tokio::select!` it against the work).
+    pub async fn closed(&mut self) {
+        std::future::poll_fn(|cx| match &mut self.tx {
+            Tx::Waited(tx) | Tx::Detached(tx) => tx.poll_closed(cx),
+            Tx::Done => Poll::Ready(()),
+        })
+        .await;
+    }
+
+    /// The caller gave up on a call it waited for (a `no_wait` call or one
+    /// already answered never counts).
+    fn caller_gone(&self) -> bool {
+        matches!(&self.tx, Tx::Waited(tx) if tx.is_closed())
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A handler serving a call, run so that its code can learn whether
+    /// the caller gave up (`Context::is_cancelled`/`cancelled`), and, for
+    /// `#[cancellable]` messages, dropped at its next await once the
+    /// caller has. Generated code only.
+    #[doc(hidden)]
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
+    pub struct Observed<'r, F, T: 'static> {
+        #[pin]
+        handler: Option<F>,
+        reply: &'r mut Reply<T>,
+        cancel: bool,
+    }
+}
+
+/// `handler`, serving the call answered by `reply`; resolves to `None` if a
+/// `cancel`lable handler was dropped because its caller gave up. Generated
+/// code only.
+#[doc(hidden)]
+pub fn observe<F: Future>(
+    reply: &mut Reply<F::Output>,
+    cancel: bool,
+    handler: F,
+) -> Observed<'_, F, F::Output> {
+    Observed {
+        handler: Some(handler),
+        reply,
+        cancel,
+    }
+}
+
+impl<F: Future> Future for Observed<'_, F, F::Output> {
+    type Output = Option<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let Some(handler) = this.handler.as_mut().as_pin_mut() else {
+            return Poll::Ready(None);
+        };
+        let gone = this.reply.caller_gone();
+        if gone && *this.cancel {
+            // Dropped here, inside the serve loop's catch: a panic from
+            // its `Drop` is this request's.
+            this.handler.set(None);
+            return Poll::Ready(None);
+        }
+        let outer = scope::enter_call(gone);
+        let polled = handler.poll(cx);
+        let watch = scope::leave_call(outer);
+        match polled {
+            Poll::Ready(value) => {
+                this.handler.set(None);
+                Poll::Ready(Some(value))
+            }
+            Poll::Pending => {
+                if (watch || *this.cancel)
+                    && !gone
+                    && let Tx::Waited(tx) = &mut this.reply.tx
+                    && tx.poll_closed(cx).is_ready()
+                {
+                    // Gone since the check above: poll again to tell.
+                    cx.waker().wake_by_ref();
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl<F> fmt::Debug for Observed<'_, F, F::Output>
+where
+    F: Future,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Observed")
+            .field("cancel", &self.cancel)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<T: 'static> Drop for Reply<T> {

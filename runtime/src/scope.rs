@@ -49,7 +49,18 @@ thread_local! {
     static CHAIN: Cell<Option<Arc<Chain>>> = const { Cell::new(None) };
     /// What the code being polled created that must end with its server.
     static BOUND: RefCell<Vec<std::sync::Weak<dyn Ends>>> = const { RefCell::new(Vec::new()) };
+    /// The call a handler being polled serves: `IN_CALL`, `GONE`, `WATCH`
+    /// bits; 0 outside such a handler.
+    static CALL: Cell<u8> = const { Cell::new(0) };
 }
+
+/// `CALL` bits: a handler serving a call that its caller waits for is
+/// being polled,
+const IN_CALL: u8 = 1;
+/// and that caller has given up;
+const GONE: u8 = 2;
+/// the handler waits for that to happen.
+const WATCH: u8 = 4;
 
 /// `PENDING` bits.
 const HAS_VICTIMS: u8 = 1;
@@ -124,6 +135,31 @@ pub(crate) fn waiting_for(target: usize) -> Waiting {
         Some(chain) => Waiting::Chain(chain),
         None => Waiting::Cycle(CallError::Deadlock),
     }
+}
+
+/// Marks the handler about to be polled as serving a call whose caller is
+/// `gone` or not; returns what to restore with [`leave_call`].
+#[inline]
+pub(crate) fn enter_call(gone: bool) -> u8 {
+    CALL.replace(if gone { IN_CALL | GONE } else { IN_CALL })
+}
+
+/// After the poll: restores `outer`, and tells whether the handler asked
+/// to be woken when its caller gives up.
+#[inline]
+pub(crate) fn leave_call(outer: u8) -> bool {
+    CALL.replace(outer) & WATCH != 0
+}
+
+/// The caller of the call being served has given up (timed out, dropped
+/// its call); `false` outside a handler serving a call.
+pub(crate) fn call_gone() -> bool {
+    CALL.get() & GONE != 0
+}
+
+/// The handler being polled waits for its caller to give up: wake it then.
+pub(crate) fn watch_call() {
+    CALL.set(CALL.get() | WATCH);
 }
 
 /// Called by a reply dropped before it was answered: `true` if the reply

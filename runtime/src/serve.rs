@@ -7,11 +7,13 @@
 //! lets the other tasks of its runtime, its callers' timeouts and its own
 //! timers run.
 
+use std::pin::pin;
 use std::sync::Arc;
+use std::task::Poll;
 
 use tokio::sync::oneshot;
 
-use crate::control::{Control, Ending};
+use crate::control::{Control, DRAIN, EVENTS, Ending, STOP_NOW, Then};
 use crate::error::{CallError, PanicMessage, StopReason};
 use crate::mailbox::Mailbox;
 use crate::message::{Dispatched, Message};
@@ -61,7 +63,7 @@ impl<S: Server> Replica<S> {
     ) -> Self {
         Replica {
             mailbox,
-            control: context.weak.control.clone(),
+            control: context.control.clone(),
             on_panic,
             restarts: restart.map(|policy| Box::new(policy.tracker())),
             exit,
@@ -73,6 +75,13 @@ impl<S: Server> Replica<S> {
 
 /// Runs one replica, from `state`, until it stops for good.
 pub(crate) async fn serve<S: Server>(mut replica: Replica<S>, mut state: S) {
+    // Signals (a drain, a watched server's end) wake this task.
+    let control = replica.control.clone();
+    std::future::poll_fn(|cx| {
+        control.register(cx.waker());
+        Poll::Ready(())
+    })
+    .await;
     loop {
         let ended = run(state, &mut replica).await;
         state = match replica.next_state(ended) {
@@ -168,6 +177,10 @@ enum Next<R> {
     Request(R),
     Tick(usize),
     Closed,
+    /// A stop or a watched server's end to handle first.
+    Signal,
+    /// Draining, and the mailbox is empty.
+    Drained,
 }
 
 /// How the loop waits for its next request.
@@ -234,8 +247,10 @@ impl<S: Server> Requests<'_, S> {
             // One unit of the task's budget per request or tick: the loop
             // yields once it is spent, as tokio's own channels do.
             tokio::task::consume_budget().await;
-            let ran = match wait.next(self.mailbox).await {
-                Next::Closed => return Served::Drained,
+            let ran = match next_or_signal(&mut wait, self.mailbox, control).await {
+                Next::Closed | Next::Drained => return Served::Drained,
+                Next::Signal if control.stops_now() => return Served::Drained,
+                Next::Signal => self.downs(state).await,
                 Next::Tick(timer) => {
                     let ticked = catch(control, state.tick(timer, context)).await;
                     wait.ticked(timer);
@@ -243,8 +258,9 @@ impl<S: Server> Requests<'_, S> {
                 }
                 Next::Request(mut request) => {
                     if control.stops_now() {
-                        // Another replica of a pool was stopped by its own
-                        // code: requests still queued are refused.
+                        // The server's own code, or a linked server, stopped
+                        // it (another replica of a pool may have been
+                        // serving): requests still queued are refused.
                         fail(&mut request, CallError::Closed);
                         return Served::Drained;
                     }
@@ -263,13 +279,58 @@ impl<S: Server> Requests<'_, S> {
                     }
                 }
             };
-            match ran {
-                Err(panic) if self.on_panic == PanicPolicy::Stop => return Served::Faulted(panic),
-                _ if control.stops_now() => return Served::Drained,
-                _ => {}
+            if let Err(panic) = ran
+                && self.on_panic == PanicPolicy::Stop
+            {
+                return Served::Faulted(panic);
             }
         }
     }
+
+    /// Runs `#[on_down]` for every watched server that stopped, then does
+    /// what each watch asked for. The first panic of a hook is reported
+    /// after every `Down` is handled.
+    async fn downs(&self, state: &mut S) -> Result<(), PanicMessage> {
+        let control = self.control;
+        let mut outcome = Ok(());
+        for (down, then) in control.take_downs() {
+            let hooked = catch(control, state.on_down(down.clone(), self.context)).await;
+            match then {
+                Then::Notify => {}
+                Then::Drain => control.drain(StopReason::Drained),
+                Then::Stop => {
+                    control.request_stop_now(StopReason::StoppedWith(Box::new(down)));
+                    // Wakes the other replicas of a pool, refuses new calls.
+                    self.mailbox.close();
+                }
+            }
+            outcome = outcome.and(hooked);
+        }
+        outcome
+    }
+}
+
+/// The next request or tick; but first a stop from the server's own code
+/// or a watched server's end (`Next::Signal`), and `Next::Drained` once the
+/// mailbox is empty while the server drains. Whoever sets a signal wakes
+/// this task afterwards, so checking on every poll misses none.
+async fn next_or_signal<R: Message>(
+    wait: &mut impl Wait<R>,
+    mailbox: &mut Mailbox<R>,
+    control: &Control,
+) -> Next<R> {
+    let mut next = pin!(wait.next(mailbox));
+    std::future::poll_fn(|cx| {
+        // One load per request: what was asked of the server.
+        if control.signals() & (STOP_NOW | EVENTS) != 0 {
+            return Poll::Ready(Next::Signal);
+        }
+        match next.as_mut().poll(cx) {
+            Poll::Pending if control.signals() & DRAIN != 0 => Poll::Ready(Next::Drained),
+            polled => polled,
+        }
+    })
+    .await
 }
 
 fn fail<R: Message>(request: &mut R, error: CallError) {

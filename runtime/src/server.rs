@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::control::Control;
+use crate::error::Down;
 use crate::mailbox::{DEFAULT_CAPACITY, Senders, WeakSenders};
 use crate::message::{Dispatched, Message};
 
@@ -101,6 +102,13 @@ pub trait Server: Sized + Send + 'static {
         async { Ok(()) }
     }
 
+    /// `#[on_down]`: a watched server stopped.
+    #[doc(hidden)]
+    fn on_down(&mut self, down: Down, context: &Context<Self>) -> impl Future<Output = ()> + Send {
+        let _ = (down, context);
+        async {}
+    }
+
     /// `#[on_stop]`.
     #[doc(hidden)]
     fn on_stop(&mut self, context: &Context<Self>) -> impl Future<Output = ()> + Send {
@@ -182,5 +190,9 @@ pub struct WeakHandle<S: Server> {
 /// in the signature, checked by the compiler, and costs nothing where it is
 /// not asked for, as the design asks of context.)
 pub struct Context<S: Server> {
-    pub(crate) weak: WeakHandle<S>,
+    /// The serve loop's own senders: they keep the mailbox open for the
+    /// server's own follow-ups while it drains, and are not counted as a
+    /// handle.
+    pub(crate) senders: Senders<S::Request>,
+    pub(crate) control: Arc<Control>,
 }

@@ -10,7 +10,7 @@ use syn::FnArg;
 use syn::spanned::Spanned;
 
 use super::Names;
-use crate::ast::{Hook, HookKind, Message, Receiver, Reply, Server};
+use crate::ast::{Hook, HookKind, Message, Receiver, Reply, Server, is_context};
 
 pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
     let Names {
@@ -35,7 +35,7 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
         .partition(|m| m.receiver == Receiver::Value);
 
     let served = quote!(#private::Dispatched::Served);
-    let serial_arms = serial.iter().map(|m| arm(m, request, &served));
+    let serial_arms = serial.iter().map(|m| arm(m, request, private, &served));
     // A terminal request is handed back to the loop, which stops taking
     // requests and then gives it to `consume` with the state.
     let terminal_arms = terminal.iter().map(|m| {
@@ -50,7 +50,7 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
         let context = context_ident();
         let arms = terminal
             .iter()
-            .map(|m| arm(m, request, &TokenStream::new()));
+            .map(|m| arm(m, request, private, &TokenStream::new()));
         quote! {
             fn consume(self, request: Self::Request, #context: &#private::Context<Self>) -> #unit_future {
                 async move {
@@ -97,7 +97,12 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
 
 /// One match arm: unpack the variant, call the method, send the answer,
 /// then evaluate to `then`.
-fn arm(message: &Message<'_>, request: &syn::Ident, then: &TokenStream) -> TokenStream {
+fn arm(
+    message: &Message<'_>,
+    request: &syn::Ident,
+    private: &TokenStream,
+    then: &TokenStream,
+) -> TokenStream {
     let cfgs = &message.attrs.cfgs;
     let variant = &message.variant;
     let ident = message.ident;
@@ -126,6 +131,29 @@ fn arm(message: &Message<'_>, request: &syn::Ident, then: &TokenStream) -> Token
     let call = quote!(self.#ident(#(#call_args),*)#dot_await);
     let (pattern, body) = match &message.reply {
         _ if message.is_cast() => (quote!(#(#fields),*), quote!(#call;)),
+        // A handler that can ask whether its caller gave up, or that is
+        // dropped when it does, runs observed.
+        Reply::Returned(_)
+            if message.receiver != Receiver::Value
+                && (message.context.is_some() || message.attrs.cancellable.is_some()) =>
+        {
+            let cancel = message.attrs.cancellable.is_some();
+            let handler = if message.is_async() {
+                quote!(self.#ident(#(#call_args),*))
+            } else {
+                quote!(async { #call })
+            };
+            (
+                quote!(#(#fields,)* mut reply),
+                quote! {
+                    if let ::core::option::Option::Some(value) =
+                        #private::observe(&mut reply, #cancel, #handler).await
+                    {
+                        let _ = reply.send(value);
+                    }
+                },
+            )
+        }
         Reply::Deferred { .. } => (quote!(#(#fields,)* reply), quote!(#call;)),
         Reply::Returned(None) => (
             quote!(#(#fields,)* reply),
@@ -170,11 +198,22 @@ fn options(server: &Server<'_>, private: &TokenStream) -> Option<TokenStream> {
 /// `on_start`, `on_stop`, `periods` and `tick`, for the hooks present.
 fn hooks(server: &Server<'_>, private: &TokenStream, unit_future: &TokenStream) -> TokenStream {
     let context = context_ident();
+    let down = syn::Ident::new("__down", proc_macro2::Span::mixed_site());
     let call = |hook: &Hook<'_>| {
         let ident = &hook.original.sig.ident;
         let dot_await = hook.original.sig.asyncness.map(|_| quote!(.await));
-        let argument = hook.context.then(context_ident);
-        quote!(self.#ident(#argument)#dot_await)
+        // In the method's order: the context, and an `#[on_down]`'s `Down`.
+        let arguments = hook
+            .original
+            .sig
+            .inputs
+            .iter()
+            .skip(1)
+            .map(|arg| match arg {
+                FnArg::Typed(arg) if is_context(&arg.ty) => context_ident(),
+                _ => down.clone(),
+            });
+        quote!(self.#ident(#(#arguments),*)#dot_await)
     };
     let mut out = TokenStream::new();
     let mut timers = Vec::new();
@@ -194,6 +233,18 @@ fn hooks(server: &Server<'_>, private: &TokenStream, unit_future: &TokenStream) 
                 let call = call(hook);
                 out.extend(quote! {
                     fn on_stop(&mut self, #context: &#private::Context<Self>) -> #unit_future {
+                        async move { #call; }
+                    }
+                });
+            }
+            HookKind::Down => {
+                let call = call(hook);
+                out.extend(quote! {
+                    fn on_down(
+                        &mut self,
+                        #down: #private::Down,
+                        #context: &#private::Context<Self>,
+                    ) -> #unit_future {
                         async move { #call; }
                     }
                 });
