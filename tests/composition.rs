@@ -205,7 +205,8 @@ struct Watcher {
 impl Watcher {
     #[on_down]
     fn down(&mut self, down: Down) {
-        self.downs.push((down.name().map(str::to_owned), down.reason().clone()));
+        self.downs
+            .push((down.name().map(str::to_owned), down.reason().clone()));
     }
 
     fn downs(&self) -> Vec<(Option<String>, StopReason)> {
@@ -263,14 +264,20 @@ async fn monitor_runs_on_down_with_the_name_and_reason_of_the_stopped_server() {
         assert_eq!(
             downs,
             [
-                (Some("fragile".to_owned()), "panicked: fragile broke".to_owned()),
+                (
+                    Some("fragile".to_owned()),
+                    "panicked: fragile broke".to_owned()
+                ),
                 (None, "stopped by a handle".to_owned()),
             ]
         );
         // Watching a server that has already stopped reports at once.
         watcher.monitor(&plain);
         assert_eq!(watcher.downs().await.unwrap().len(), 3);
-        assert!(!watcher.is_closed(), "monitoring alone never stops the watcher");
+        assert!(
+            !watcher.is_closed(),
+            "monitoring alone never stops the watcher"
+        );
     })
     .await;
 }
@@ -430,7 +437,11 @@ async fn a_dropped_call_is_cancelled_but_a_no_wait_call_never_is() {
     within(PAUSED_LIMIT, async {
         let replica = Replica::new(30).spawn();
         replica.work().no_wait().await.unwrap();
-        assert_eq!(replica.counts().await, Ok((1, 0)), "no_wait: nobody gave up");
+        assert_eq!(
+            replica.counts().await,
+            Ok((1, 0)),
+            "no_wait: nobody gave up"
+        );
         // A call dropped mid-handler: the handler runs on (not
         // `#[cancellable]`) but can tell.
         let call = tokio::spawn({

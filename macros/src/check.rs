@@ -8,7 +8,7 @@ use syn::{GenericParam, ImplItemFn, Lifetime, Type, TypeImplTrait, TypeReference
 
 use crate::ast::{Hook, HookKind, Message, Receiver, Reply, Server};
 use crate::ctxt::Ctxt;
-use crate::symbol::{EVERY, ON_DOWN, ON_START, ON_STOP, REPLY_FIELD, RESERVED};
+use crate::symbol::{DOWN_TYPE, EVERY, ON_DOWN, ON_START, ON_STOP, REPLY_FIELD, RESERVED};
 
 impl Server<'_> {
     pub fn validate(&self, cx: &mut Ctxt) {
@@ -254,12 +254,19 @@ impl Hook<'_> {
             |arg| !matches!(arg, syn::FnArg::Typed(arg) if super::ast::is_context(&arg.ty)),
         );
         if let HookKind::Down = self.kind {
-            if args.next().is_none() {
-                cx.error(
+            match args.next() {
+                None => cx.error(
                     &sig.ident,
                     "an `#[on_down]` method takes the stopped server's `Down`: \
                      add `down: switchboard::Down`",
-                );
+                ),
+                Some(syn::FnArg::Typed(arg)) if !is_down(&arg.ty) => cx.error(
+                    &arg.ty,
+                    "an `#[on_down]` method takes the stopped server's `Down`: \
+                     write `down: switchboard::Down` (its `name()` and `reason()` say \
+                     which server stopped and why)",
+                ),
+                _ => {}
             }
             if let Some(arg) = args.next() {
                 cx.error(
@@ -339,6 +346,12 @@ fn check_signature(method: &ImplItemFn, cx: &mut Ctxt) {
             "a server method cannot have its own `where` clause: move it to the impl",
         );
     }
+}
+
+/// `Down` under any path (`switchboard::Down`).
+fn is_down(ty: &Type) -> bool {
+    matches!(ty, Type::Path(path) if path.qself.is_none()
+        && path.path.segments.last().is_some_and(|s| s.ident == DOWN_TYPE && s.arguments.is_none()))
 }
 
 fn is_result(ty: &Type) -> bool {

@@ -54,5 +54,7 @@ pub const RESERVED: &[&str] = &[
 pub const REPLY_FIELD: &str = "reply";
 /// The runtime type a deferred-reply argument has.
 pub const REPLY_TYPE: &str = "Reply";
+/// The runtime type an `#[on_down]` hook's argument has.
+pub const DOWN_TYPE: &str = "Down";
 /// The runtime type a context argument (`ctx: &Context<Self>`) has.
 pub const CONTEXT_TYPE: &str = "Context";

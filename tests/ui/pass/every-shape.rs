@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::time::Duration;
 
-use switchboard::{CallError, Context, Reply, Server, server};
+use switchboard::{CallError, Context, Down, Reply, Server, server};
 
 pub struct Shapes {
     log: Vec<String>,
@@ -33,6 +33,12 @@ impl Shapes {
         let _ = ctx.name();
     }
 
+    /// The context before the `Down`.
+    #[on_down]
+    async fn down(&mut self, ctx: &Context<Self>, down: Down) {
+        self.log.push(format!("{down} seen by {:?}", ctx.name()));
+    }
+
     #[every(self.period)]
     fn tick(&mut self) {}
 
@@ -45,6 +51,19 @@ impl Shapes {
     pub fn in_context(&mut self, first: u8, ctx: &Context<Self>, reply: Reply<u8>, last: u8) {
         let _ = ctx.weak();
         let _ = reply.send(first + last);
+    }
+
+    /// Dropped at its next await if the caller gives up.
+    #[cancellable]
+    pub async fn cancellable(&mut self, line: String) -> usize {
+        tokio::task::yield_now().await;
+        self.log.push(line);
+        self.log.len()
+    }
+
+    /// A synchronous method may ask whether its caller gave up, too.
+    pub fn still_wanted(&self, ctx: &Context<Self>) -> bool {
+        !ctx.is_cancelled()
     }
 
     /// `&self`, a value back.
@@ -148,16 +167,21 @@ async fn run() -> Result<(), CallError> {
     let shapes = Shapes::new().spawn();
     shapes.push("a".to_owned()).await?;
     assert_eq!(shapes.push_later("b".to_owned()).await?, 2);
-    assert_eq!(shapes.len().await?, 2);
-    assert_eq!(shapes.later().await?, 2);
+    assert_eq!(shapes.cancellable("b2".to_owned()).await?, 3);
+    assert!(shapes.still_wanted().await?);
+    let stopped = Shapes::new().spawn();
+    shapes.monitor(&stopped);
+    stopped.stop().await;
+    assert_eq!(shapes.len().await?, 4, "`#[on_down]` logged the stop");
+    assert_eq!(shapes.later().await?, 4);
     shapes.hint("c".to_owned()).await?;
     // The cast is only enqueued; a normal call behind it sees its effect.
-    assert_eq!(shapes.len().await?, 3);
-    assert_eq!(shapes.status().await?, Ok(3));
+    assert_eq!(shapes.len().await?, 5);
+    assert_eq!(shapes.status().await?, Ok(5));
     assert_eq!(shapes.label().await?, "shapes");
     assert!(shapes.snapshot().await?.is_none());
     assert_eq!(shapes.r#type().await?, 0);
-    assert_eq!(shapes.into_stats().await?, Stats { entries: 3 });
+    assert_eq!(shapes.into_stats().await?, Stats { entries: 5 });
 
     let kv: KvClient<u8, String> = Kv { map: HashMap::new() }.spawn();
     let _: KvMessage<u8, String>;

@@ -1,0 +1,14 @@
+use switchboard::server;
+
+struct Search;
+
+#[server]
+impl Search {
+    #[on_start]
+    #[cancellable]
+    async fn start(&mut self) {}
+
+    fn lookup(&self) {}
+}
+
+fn main() {}

@@ -1,0 +1,13 @@
+use switchboard::server;
+
+struct Supervisor;
+
+#[server]
+impl Supervisor {
+    #[on_down]
+    fn down(&mut self) {}
+
+    fn ping(&self) {}
+}
+
+fn main() {}
