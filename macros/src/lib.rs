@@ -98,10 +98,10 @@ use proc_macro::TokenStream;
 /// - `async fn`: awaited to completion before the next request.
 /// - an argument of type `Reply<T>`: a deferred reply; the handle method
 ///   returns `T` and the method answers through the `Reply` when it likes.
-/// - an argument of type `&Context<Self>` (on messages, `#[on_start]`,
-///   `#[on_stop]` and `#[every]`): the runtime passes the server's own
-///   context (`ctx.handle()`, `ctx.weak()`, ...); it is not part of the
-///   handle method.
+/// - an argument of type `&Context<Self>` (on messages and every hook): the
+///   runtime passes the server's own context (`ctx.handle()`, `ctx.weak()`,
+///   and in a message, `ctx.is_cancelled()`, `ctx.cancelled()`); it is not
+///   part of the handle method.
 /// - associated functions without a receiver are left alone.
 ///
 /// # Options: `#[server(..)]`
@@ -121,10 +121,12 @@ use proc_macro::TokenStream;
 /// | --- | --- |
 /// | `#[on_start]` | runs before the first request; may be `async` and return `Result<(), E: Display>`: on `Err` the server never serves and callers get `CallError::StartFailed` |
 /// | `#[on_stop]` | runs exactly once when the server stops (not after a failed start) |
+/// | `#[on_down]` | takes `down: Down`: runs when a server this one watches (`monitor`, `drain_after`, `stop_with`) stops |
 /// | `#[every(EXPR)]` | runs every `EXPR` (a `Duration`, evaluated once after start with access to `self`) inside the serial loop |
 /// | `#[priority]` | served before queued normal requests |
 /// | `#[cast]` | one-way: `.await` waits for mailbox space only; the method returns `()` |
 /// | `#[timeout("200ms")]` | default timeout of this message (the call site's `.timeout(..)` wins) |
+/// | `#[cancellable]` | on an `async fn` message: dropped at its next await once its caller gives up (timeout, dropped call) |
 ///
 /// # Errors
 ///

@@ -151,15 +151,22 @@ pub struct WeakHandle<S: Server> {
     pub(crate) control: Arc<Control>,
 }
 
-/// What a handler, hook or timer knows of its own server: ask for it with a
-/// `ctx: &Context<Self>` argument (any name), and the macro passes it in.
-/// Methods that do not ask pay nothing.
+/// What a handler, hook or timer knows of its own server, and a handler of
+/// the call it serves: ask for it with a `ctx: &Context<Self>` argument (any
+/// name), and the macro passes it in. Methods that do not ask pay nothing.
+///
+/// - its own server: [`handle`](Self::handle), [`weak`](Self::weak),
+///   [`name`](Self::name), [`queued`](Self::queued);
+/// - the call being served: [`is_cancelled`](Self::is_cancelled),
+///   [`cancelled`](Self::cancelled);
+/// - other servers: [`monitor`](Self::monitor),
+///   [`drain_after`](Self::drain_after), [`stop_with`](Self::stop_with).
 ///
 /// It reaches the server the code runs in — the whole pool, for a replica;
 /// the same server across restarts — with no set-up after `spawn()`:
 ///
 /// ```
-/// use switchboard::{server, Context, Server};
+/// use switchboard::{server, Builder, Context};
 ///
 /// #[derive(Default)]
 /// struct Pager { pages: Vec<u32> }
@@ -169,20 +176,19 @@ pub struct WeakHandle<S: Server> {
 ///     /// Fetches `page`, then asks its own server for the next one.
 ///     async fn fetch(&mut self, page: u32, ctx: &Context<Self>) {
 ///         self.pages.push(page);
-///         if page < 3 {
-///             let me = ctx.handle().expect("the caller still holds a handle");
+///         if page < 3 && let Some(me) = ctx.handle() {
 ///             let _ = me.fetch(page + 1).no_wait().await;
 ///         }
 ///     }
-///
-///     fn pages(&self) -> Vec<u32> { self.pages.clone() }
 /// }
 ///
-/// # #[tokio::main(flavor = "current_thread")]
+/// # #[tokio::main]
 /// # async fn main() {
-/// let pager = Pager::default().spawn();
+/// let (pager, exit) = Builder::new(Pager::default()).spawn_with_exit();
 /// pager.fetch(1).await.unwrap();
-/// assert_eq!(pager.pages().await.unwrap(), vec![1, 2, 3]);
+/// // Every handle gone: the server serves its own follow-ups, then stops.
+/// drop(pager);
+/// assert_eq!(exit.await.state.unwrap().pages, [1, 2, 3]);
 /// # }
 /// ```
 ///
