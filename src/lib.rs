@@ -5,8 +5,9 @@
 pub use switchboard_macros::server;
 pub use switchboard_runtime::{
     Builder, Call, CallError, CallFuture, Context, DEFAULT_CAPACITY, Delivery, Down, Exit, Exited,
-    Handle, MAX_CAPACITY, MAX_POOL_SIZE, PRIORITY_BURST, PanicMessage, PanicPolicy, Reply, Restart,
-    Server, StopReason, Subscriber, Subscription, WeakHandle, subscription,
+    Flatten, Handle, MAX_CAPACITY, MAX_POOL_SIZE, MAX_PRIORITY, OwnedCall, PRIORITY_BURST,
+    PanicMessage, PanicPolicy, Reply, Restart, Server, StopReason, Subscriber, Subscription,
+    WeakHandle, subscription,
 };
 
 #[doc(hidden)]

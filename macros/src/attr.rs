@@ -1,12 +1,12 @@
 //! The helper attributes on methods inside `#[server]`: `#[on_start]`,
 //! `#[on_stop]`, `#[on_down]`, `#[every(..)]`, `#[priority]`, `#[cast]`, `#[timeout(..)]`, `#[cancellable]`.
 
-use syn::{Attribute, Expr, LitStr, Meta};
+use syn::{Attribute, Expr, LitInt, LitStr, Meta};
 
 use crate::ctxt::Ctxt;
 use crate::duration::Duration;
 use crate::symbol::{
-    CANCELLABLE, CAST, EVERY, HELPERS, ON_DOWN, ON_START, ON_STOP, PRIORITY, TIMEOUT,
+    CANCELLABLE, CAST, EVERY, HELPERS, MAX_PRIORITY, ON_DOWN, ON_START, ON_STOP, PRIORITY, TIMEOUT,
 };
 
 /// What the attributes of one method say.
@@ -20,7 +20,8 @@ pub struct MethodAttrs<'a> {
     pub on_stop: Option<&'a Attribute>,
     pub on_down: Option<&'a Attribute>,
     pub every: Option<(&'a Attribute, Expr)>,
-    pub priority: Option<&'a Attribute>,
+    /// `#[priority]` (level 1) or `#[priority(N)]`.
+    pub priority: Option<(&'a Attribute, u8)>,
     pub cast: Option<&'a Attribute>,
     pub cancellable: Option<&'a Attribute>,
     pub timeout: Option<(&'a Attribute, Duration)>,
@@ -52,8 +53,8 @@ impl<'a> MethodAttrs<'a> {
                 let value = flag(cx, attr, ON_DOWN);
                 set(cx, &mut out.on_down, attr, ON_DOWN, value);
             } else if path.is_ident(PRIORITY) {
-                let value = flag(cx, attr, PRIORITY);
-                set(cx, &mut out.priority, attr, PRIORITY, value);
+                let level = priority(cx, attr).map(|level| (attr, level));
+                set(cx, &mut out.priority, attr, PRIORITY, level);
             } else if path.is_ident(CAST) {
                 let value = flag(cx, attr, CAST);
                 set(cx, &mut out.cast, attr, CAST, value);
@@ -83,7 +84,7 @@ impl<'a> MethodAttrs<'a> {
         add(ON_STOP, self.on_stop);
         add(ON_DOWN, self.on_down);
         add(EVERY, self.every.as_ref().map(|(attr, _)| *attr));
-        add(PRIORITY, self.priority);
+        add(PRIORITY, self.priority.as_ref().map(|(attr, _)| *attr));
         add(CAST, self.cast);
         add(CANCELLABLE, self.cancellable);
         add(TIMEOUT, self.timeout.as_ref().map(|(attr, _)| *attr));
@@ -145,4 +146,39 @@ fn timeout(cx: &mut Ctxt, attr: &Attribute) -> Option<Duration> {
         )),
     };
     parsed.map_err(|error| cx.push(error)).ok()
+}
+
+/// `#[priority]` (level 1) or `#[priority(N)]`, `N` in `1..=MAX_PRIORITY`.
+fn priority(cx: &mut Ctxt, attr: &Attribute) -> Option<u8> {
+    let hint = format!(
+        "`#[priority]` takes a level from 1 to {MAX_PRIORITY}: write `#[priority]` (level 1) \
+         or `#[priority(2)]`; higher levels are served first"
+    );
+    let list = match &attr.meta {
+        Meta::Path(_) => return Some(1),
+        Meta::List(list) => list,
+        Meta::NameValue(_) => {
+            cx.error(attr, hint);
+            return None;
+        }
+    };
+    let Ok(lit) = syn::parse2::<LitInt>(list.tokens.clone()) else {
+        cx.error(attr, hint);
+        return None;
+    };
+    match lit.base10_parse::<u8>() {
+        Ok(0) => {
+            cx.error(
+                &lit,
+                "level 0 is the normal lane, where messages without `#[priority]` go: \
+                 remove `#[priority(0)]`",
+            );
+            None
+        }
+        Ok(level) if level <= MAX_PRIORITY => Some(level),
+        _ => {
+            cx.error(&lit, hint);
+            None
+        }
+    }
 }

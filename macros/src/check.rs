@@ -190,7 +190,7 @@ impl Message<'_> {
             self.check_cancellable(attr, cx);
         }
         if self.receiver == Receiver::Value
-            && let Some(attr) = self.attrs.priority
+            && let Some((attr, _)) = self.attrs.priority
         {
             cx.error(
                 attr,

@@ -123,7 +123,7 @@ use proc_macro::TokenStream;
 /// | `#[on_stop]` | runs exactly once when the server stops (not after a failed start) |
 /// | `#[on_down]` | takes `down: Down`: runs when a server this one watches (`monitor`, `drain_after`, `stop_with`) stops |
 /// | `#[every(EXPR)]` | runs every `EXPR` (a `Duration`, evaluated once after start with access to `self`) inside the serial loop |
-/// | `#[priority]` | served before queued normal requests |
+/// | `#[priority]`, `#[priority(N)]` | priority level 1, or `N` up to `MAX_PRIORITY` (7): higher levels are served first, FIFO within a level, and no waiting level is passed over more than `PRIORITY_BURST` times in a row |
 /// | `#[cast]` | one-way: `.await` waits for mailbox space only; the method returns `()` |
 /// | `#[timeout("200ms")]` | default timeout of this message (the call site's `.timeout(..)` wins) |
 /// | `#[cancellable]` | on an `async fn` message: dropped at its next await once its caller gives up (timeout, dropped call) |

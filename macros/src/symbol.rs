@@ -6,6 +6,8 @@ pub const ON_STOP: &str = "on_stop";
 pub const ON_DOWN: &str = "on_down";
 pub const EVERY: &str = "every";
 pub const PRIORITY: &str = "priority";
+/// The highest `#[priority(N)]`: `switchboard::MAX_PRIORITY`.
+pub const MAX_PRIORITY: u8 = 7;
 pub const CAST: &str = "cast";
 pub const TIMEOUT: &str = "timeout";
 pub const CANCELLABLE: &str = "cancellable";

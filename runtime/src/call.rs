@@ -25,7 +25,7 @@ use crate::server::{Handle, Server};
 #[doc(hidden)]
 #[derive(Clone, Copy, Debug)]
 pub struct Kind {
-    priority: bool,
+    level: u8,
     timeout: Option<Duration>,
     deferred: bool,
 }
@@ -33,17 +33,14 @@ pub struct Kind {
 impl Kind {
     /// An ordinary message.
     pub const CALL: Kind = Kind {
-        priority: false,
+        level: 0,
         timeout: None,
         deferred: false,
     };
 
-    /// `#[priority]`: into the priority lane.
-    pub const fn priority(self) -> Self {
-        Kind {
-            priority: true,
-            ..self
-        }
+    /// `#[priority(level)]`: into that level's lane.
+    pub const fn priority(self, level: u8) -> Self {
+        Kind { level, ..self }
     }
 
     /// `#[timeout(..)]` or `#[server(timeout = ..)]`: the default timeout.
@@ -142,7 +139,7 @@ pub fn cast<S: Server>(
 #[must_use = "a call does nothing until you `.await` it or call `.blocking()`"]
 pub struct Call<'h, R, T> {
     senders: &'h Senders<R>,
-    control: &'h Control,
+    control: &'h Arc<Control>,
     request: R,
     answer: Answer<T>,
     kind: Kind,
@@ -180,6 +177,16 @@ impl<'h, R: Message, T: 'static> Call<'h, R, T> {
         self
     }
 
+    /// Sends the request at priority `level` instead of its message's own
+    /// (`#[priority(N)]`, or 0): 0 is the normal lane, and a level above
+    /// the server's highest is lowered to it. Higher levels are served
+    /// first; see [`PRIORITY_BURST`](crate::PRIORITY_BURST) for how long a
+    /// lower level can wait.
+    pub fn priority(mut self, level: u8) -> Self {
+        self.kind.level = level;
+        self
+    }
+
     /// Enqueues the request and resolves as soon as it is in the mailbox.
     /// The handler still runs; its reply is dropped.
     ///
@@ -199,6 +206,64 @@ impl<'h, R: Message, T: 'static> Call<'h, R, T> {
                 ..self.kind
             },
             try_now: self.try_now,
+        }
+    }
+
+    /// The call as a `'static` future that owns what it needs: move it into
+    /// `tokio::spawn`, or collect calls to many servers into a `Vec`, with
+    /// no handle cloned by hand. Configure the call first; the options
+    /// travel with it.
+    ///
+    /// Like a handle, an owned call keeps its server alive until it
+    /// resolves. It costs one allocation, which the plain `.await` does
+    /// not pay.
+    ///
+    /// ```
+    /// use switchboard::{server, Server};
+    ///
+    /// struct Doubler;
+    ///
+    /// #[server]
+    /// impl Doubler {
+    ///     fn double(&self, n: u32) -> u32 { n * 2 }
+    /// }
+    ///
+    /// #[tokio::main(flavor = "current_thread")]
+    /// async fn main() {
+    ///     let doubler = Doubler.spawn();
+    ///     let tasks: Vec<_> = (1..=3)
+    ///         .map(|n| tokio::spawn(doubler.double(n).owned()))
+    ///         .collect();
+    ///     drop(doubler); // the owned calls keep the server alive
+    ///     for (n, task) in (1..=3).zip(tasks) {
+    ///         assert_eq!(task.await.unwrap(), Ok(n * 2));
+    ///     }
+    /// }
+    /// ```
+    pub fn owned(self) -> OwnedCall<T>
+    where
+        T: Send,
+    {
+        let held = Held::new(self.senders, self.control);
+        let Call {
+            request,
+            answer,
+            kind,
+            try_now,
+            ..
+        } = self;
+        OwnedCall {
+            future: Box::pin(async move {
+                let call = Call {
+                    senders: &held.senders,
+                    control: &held.control,
+                    request,
+                    answer,
+                    kind,
+                    try_now,
+                };
+                call.await
+            }),
         }
     }
 
@@ -231,13 +296,63 @@ impl<'h, R: Message, T: 'static> Call<'h, R, T> {
     }
 }
 
+impl<'h, R: Message, T: 'static, E: 'static> Call<'h, R, Result<T, E>> {
+    /// For a message returning `Result<T, E>`: one `Result<T, E>` instead of
+    /// `Result<Result<T, E>, CallError>`, the call's own failure turned into
+    /// `E` with `From<CallError>`, so that `?` works in one step. Give the
+    /// call's options first.
+    ///
+    /// ```
+    /// use switchboard::{server, CallError, Server};
+    ///
+    /// #[derive(Debug, PartialEq)]
+    /// enum BankError { Insufficient, Call(CallError) }
+    ///
+    /// impl From<CallError> for BankError {
+    ///     fn from(error: CallError) -> Self { BankError::Call(error) }
+    /// }
+    ///
+    /// struct Account { balance: u64 }
+    ///
+    /// #[server]
+    /// impl Account {
+    ///     fn withdraw(&mut self, amount: u64) -> Result<u64, BankError> {
+    ///         self.balance = self.balance.checked_sub(amount).ok_or(BankError::Insufficient)?;
+    ///         Ok(self.balance)
+    ///     }
+    /// }
+    ///
+    /// async fn pay(account: &AccountHandle) -> Result<u64, BankError> {
+    ///     let left = account.withdraw(30).flatten().await?; // not `??`, not `Ok(Ok(left))`
+    ///     Ok(left)
+    /// }
+    ///
+    /// #[tokio::main(flavor = "current_thread")]
+    /// async fn main() {
+    ///     let account = Account { balance: 50 }.spawn();
+    ///     assert_eq!(pay(&account).await, Ok(20));
+    ///     assert_eq!(pay(&account).await, Err(BankError::Insufficient));
+    ///     account.stop().await;
+    ///     assert_eq!(pay(&account).await, Err(BankError::Call(CallError::Closed)));
+    /// }
+    /// ```
+    pub fn flatten(self) -> Flatten<CallFuture<'h, R, Result<T, E>>>
+    where
+        E: From<CallError>,
+    {
+        Flatten {
+            inner: self.into_future(),
+        }
+    }
+}
+
 impl<R, T> fmt::Debug for Call<'_, R, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Call")
             .field("request", &std::any::type_name::<R>())
             .field("timeout", &self.kind.timeout)
             .field("try_now", &self.try_now)
-            .field("priority", &self.kind.priority)
+            .field("priority", &self.kind.level)
             .field("waits_for_reply", &matches!(self.answer, Answer::Reply(_)))
             .finish()
     }
@@ -249,7 +364,7 @@ impl<'h, R: Message, T> IntoFuture for Call<'h, R, T> {
 
     fn into_future(self) -> Self::IntoFuture {
         CallFuture {
-            sender: self.senders.lane(self.kind.priority),
+            sender: self.senders.lane(self.kind.level),
             control: self.control,
             request: Some(self.request),
             answer: Some(self.answer),
@@ -426,5 +541,88 @@ fn block_on<F: Future>(fut: F, deadline: Option<Instant>) -> Option<F::Output> {
                 std::thread::park_timeout(deadline - now);
             }
         }
+    }
+}
+
+/// What an owned call holds of its server: the senders, and a count among
+/// its handles, so that the server does not drain while the call is on its
+/// way.
+struct Held<R> {
+    senders: Senders<R>,
+    control: Arc<Control>,
+}
+
+impl<R> Held<R> {
+    fn new(senders: &Senders<R>, control: &Arc<Control>) -> Self {
+        control.handle_made();
+        Held {
+            senders: senders.clone(),
+            control: control.clone(),
+        }
+    }
+}
+
+impl<R> Drop for Held<R> {
+    fn drop(&mut self) {
+        self.control.handle_dropped();
+    }
+}
+
+/// A call that owns what it needs ([`Call::owned`]): `'static` and `Send`,
+/// for `tokio::spawn` or a collection of calls; it names only the reply
+/// type, so calls to different servers fit in one `Vec`.
+#[must_use = "futures do nothing unless you `.await` or poll them"]
+pub struct OwnedCall<T> {
+    future: Pin<Box<dyn Future<Output = Result<T, CallError>> + Send>>,
+}
+
+impl<T, E> OwnedCall<Result<T, E>> {
+    /// [`Call::flatten`] for an owned call: `Result<T, E>` with the call's
+    /// failure turned into `E`.
+    pub fn flatten(self) -> Flatten<Self>
+    where
+        E: From<CallError>,
+    {
+        Flatten { inner: self }
+    }
+}
+
+impl<T> Future for OwnedCall<T> {
+    type Output = Result<T, CallError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.future.as_mut().poll(cx)
+    }
+}
+
+impl<T> fmt::Debug for OwnedCall<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnedCall").finish_non_exhaustive()
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A call to a message returning `Result<T, E>` that resolves to
+    /// `Result<T, E>` ([`Call::flatten`], [`OwnedCall::flatten`]).
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
+    #[derive(Debug)]
+    pub struct Flatten<F> {
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F, T, E> Future for Flatten<F>
+where
+    F: Future<Output = Result<Result<T, E>, CallError>>,
+    E: From<CallError>,
+{
+    type Output = Result<T, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project()
+            .inner
+            .poll(cx)
+            .map(|outcome| outcome.map_err(E::from).and_then(|result| result))
     }
 }

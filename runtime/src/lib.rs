@@ -44,9 +44,9 @@ mod subscription;
 mod builder;
 
 pub use builder::{Builder, Exit, MAX_POOL_SIZE};
-pub use call::{Call, CallFuture};
+pub use call::{Call, CallFuture, Flatten, OwnedCall};
 pub use error::{CallError, Down, PanicMessage, StopReason};
-pub use mailbox::{DEFAULT_CAPACITY, MAX_CAPACITY, PRIORITY_BURST};
+pub use mailbox::{DEFAULT_CAPACITY, MAX_CAPACITY, MAX_PRIORITY, PRIORITY_BURST};
 pub use reply::Reply;
 pub use restart::Restart;
 pub use serve::Exited;

@@ -1,13 +1,18 @@
-//! The server's mailbox: a bounded normal lane, an optional priority lane,
-//! and the order in which the serve loop takes from them.
+//! The server's mailbox: a bounded normal lane, one more lane per priority
+//! level the server declares, and the order in which the serve loop takes
+//! from them.
 //!
 //! Closing is how a server stops taking requests: async-channel's close is
 //! atomic with respect to sends, so once a lane is closed no request can
 //! arrive, while everything already queued can still be received. `stop()`
-//! closes both lanes and lets the loop serve what was queued; the loop's end
+//! closes every lane and lets the loop serve what was queued; the loop's end
 //! closes them and answers what is left with an error.
 
+use std::pin::Pin;
+use std::task::Poll;
+
 use async_channel::{Receiver, Sender, TryRecvError, WeakSender};
+use futures_core::Stream;
 
 use crate::error::CallError;
 use crate::message::Message;
@@ -21,28 +26,39 @@ pub const DEFAULT_CAPACITY: usize = 16;
 /// can allocate (the request's size plus 8 bytes per slot).
 pub const MAX_CAPACITY: usize = 1 << 20;
 
-/// At most this many priority requests are served in a row while normal
-/// requests are waiting; then one normal request goes first.
+/// The starvation bound of priority levels: while requests of a level wait,
+/// at most this many requests of higher levels are served before the
+/// oldest of them.
 pub const PRIORITY_BURST: usize = 32;
+
+/// The highest priority level (`#[priority(7)]`); level 0 is a message
+/// without `#[priority]`.
+pub const MAX_PRIORITY: u8 = 7;
 
 /// The sending side, held by every handle.
 pub(crate) struct Senders<R> {
     normal: Sender<R>,
-    priority: Option<Sender<R>>,
+    /// Levels 1, 2, ..: empty (no allocation) for a server without
+    /// `#[priority]`.
+    higher: Vec<Sender<R>>,
 }
 
 /// The sending side without keeping the server alive.
 pub(crate) struct WeakSenders<R> {
     normal: WeakSender<R>,
-    priority: Option<WeakSender<R>>,
+    higher: Vec<WeakSender<R>>,
 }
 
 /// The receiving side, held by the serve loop (one per replica in a pool).
 pub(crate) struct Mailbox<R> {
     normal: Lane<R>,
-    priority: Option<Lane<R>>,
-    /// Priority requests served since the last normal one.
-    streak: usize,
+    higher: Vec<Lane<R>>,
+    /// For each level below the highest: requests of higher levels served
+    /// while it waited, since it was last served.
+    passed: Vec<usize>,
+    /// Another receiver of each lane, pinned, to wait on all of them at
+    /// once (a `Receiver` is not `Unpin`); empty without levels.
+    listeners: Vec<Pin<Box<Receiver<R>>>>,
 }
 
 struct Lane<R> {
@@ -52,44 +68,43 @@ struct Lane<R> {
 }
 
 /// A bounded mailbox of `capacity` slots per lane, clamped to
-/// `1..=MAX_CAPACITY`.
-pub(crate) fn mailbox<R>(capacity: usize, priority: bool) -> (Senders<R>, Mailbox<R>) {
+/// `1..=MAX_CAPACITY`, with `levels` priority levels above the normal lane
+/// (at most [`MAX_PRIORITY`]).
+pub(crate) fn mailbox<R>(capacity: usize, levels: u8) -> (Senders<R>, Mailbox<R>) {
     let capacity = capacity.clamp(1, MAX_CAPACITY);
     let (normal_tx, normal_rx) = async_channel::bounded(capacity);
-    let (priority_tx, priority_rx) = if priority {
-        let (tx, rx) = async_channel::bounded(capacity);
-        (Some(tx), Some(rx))
-    } else {
-        (None, None)
-    };
+    let (higher_tx, higher_rx): (Vec<_>, Vec<_>) = (0..levels.min(MAX_PRIORITY))
+        .map(|_| async_channel::bounded(capacity))
+        .unzip();
     let senders = Senders {
         normal: normal_tx,
-        priority: priority_tx,
+        higher: higher_tx,
     };
-    let mailbox = Mailbox {
+    let mut mailbox = Mailbox {
         normal: Lane::new(normal_rx),
-        priority: priority_rx.map(Lane::new),
-        streak: 0,
+        passed: vec![0; higher_rx.len()],
+        higher: higher_rx.into_iter().map(Lane::new).collect(),
+        listeners: Vec::new(),
     };
+    mailbox.listen();
     (senders, mailbox)
 }
 
 impl<R> Senders<R> {
-    /// The lane a request goes to: the priority lane if asked for and the
-    /// server has one.
-    pub(crate) fn lane(&self, priority: bool) -> &Sender<R> {
-        match &self.priority {
-            Some(lane) if priority => lane,
-            _ => &self.normal,
+    /// The lane of priority `level`, lowered to the server's highest.
+    pub(crate) fn lane(&self, level: u8) -> &Sender<R> {
+        match usize::from(level).min(self.higher.len()) {
+            0 => &self.normal,
+            level => &self.higher[level - 1],
         }
     }
 
-    /// Refuses new requests on both lanes; queued ones can still be
+    /// Refuses new requests on every lane; queued ones can still be
     /// received.
     pub(crate) fn close(&self) {
         self.normal.close();
-        if let Some(priority) = &self.priority {
-            priority.close();
+        for lane in &self.higher {
+            lane.close();
         }
     }
 
@@ -97,15 +112,15 @@ impl<R> Senders<R> {
         self.normal.is_closed()
     }
 
-    /// Requests waiting in both lanes.
+    /// Requests waiting in every lane.
     pub(crate) fn len(&self) -> usize {
-        self.normal.len() + self.priority.as_ref().map_or(0, Sender::len)
+        self.normal.len() + self.higher.iter().map(Sender::len).sum::<usize>()
     }
 
     pub(crate) fn downgrade(&self) -> WeakSenders<R> {
         WeakSenders {
             normal: self.normal.downgrade(),
-            priority: self.priority.as_ref().map(Sender::downgrade),
+            higher: self.higher.iter().map(Sender::downgrade).collect(),
         }
     }
 }
@@ -114,7 +129,7 @@ impl<R> Clone for Senders<R> {
     fn clone(&self) -> Self {
         Senders {
             normal: self.normal.clone(),
-            priority: self.priority.clone(),
+            higher: self.higher.clone(),
         }
     }
 }
@@ -124,11 +139,12 @@ impl<R> WeakSenders<R> {
     /// sender is gone.
     pub(crate) fn upgrade(&self) -> Option<Senders<R>> {
         let normal = self.normal.upgrade()?;
-        let priority = match &self.priority {
-            Some(weak) => Some(weak.upgrade()?),
-            None => None,
-        };
-        Some(Senders { normal, priority })
+        let higher = self
+            .higher
+            .iter()
+            .map(WeakSender::upgrade)
+            .collect::<Option<_>>()?;
+        Some(Senders { normal, higher })
     }
 }
 
@@ -136,7 +152,7 @@ impl<R> Clone for WeakSenders<R> {
     fn clone(&self) -> Self {
         WeakSenders {
             normal: self.normal.clone(),
-            priority: self.priority.clone(),
+            higher: self.higher.clone(),
         }
     }
 }
@@ -144,14 +160,18 @@ impl<R> Clone for WeakSenders<R> {
 impl<R> Clone for Mailbox<R> {
     /// Another receiver of the same lanes, for another replica of a pool.
     fn clone(&self) -> Self {
-        Mailbox {
+        let mut mailbox = Mailbox {
             normal: Lane::new(self.normal.rx.clone()),
-            priority: self
-                .priority
-                .as_ref()
-                .map(|lane| Lane::new(lane.rx.clone())),
-            streak: 0,
-        }
+            higher: self
+                .higher
+                .iter()
+                .map(|lane| Lane::new(lane.rx.clone()))
+                .collect(),
+            passed: vec![0; self.passed.len()],
+            listeners: Vec::new(),
+        };
+        mailbox.listen();
+        mailbox
     }
 }
 
@@ -173,61 +193,60 @@ impl<R> Lane<R> {
             }
         }
     }
+}
 
-    /// The next request, waiting for one; `None` once the lane is closed
-    /// and empty (and from then on).
-    async fn take(&mut self) -> Option<R> {
-        if self.done {
-            return None;
+impl<R> Mailbox<R> {
+    /// With levels, a pinned receiver of each lane to wait on.
+    fn listen(&mut self) {
+        if !self.higher.is_empty() {
+            self.listeners = std::iter::once(&self.normal)
+                .chain(&self.higher)
+                .map(|lane| Box::pin(lane.rx.clone()))
+                .collect();
         }
-        let request = self.rx.recv().await.ok();
-        self.done = request.is_none();
-        request
     }
 }
 
 impl<R: Message> Mailbox<R> {
-    /// The next request in serving order, or `None` once both lanes are
+    /// The next request in serving order, or `None` once every lane is
     /// closed (by `stop()`, by the loop, or because every handle is gone)
     /// and empty.
     ///
     /// Cancel-safe: dropping the future loses nothing.
     pub(crate) async fn recv(&mut self) -> Option<R> {
-        match &self.priority {
-            Some(priority) if !priority.done => {}
-            _ => return self.recv_one().await,
+        if self.higher.is_empty() {
+            return self.recv_one().await;
         }
-        loop {
+        std::future::poll_fn(|cx| {
             if let Some(request) = self.try_recv() {
-                return Some(request);
+                return Poll::Ready(Some(request));
             }
-            let priority = self.priority.as_mut()?;
-            if self.normal.done && priority.done {
-                return None;
-            }
-            // Both lanes are empty: wait for whichever fills first. A lane
-            // that reports closed is marked done and the loop looks again.
-            let normal_done = self.normal.done;
-            let taken = if priority.done {
-                self.normal.take().await.map(|request| (request, false))
-            } else {
-                tokio::select! {
-                    biased;
-                    request = priority.take() => request.map(|request| (request, true)),
-                    request = self.normal.take(), if !normal_done => {
-                        request.map(|request| (request, false))
-                    }
+            // Every lane is empty: wait for whichever fills first, highest
+            // level first should several fill at once.
+            for level in (0..=self.higher.len()).rev() {
+                if self.lane(level).done {
+                    continue;
                 }
-            };
-            if let Some((request, urgent)) = taken {
-                self.streak = if urgent { self.streak + 1 } else { 0 };
-                return Some(request);
+                match self.listeners[level].as_mut().poll_next(cx) {
+                    Poll::Ready(Some(request)) => {
+                        self.served(level);
+                        return Poll::Ready(Some(request));
+                    }
+                    Poll::Ready(None) => self.lane(level).done = true,
+                    Poll::Pending => {}
+                }
             }
-        }
+            if self.normal.done && self.higher.iter().all(|lane| lane.done) {
+                Poll::Ready(None)
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
     }
 
     /// The next request from the normal lane: all there is to receive from
-    /// when the server has no priority lane (the common case), and the
+    /// when the server has no priority levels (the common case), and the
     /// serve loop's fast path.
     pub(crate) async fn recv_one(&mut self) -> Option<R> {
         if self.normal.done {
@@ -238,34 +257,60 @@ impl<R: Message> Mailbox<R> {
         request
     }
 
-    /// No priority lane: [`recv_one`](Self::recv_one) receives everything.
+    /// No priority levels: [`recv_one`](Self::recv_one) receives
+    /// everything.
     pub(crate) fn has_one_lane(&self) -> bool {
-        self.priority.is_none()
+        self.higher.is_empty()
     }
 
-    /// The next request if one is ready: priority first, except that after
-    /// [`PRIORITY_BURST`] priority requests in a row a waiting normal
-    /// request goes first.
+    fn lane(&mut self, level: usize) -> &mut Lane<R> {
+        match level {
+            0 => &mut self.normal,
+            level => &mut self.higher[level - 1],
+        }
+    }
+
+    /// The next request if one is ready: from the highest level that has
+    /// one, except that a level whose waiting requests have been passed
+    /// over [`PRIORITY_BURST`] times goes first (the lowest such level).
     fn try_recv(&mut self) -> Option<R> {
-        let normal_first = self.streak >= PRIORITY_BURST;
-        if !normal_first && let Some(request) = self.priority.as_mut().and_then(Lane::try_take) {
-            self.streak += 1;
-            return Some(request);
+        for level in 0..self.passed.len() {
+            if self.passed[level] >= PRIORITY_BURST {
+                match self.lane(level).try_take() {
+                    Some(request) => {
+                        self.served(level);
+                        return Some(request);
+                    }
+                    None => self.passed[level] = 0,
+                }
+            }
         }
-        if let Some(request) = self.normal.try_take() {
-            self.streak = 0;
-            return Some(request);
+        for level in (0..=self.higher.len()).rev() {
+            if let Some(request) = self.lane(level).try_take() {
+                self.served(level);
+                return Some(request);
+            }
         }
-        let request = self.priority.as_mut().and_then(Lane::try_take)?;
-        self.streak += 1;
-        Some(request)
+        None
+    }
+
+    /// A request of `level` was taken: the levels below it that are
+    /// waiting have been passed over once more.
+    fn served(&mut self, level: usize) {
+        if let Some(passed) = self.passed.get_mut(level) {
+            *passed = 0;
+        }
+        for lower in 0..level.min(self.passed.len()) {
+            let waiting = !self.lane(lower).rx.is_empty();
+            self.passed[lower] = if waiting { self.passed[lower] + 1 } else { 0 };
+        }
     }
 
     /// Refuses new requests: senders fail at once from now on.
     pub(crate) fn close(&self) {
         self.normal.rx.close();
-        if let Some(priority) = &self.priority {
-            priority.rx.close();
+        for lane in &self.higher {
+            lane.rx.close();
         }
     }
 
@@ -300,8 +345,8 @@ mod tests {
 
     #[test]
     fn priority_goes_first_but_never_more_than_a_burst_in_a_row() {
-        let (senders, mut mailbox) = mailbox::<Label>(128, true);
-        let (normal, priority) = (senders.lane(false), senders.lane(true));
+        let (senders, mut mailbox) = mailbox::<Label>(128, 1);
+        let (normal, priority) = (senders.lane(0), senders.lane(1));
         normal.try_send(Label("normal 1")).unwrap();
         normal.try_send(Label("normal 2")).unwrap();
         for _ in 0..PRIORITY_BURST + 2 {
@@ -316,25 +361,92 @@ mod tests {
         assert_eq!(order, expected);
     }
 
+    /// Everything ready, taken in serving order.
+    fn order(mailbox: &mut Mailbox<Label>) -> Vec<&'static str> {
+        std::iter::from_fn(|| mailbox.try_recv().map(|r| label(Some(r)))).collect()
+    }
+
+    #[test]
+    fn levels_are_served_highest_first_and_fifo_within_each() {
+        let (senders, mut mailbox) = mailbox::<Label>(8, 2);
+        for (level, text) in [
+            (0, "metrics 1"),
+            (1, "user 1"),
+            (2, "critical 1"),
+            (0, "metrics 2"),
+            (2, "critical 2"),
+            (1, "user 2"),
+        ] {
+            senders.lane(level).try_send(Label(text)).unwrap();
+        }
+        let expected = [
+            "critical 1",
+            "critical 2",
+            "user 1",
+            "user 2",
+            "metrics 1",
+            "metrics 2",
+        ];
+        assert_eq!(order(&mut mailbox), expected);
+    }
+
+    #[test]
+    fn every_waiting_level_is_served_within_the_burst_bound() {
+        let (senders, mut mailbox) = mailbox::<Label>(128, 2);
+        senders.lane(0).try_send(Label("low")).unwrap();
+        senders.lane(1).try_send(Label("middle")).unwrap();
+        for _ in 0..PRIORITY_BURST + 2 {
+            senders.lane(2).try_send(Label("high")).unwrap();
+        }
+        let mut expected = vec!["high"; PRIORITY_BURST];
+        // Both lower levels were passed over a burst's worth: the lowest
+        // goes first, then the next.
+        expected.extend(["low", "middle", "high", "high"]);
+        assert_eq!(order(&mut mailbox), expected);
+    }
+
+    #[test]
+    fn a_level_above_the_highest_is_lowered_to_it() {
+        let (senders, mut two) = mailbox::<Label>(8, 1);
+        senders.lane(0).try_send(Label("normal")).unwrap();
+        senders
+            .lane(MAX_PRIORITY)
+            .try_send(Label("urgent"))
+            .unwrap();
+        assert_eq!(order(&mut two), ["urgent", "normal"]);
+        let (senders, mut one) = mailbox::<Label>(8, 0);
+        senders.lane(3).try_send(Label("only lane")).unwrap();
+        assert_eq!(order(&mut one), ["only lane"]);
+    }
+
+    #[tokio::test]
+    async fn waiting_on_several_levels_wakes_for_any_of_them() {
+        let (senders, mut mailbox) = mailbox::<Label>(4, 3);
+        let waiting = tokio::spawn(async move { label(mailbox.recv().await) });
+        tokio::task::yield_now().await;
+        senders.lane(2).try_send(Label("level 2")).unwrap();
+        assert_eq!(waiting.await.unwrap(), "level 2");
+    }
+
     #[test]
     fn close_and_drain_empties_both_lanes_and_refuses_new_requests() {
-        let (senders, mut mailbox) = mailbox::<Label>(4, true);
-        senders.lane(false).try_send(Label("a")).unwrap();
-        senders.lane(true).try_send(Label("b")).unwrap();
+        let (senders, mut mailbox) = mailbox::<Label>(4, 1);
+        senders.lane(0).try_send(Label("a")).unwrap();
+        senders.lane(1).try_send(Label("b")).unwrap();
         mailbox.close_and_drain(&CallError::Closed);
         assert!(mailbox.try_recv().is_none());
-        assert!(senders.lane(false).try_send(Label("c")).is_err());
-        assert!(senders.lane(true).try_send(Label("d")).is_err());
+        assert!(senders.lane(0).try_send(Label("c")).is_err());
+        assert!(senders.lane(1).try_send(Label("d")).is_err());
         assert!(senders.is_closed());
     }
 
     #[tokio::test]
     async fn closing_refuses_new_requests_on_both_lanes_but_keeps_the_queued_ones() {
-        let (senders, mut mailbox) = mailbox::<Label>(4, true);
-        senders.lane(false).try_send(Label("normal")).unwrap();
-        senders.lane(true).try_send(Label("urgent")).unwrap();
+        let (senders, mut mailbox) = mailbox::<Label>(4, 1);
+        senders.lane(0).try_send(Label("normal")).unwrap();
+        senders.lane(1).try_send(Label("urgent")).unwrap();
         senders.close();
-        assert!(senders.lane(true).try_send(Label("late")).is_err());
+        assert!(senders.lane(1).try_send(Label("late")).is_err());
         assert_eq!(label(mailbox.recv().await), "urgent");
         assert_eq!(label(mailbox.recv().await), "normal");
         assert_eq!(label(mailbox.recv().await), "none");
@@ -342,8 +454,8 @@ mod tests {
 
     #[tokio::test]
     async fn recv_returns_none_once_every_sender_is_gone_and_the_lanes_are_empty() {
-        let (senders, mut mailbox) = mailbox::<Label>(4, true);
-        senders.lane(false).try_send(Label("last")).unwrap();
+        let (senders, mut mailbox) = mailbox::<Label>(4, 1);
+        senders.lane(0).try_send(Label("last")).unwrap();
         drop(senders);
         assert_eq!(label(mailbox.recv().await), "last");
         assert_eq!(label(mailbox.recv().await), "none");
@@ -352,10 +464,10 @@ mod tests {
 
     #[test]
     fn capacity_is_clamped_between_one_and_the_maximum() {
-        let (senders, _mailbox) = mailbox::<Label>(0, false);
-        assert!(senders.lane(false).try_send(Label("a")).is_ok());
-        assert!(senders.lane(false).try_send(Label("b")).is_err());
-        let (senders, _mailbox) = mailbox::<Label>(usize::MAX, false);
+        let (senders, _mailbox) = mailbox::<Label>(0, 0);
+        assert!(senders.lane(0).try_send(Label("a")).is_ok());
+        assert!(senders.lane(0).try_send(Label("b")).is_err());
+        let (senders, _mailbox) = mailbox::<Label>(usize::MAX, 0);
         assert_eq!(senders.normal.capacity(), Some(MAX_CAPACITY));
     }
 }

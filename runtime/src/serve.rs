@@ -126,7 +126,7 @@ async fn run<S: Server>(mut state: S, replica: &mut Replica<S>) -> Ended<S> {
                 context,
                 on_panic: replica.on_panic,
             };
-            // Most servers have neither timers nor a priority lane: their
+            // Most servers have neither timers nor priority levels: their
             // loop waits on one plain receive. The other loop's waiting (a
             // `select!` over lanes and timers) is boxed, once per start, so
             // that it does not grow every server's task (BENCHMARKS.md).
@@ -205,7 +205,7 @@ impl<R: Message> Wait<R> for OneLane {
     fn ticked(&mut self, _: usize) {}
 }
 
-/// Timers, a priority lane, or both: a due timer first, then the lanes in
+/// Timers, priority levels, or both: a due timer first, then the lanes in
 /// serving order. A tick is never starved by a busy mailbox, and one that
 /// overruns its period is not repeated in a burst.
 struct Lanes {

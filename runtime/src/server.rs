@@ -36,7 +36,8 @@ pub enum PanicPolicy {
 pub struct Options {
     pub capacity: usize,
     pub on_panic: PanicPolicy,
-    pub priority_lane: bool,
+    /// Priority levels above the normal lane: the highest `#[priority(N)]`.
+    pub priority_levels: u8,
 }
 
 impl Options {
@@ -44,7 +45,7 @@ impl Options {
     pub const DEFAULT: Options = Options {
         capacity: DEFAULT_CAPACITY,
         on_panic: PanicPolicy::Stop,
-        priority_lane: false,
+        priority_levels: 0,
     };
 }
 

@@ -172,9 +172,14 @@ fn arm(
 
 /// `OPTIONS`, when one of them differs from the default.
 fn options(server: &Server<'_>, private: &TokenStream) -> Option<TokenStream> {
-    let priority_lane = server.messages.iter().any(|m| m.attrs.priority.is_some());
+    let priority_levels = server
+        .messages
+        .iter()
+        .filter_map(|m| m.attrs.priority.map(|(_, level)| level))
+        .max()
+        .unwrap_or(0);
     let args = &server.args;
-    if args.capacity.is_none() && !args.on_panic_continue && !priority_lane {
+    if args.capacity.is_none() && !args.on_panic_continue && priority_levels == 0 {
         return None;
     }
     let capacity = match args.capacity {
@@ -190,7 +195,7 @@ fn options(server: &Server<'_>, private: &TokenStream) -> Option<TokenStream> {
         const OPTIONS: #private::Options = #private::Options {
             capacity: #capacity,
             on_panic: #on_panic,
-            priority_lane: #priority_lane,
+            priority_levels: #priority_levels,
         };
     })
 }

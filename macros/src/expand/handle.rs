@@ -174,8 +174,8 @@ fn method(
         .filter(|ty| !(names.stand_in && mentions_impl(ty)))
         .map_or_else(|| quote!(()), |ty| replace_self(ty, self_ty));
     let mut kind = quote!(#private::Kind::CALL);
-    if message.attrs.priority.is_some() {
-        kind = quote!(#kind.priority());
+    if let Some((_, level)) = message.attrs.priority {
+        kind = quote!(#kind.priority(#level));
     }
     if matches!(message.reply, Reply::Deferred { .. }) {
         kind = quote!(#kind.deferred());

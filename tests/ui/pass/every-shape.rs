@@ -100,6 +100,12 @@ impl Shapes {
     }
 
     #[cast]
+    #[priority(3)]
+    pub fn urgent_hint(&mut self, line: String) {
+        self.log.push(line);
+    }
+
+    #[cast]
     pub fn hint(&mut self, line: String) {
         self.log.push(line);
     }
@@ -178,10 +184,12 @@ async fn run() -> Result<(), CallError> {
     // The cast is only enqueued; a normal call behind it sees its effect.
     assert_eq!(shapes.len().await?, 5);
     assert_eq!(shapes.status().await?, Ok(5));
+    shapes.urgent_hint("d".to_owned()).await?;
+    assert_eq!(shapes.status().priority(0).await?, Ok(6));
     assert_eq!(shapes.label().await?, "shapes");
     assert!(shapes.snapshot().await?.is_none());
     assert_eq!(shapes.r#type().await?, 0);
-    assert_eq!(shapes.into_stats().await?, Stats { entries: 5 });
+    assert_eq!(shapes.into_stats().await?, Stats { entries: 6 });
 
     let kv: KvClient<u8, String> = Kv { map: HashMap::new() }.spawn();
     let _: KvMessage<u8, String>;

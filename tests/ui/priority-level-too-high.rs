@@ -1,0 +1,11 @@
+use switchboard::server;
+
+struct Mux;
+
+#[server]
+impl Mux {
+    #[priority(8)]
+    fn critical(&self) {}
+}
+
+fn main() {}

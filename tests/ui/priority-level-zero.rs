@@ -1,0 +1,11 @@
+use switchboard::server;
+
+struct Mux;
+
+#[server]
+impl Mux {
+    #[priority(0)]
+    fn metrics(&self) {}
+}
+
+fn main() {}
