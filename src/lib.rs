@@ -4,10 +4,10 @@
 
 pub use switchboard_macros::server;
 pub use switchboard_runtime::{
-    Builder, Call, CallError, CallFuture, Context, DEFAULT_CAPACITY, Delivery, Down, Exit, Exited,
-    Flatten, Handle, MAX_CAPACITY, MAX_POOL_SIZE, MAX_PRIORITY, OwnedCall, PRIORITY_BURST,
-    PanicMessage, PanicPolicy, Reply, Restart, Server, StopReason, Subscriber, Subscription,
-    WeakHandle, subscription,
+    BoundedMap, Builder, Call, CallError, CallFuture, Context, DEFAULT_CAPACITY, Delivery, Down,
+    Exit, Exited, Flatten, Handle, MAX_CAPACITY, MAX_POOL_SIZE, MAX_PRIORITY, Merge, OwnedCall,
+    PRIORITY_BURST, PanicMessage, PanicPolicy, Reply, Restart, Server, StopReason, Subscriber,
+    Subscription, WeakHandle, bounded_map, first_ok, merge, subscription,
 };
 
 #[doc(hidden)]

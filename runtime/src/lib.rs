@@ -43,8 +43,11 @@ mod subscription;
 
 mod builder;
 
+mod combine;
+
 pub use builder::{Builder, Exit, MAX_POOL_SIZE};
 pub use call::{Call, CallFuture, Flatten, OwnedCall};
+pub use combine::{BoundedMap, Merge, bounded_map, first_ok, merge};
 pub use error::{CallError, Down, PanicMessage, StopReason};
 pub use mailbox::{DEFAULT_CAPACITY, MAX_CAPACITY, MAX_PRIORITY, PRIORITY_BURST};
 pub use reply::Reply;
