@@ -8,7 +8,7 @@ use syn::{Expr, Ident, Lit, LitInt, LitStr, Meta, Path, Token};
 
 use crate::ctxt::Ctxt;
 use crate::duration::Duration;
-use crate::symbol::{CAPACITY, CRATE, HANDLE, ON_PANIC, REQUEST, SERVER_KEYS, TIMEOUT};
+use crate::symbol::{CAPACITY, CRATE, HANDLE, LOCAL, ON_PANIC, REQUEST, SERVER_KEYS, TIMEOUT};
 
 /// `#[server(handle = Bank, request = BankMsg, capacity = 64, timeout = "5s",
 /// on_panic = "continue", crate = path)]`
@@ -19,6 +19,9 @@ pub struct Args {
     pub capacity: Option<usize>,
     pub timeout: Option<Duration>,
     pub on_panic_continue: bool,
+    /// `local`: the state need not be `Send`; the server runs on the
+    /// current thread's `LocalSet`.
+    pub local: bool,
     pub krate: Option<Path>,
 }
 
@@ -58,11 +61,23 @@ impl Args {
     }
 
     fn set(&mut self, key: &str, meta: &Meta) -> syn::Result<()> {
-        if ![HANDLE, REQUEST, CAPACITY, TIMEOUT, ON_PANIC, CRATE].contains(&key) {
+        if ![HANDLE, REQUEST, CAPACITY, TIMEOUT, ON_PANIC, LOCAL, CRATE].contains(&key) {
             return Err(syn::Error::new_spanned(
                 meta.path(),
                 format!("unknown option: expected one of: {SERVER_KEYS}"),
             ));
+        }
+        if key == LOCAL {
+            return match meta {
+                Meta::Path(_) => {
+                    self.local = true;
+                    Ok(())
+                }
+                _ => Err(syn::Error::new_spanned(
+                    meta,
+                    "`local` takes no value: write `#[server(local)]`",
+                )),
+            };
         }
         let Meta::NameValue(pair) = meta else {
             return Err(syn::Error::new_spanned(

@@ -113,7 +113,12 @@ use proc_macro::TokenStream;
 /// | `capacity = N` | mailbox capacity, `N >= 1` (default `switchboard::DEFAULT_CAPACITY`) |
 /// | `timeout = "5s"` | default timeout of every call (units `ns`, `us`, `ms`, `s`, `m`, `h`) |
 /// | `on_panic = "stop"` or `"continue"` | what a handler panic does to the server (default `"stop"`) |
+/// | `local` | the state need not be `Send`: the server runs on the current thread's `tokio::task::LocalSet` (spawn it inside one); its handle is still `Send + Sync` |
 /// | `crate = path` | where switchboard is, for crates that re-export it |
+///
+/// Without `local`, the state (and what its handlers hold across an
+/// `.await`) must be `Send`: a server that is not gets one error, on its
+/// type, naming what is not `Send`.
 ///
 /// # Helper attributes on methods
 ///

@@ -28,9 +28,11 @@ pub const HANDLE: &str = "handle";
 pub const REQUEST: &str = "request";
 pub const CAPACITY: &str = "capacity";
 pub const ON_PANIC: &str = "on_panic";
+pub const LOCAL: &str = "local";
 pub const CRATE: &str = "crate";
 
-pub const SERVER_KEYS: &str = "`handle`, `request`, `capacity`, `timeout`, `on_panic`, `crate`";
+pub const SERVER_KEYS: &str =
+    "`handle`, `request`, `capacity`, `timeout`, `on_panic`, `local`, `crate`";
 
 /// Methods every generated handle already has (forwarded to
 /// `switchboard::Handle`, or from a trait it implements); a message with

@@ -12,7 +12,7 @@ use crate::control::Control;
 use crate::error::StopReason;
 use crate::mailbox::mailbox;
 use crate::restart::Restart;
-use crate::serve::{Exited, Replica, serve};
+use crate::serve::{Exited, Replica, Spawn, Task};
 use crate::server::{Context, Handle, PanicPolicy, Server};
 
 /// The largest pool; larger sizes are lowered to it.
@@ -100,13 +100,18 @@ impl<S: Server> Builder<S> {
         self.restart = Some(policy);
         self
     }
+}
 
+/// Spawning. (`Spawn` is implemented by `#[server]` for every server.)
+impl<S: Spawn> Builder<S> {
     /// Starts the server on the current tokio runtime and returns its
     /// handle.
     ///
     /// # Panics
     ///
-    /// Outside a tokio runtime, like `tokio::spawn`.
+    /// Outside a tokio runtime, like `tokio::spawn`; for a
+    /// `#[server(local)]` server, outside a `tokio::task::LocalSet`, like
+    /// `tokio::task::spawn_local`.
     pub fn spawn(self) -> S::Handle {
         self.start(None)
     }
@@ -145,7 +150,7 @@ impl<S: Server> Builder<S> {
                     self.restart.as_ref(),
                     None,
                 );
-                tokio::spawn(serve(replica, state));
+                S::spawn_task(Task::serve(replica, state));
             }
         }
         let replica = Replica::new(
@@ -155,15 +160,9 @@ impl<S: Server> Builder<S> {
             self.restart.as_ref(),
             replica_exit,
         );
-        tokio::spawn(serve(replica, self.server));
+        S::spawn_task(Task::serve(replica, self.server));
         if let Some(tx) = pool_exit {
-            tokio::spawn(async move {
-                let reason = control.closed_reason().await;
-                let _ = tx.send(Exited {
-                    reason,
-                    state: None,
-                });
-            });
+            S::spawn_task(Task::report_exit(control, tx));
         }
         S::Handle::from(handle)
     }

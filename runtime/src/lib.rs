@@ -63,6 +63,7 @@ pub mod __private {
     pub use crate::call::{Kind, call, cast};
     pub use crate::message::{Dispatched, Message, StartOutcome};
     pub use crate::reply::{Observed, ReplySlot, observe};
+    pub use crate::serve::{Spawn, Task, run_task, spawn_local, spawn_send};
     pub use crate::server::Options;
     pub use crate::{
         Builder, Call, Context, Down, Handle, PanicPolicy, Reply, Server, StopReason, WeakHandle,

@@ -54,7 +54,7 @@ impl Options {
 ///
 /// The trait's one user-facing method is [`spawn`](Self::spawn); use
 /// [`Builder`](crate::Builder) to configure a server before spawning it.
-pub trait Server: Sized + Send + 'static {
+pub trait Server: Sized + 'static {
     /// The generated request enum (`AccountRequest`).
     type Request: Message;
     /// The generated client handle (`AccountHandle`).
@@ -78,16 +78,12 @@ pub trait Server: Sized + Send + 'static {
         &mut self,
         request: Self::Request,
         context: &Context<Self>,
-    ) -> impl Future<Output = Dispatched<Self::Request>> + Send;
+    ) -> impl Future<Output = Dispatched<Self::Request>>;
 
     /// Serves a terminal request (a method taking `self`), as handed back
     /// by `dispatch`.
     #[doc(hidden)]
-    fn consume(
-        self,
-        request: Self::Request,
-        context: &Context<Self>,
-    ) -> impl Future<Output = ()> + Send {
+    fn consume(self, request: Self::Request, context: &Context<Self>) -> impl Future<Output = ()> {
         let _ = context;
         drop(request);
         async {}
@@ -95,24 +91,21 @@ pub trait Server: Sized + Send + 'static {
 
     /// `#[on_start]`, with its error formatted for callers.
     #[doc(hidden)]
-    fn on_start(
-        &mut self,
-        context: &Context<Self>,
-    ) -> impl Future<Output = Result<(), Arc<str>>> + Send {
+    fn on_start(&mut self, context: &Context<Self>) -> impl Future<Output = Result<(), Arc<str>>> {
         let _ = context;
         async { Ok(()) }
     }
 
     /// `#[on_down]`: a watched server stopped.
     #[doc(hidden)]
-    fn on_down(&mut self, down: Down, context: &Context<Self>) -> impl Future<Output = ()> + Send {
+    fn on_down(&mut self, down: Down, context: &Context<Self>) -> impl Future<Output = ()> {
         let _ = (down, context);
         async {}
     }
 
     /// `#[on_stop]`.
     #[doc(hidden)]
-    fn on_stop(&mut self, context: &Context<Self>) -> impl Future<Output = ()> + Send {
+    fn on_stop(&mut self, context: &Context<Self>) -> impl Future<Output = ()> {
         let _ = context;
         async {}
     }
@@ -125,7 +118,7 @@ pub trait Server: Sized + Send + 'static {
 
     /// Runs `#[every]` timer number `timer`.
     #[doc(hidden)]
-    fn tick(&mut self, timer: usize, context: &Context<Self>) -> impl Future<Output = ()> + Send {
+    fn tick(&mut self, timer: usize, context: &Context<Self>) -> impl Future<Output = ()> {
         let _ = (timer, context);
         async {}
     }

@@ -22,7 +22,9 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
     } = names;
     let self_ty = &server.original.self_ty;
     let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
-    let future = |output: TokenStream| quote!(impl ::core::future::Future<Output = #output> + ::core::marker::Send);
+    // No `Send` bound: the generated `Spawn` impl proves the tasks `Send`
+    // for this type (or runs them locally), with one error if they are not.
+    let future = |output: TokenStream| quote!(impl ::core::future::Future<Output = #output>);
     let unit_future = future(quote!(()));
     let dispatch_future = future(quote!(#private::Dispatched<Self::Request>));
     let context = context_ident();
@@ -67,6 +69,18 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
 
     let options = options(server, private);
     let hooks = hooks(server, private, &unit_future);
+    // On the server's type, where the one error a state that is not
+    // `Send` gives belongs.
+    let spawn = if server.args.local {
+        quote!(#private::spawn_local(#private::run_task(task)))
+    } else {
+        let span = syn::spanned::Spanned::span(self_ty);
+        let serve = quote::quote_spanned!(span=> __serve);
+        quote! {
+            let #serve = #private::run_task(task);
+            #private::spawn_send(#serve)
+        }
+    };
 
     quote! {
         #[automatically_derived]
@@ -91,6 +105,13 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
 
             #consume
             #hooks
+        }
+
+        #[automatically_derived]
+        impl #impl_generics #private::Spawn for #self_ty #where_clause {
+            fn spawn_task(task: #private::Task<Self>) {
+                #spawn
+            }
         }
     }
 }
@@ -229,7 +250,7 @@ fn hooks(server: &Server<'_>, private: &TokenStream, unit_future: &TokenStream) 
                 out.extend(quote! {
                     fn on_start(&mut self, #context: &#private::Context<Self>) -> impl ::core::future::Future<
                         Output = ::core::result::Result<(), #private::Arc<str>>,
-                    > + ::core::marker::Send {
+                    > {
                         async move { #private::StartOutcome::into_start_result(#call) }
                     }
                 });

@@ -75,10 +75,13 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
                 &mut self,
                 _: Self::Request,
                 _: &#private::Context<Self>,
-            ) -> impl ::core::future::Future<Output = #private::Dispatched<Self::Request>>
-                   + ::core::marker::Send {
+            ) -> impl ::core::future::Future<Output = #private::Dispatched<Self::Request>> {
                 ::core::future::pending()
             }
+        }
+
+        impl #impl_generics #private::Spawn for #self_ty #where_clause {
+            fn spawn_task(_: #private::Task<Self>) {}
         }
     }
 }

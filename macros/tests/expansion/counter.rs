@@ -156,7 +156,7 @@ impl ::switchboard::__private::Server for Counter {
         __context: &::switchboard::__private::Context<Self>,
     ) -> impl ::core::future::Future<
         Output = ::switchboard::__private::Dispatched<Self::Request>,
-    > + ::core::marker::Send {
+    > {
         async move {
             match request {
                 CounterRequest::Add { by, reply } => {
@@ -169,5 +169,12 @@ impl ::switchboard::__private::Server for Counter {
                 }
             }
         }
+    }
+}
+#[automatically_derived]
+impl ::switchboard::__private::Spawn for Counter {
+    fn spawn_task(task: ::switchboard::__private::Task<Self>) {
+        let __serve = ::switchboard::__private::run_task(task);
+        ::switchboard::__private::spawn_send(__serve)
     }
 }

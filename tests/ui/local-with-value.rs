@@ -1,0 +1,10 @@
+use switchboard::server;
+
+struct Counter;
+
+#[server(local = true)]
+impl Counter {
+    fn bump(&self) {}
+}
+
+fn main() {}
