@@ -131,7 +131,7 @@ impl<S: Spawn> Builder<S> {
 
     fn start(self, exit: Option<oneshot::Sender<Exited<S>>>) -> S::Handle {
         let replicas = self.pool.as_ref().map_or(1, |pool| pool.replicas);
-        let (senders, mailbox) = mailbox(self.capacity, S::OPTIONS.priority_levels);
+        let (senders, mailbox) = mailbox(self.capacity, S::OPTIONS.priority_levels, replicas);
         let control = Control::new(self.name, replicas);
         let handle = Handle::new(senders, control.clone());
         // A pool's exit reports the reason only; a single replica's carries

@@ -8,13 +8,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
-use async_channel::{Sender, TrySendError};
 use tokio::sync::futures::Notified;
 use tokio::time::Sleep;
 
 use crate::control::Control;
 use crate::error::CallError;
-use crate::mailbox::Senders;
+use crate::mailbox::{self, Sender, Senders, TrySendError};
 use crate::message::Message;
 use crate::reply::{self, Reply, ReplyReceiver};
 use crate::scope::{self, Waiting};
@@ -393,7 +392,7 @@ pin_project_lite::pin_project! {
         try_now: bool,
         started: bool,
         #[pin]
-        send: Option<async_channel::Send<'h, R>>,
+        send: Option<mailbox::Send<'h, R>>,
         #[pin]
         deadline: Option<Sleep>,
         // Boxed: only deferred calls have it.

@@ -25,6 +25,8 @@ mod reply;
 
 mod message;
 
+mod queue;
+
 mod mailbox;
 
 mod timers;

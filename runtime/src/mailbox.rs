@@ -2,20 +2,26 @@
 //! level the server declares, and the order in which the serve loop takes
 //! from them.
 //!
-//! Closing is how a server stops taking requests: async-channel's close is
-//! atomic with respect to sends, so once a lane is closed no request can
-//! arrive, while everything already queued can still be received. `stop()`
-//! closes every lane and lets the loop serve what was queued; the loop's end
-//! closes them and answers what is left with an error.
+//! A lane is the purpose-built single-consumer [`Queue`] for a server with
+//! one serve loop, and an async-channel (many consumers) for a pool, whose
+//! replicas share the lanes. Closing is how a server stops taking requests:
+//! both close atomically with respect to sends, so once a lane is closed no
+//! request can arrive, while everything already queued can still be
+//! received. `stop()` closes every lane and lets the loop serve what was
+//! queued; the loop's end closes them and answers what is left with an
+//! error.
 
+use std::future::Future;
 use std::pin::Pin;
-use std::task::Poll;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
-use async_channel::{Receiver, Sender, TryRecvError, WeakSender};
 use futures_core::Stream;
 
 use crate::error::CallError;
 use crate::message::Message;
+use crate::queue::{self, Queue};
+pub(crate) use crate::queue::{TryRecvError, TrySendError};
 
 /// The mailbox capacity when neither `#[server(capacity = N)]` nor
 /// [`Builder::capacity`](crate::Builder::capacity) says otherwise.
@@ -56,9 +62,6 @@ pub(crate) struct Mailbox<R> {
     /// For each level below the highest: requests of higher levels served
     /// while it waited, since it was last served.
     passed: Vec<usize>,
-    /// Another receiver of each lane, pinned, to wait on all of them at
-    /// once (a `Receiver` is not `Unpin`); empty without levels.
-    listeners: Vec<Pin<Box<Receiver<R>>>>,
 }
 
 struct Lane<R> {
@@ -67,26 +70,208 @@ struct Lane<R> {
     done: bool,
 }
 
+/// The sending end of one lane.
+pub(crate) enum Sender<R> {
+    One(Arc<Queue<R>>),
+    Many(async_channel::Sender<R>),
+}
+
+/// A lane's sending end that does not count as a sender.
+pub(crate) enum WeakSender<R> {
+    /// The queue has no count of senders: a server with one loop ends by
+    /// its own decision (its context holds a sender while it runs).
+    One(Arc<Queue<R>>),
+    Many(async_channel::WeakSender<R>),
+}
+
+/// The receiving end of one lane.
+enum Receiver<R> {
+    One(Arc<Queue<R>>),
+    /// Pinned in a box: polled as a stream while waiting on several lanes.
+    Many(Pin<Box<async_channel::Receiver<R>>>),
+}
+
+pin_project_lite::pin_project! {
+    /// A send waiting for room in a lane: `Err(request)` if the lane is
+    /// closed first.
+    #[project = SendProjection]
+    pub(crate) enum Send<'a, R> {
+        One { #[pin] send: queue::Send<'a, R> },
+        Many { #[pin] send: async_channel::Send<'a, R> },
+    }
+}
+
+impl<R> Sender<R> {
+    pub(crate) fn try_send(&self, request: R) -> Result<(), TrySendError<R>> {
+        match self {
+            Sender::One(queue) => queue.try_send(request),
+            Sender::Many(tx) => tx.try_send(request).map_err(|error| match error {
+                async_channel::TrySendError::Full(request) => TrySendError::Full(request),
+                async_channel::TrySendError::Closed(request) => TrySendError::Closed(request),
+            }),
+        }
+    }
+
+    pub(crate) fn send(&self, request: R) -> Send<'_, R> {
+        match self {
+            Sender::One(queue) => Send::One {
+                send: queue.send(request),
+            },
+            Sender::Many(tx) => Send::Many {
+                send: tx.send(request),
+            },
+        }
+    }
+
+    fn close(&self) {
+        match self {
+            Sender::One(queue) => queue.close(),
+            Sender::Many(tx) => {
+                tx.close();
+            }
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        match self {
+            Sender::One(queue) => queue.is_closed(),
+            Sender::Many(tx) => tx.is_closed(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Sender::One(queue) => queue.len(),
+            Sender::Many(tx) => tx.len(),
+        }
+    }
+
+    fn downgrade(&self) -> WeakSender<R> {
+        match self {
+            Sender::One(queue) => WeakSender::One(queue.clone()),
+            Sender::Many(tx) => WeakSender::Many(tx.downgrade()),
+        }
+    }
+}
+
+impl<R> Clone for Sender<R> {
+    fn clone(&self) -> Self {
+        match self {
+            Sender::One(queue) => Sender::One(queue.clone()),
+            Sender::Many(tx) => Sender::Many(tx.clone()),
+        }
+    }
+}
+
+impl<R> WeakSender<R> {
+    fn upgrade(&self) -> Option<Sender<R>> {
+        match self {
+            WeakSender::One(queue) if queue.is_closed() => None,
+            WeakSender::One(queue) => Some(Sender::One(queue.clone())),
+            WeakSender::Many(tx) => tx.upgrade().map(Sender::Many),
+        }
+    }
+}
+
+impl<R> Clone for WeakSender<R> {
+    fn clone(&self) -> Self {
+        match self {
+            WeakSender::One(queue) => WeakSender::One(queue.clone()),
+            WeakSender::Many(tx) => WeakSender::Many(tx.clone()),
+        }
+    }
+}
+
+impl<R> Future for Send<'_, R> {
+    type Output = Result<(), R>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), R>> {
+        match self.project() {
+            SendProjection::One { send } => send.poll(cx),
+            SendProjection::Many { send } => send.poll(cx).map_err(|error| error.0),
+        }
+    }
+}
+
+impl<R> Receiver<R> {
+    fn try_recv(&self) -> Result<R, TryRecvError> {
+        match self {
+            Receiver::One(queue) => queue.try_recv(),
+            Receiver::Many(rx) => rx.try_recv().map_err(|error| match error {
+                async_channel::TryRecvError::Empty => TryRecvError::Empty,
+                async_channel::TryRecvError::Closed => TryRecvError::Closed,
+            }),
+        }
+    }
+
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<R>> {
+        match self {
+            Receiver::One(queue) => queue.poll_recv(cx),
+            Receiver::Many(rx) => rx.as_mut().poll_next(cx),
+        }
+    }
+
+    async fn recv(&mut self) -> Option<R> {
+        match self {
+            Receiver::One(queue) => std::future::poll_fn(|cx| queue.poll_recv(cx)).await,
+            Receiver::Many(rx) => rx.recv().await.ok(),
+        }
+    }
+
+    fn close(&self) {
+        match self {
+            Receiver::One(queue) => queue.close(),
+            Receiver::Many(rx) => {
+                rx.close();
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Receiver::One(queue) => queue.len() == 0,
+            Receiver::Many(rx) => rx.is_empty(),
+        }
+    }
+
+    /// Another consumer of the same lane, for another replica of a pool.
+    fn replica(&self) -> Self {
+        match self {
+            Receiver::One(_) => unreachable!("only a pool's lanes have several consumers"),
+            Receiver::Many(rx) => Receiver::Many(Box::pin((**rx).clone())),
+        }
+    }
+}
+
+/// A lane for `replicas` consumers: a queue for one, a channel for more.
+fn lane<R>(capacity: usize, replicas: usize) -> (Sender<R>, Receiver<R>) {
+    if replicas <= 1 {
+        let queue = Arc::new(Queue::new(capacity));
+        (Sender::One(queue.clone()), Receiver::One(queue))
+    } else {
+        let (tx, rx) = async_channel::bounded(capacity);
+        (Sender::Many(tx), Receiver::Many(Box::pin(rx)))
+    }
+}
+
 /// A bounded mailbox of `capacity` slots per lane, clamped to
 /// `1..=MAX_CAPACITY`, with `levels` priority levels above the normal lane
-/// (at most [`MAX_PRIORITY`]).
-pub(crate) fn mailbox<R>(capacity: usize, levels: u8) -> (Senders<R>, Mailbox<R>) {
+/// (at most [`MAX_PRIORITY`]), for `replicas` serve loops.
+pub(crate) fn mailbox<R>(capacity: usize, levels: u8, replicas: usize) -> (Senders<R>, Mailbox<R>) {
     let capacity = capacity.clamp(1, MAX_CAPACITY);
-    let (normal_tx, normal_rx) = async_channel::bounded(capacity);
+    let (normal_tx, normal_rx) = lane(capacity, replicas);
     let (higher_tx, higher_rx): (Vec<_>, Vec<_>) = (0..levels.min(MAX_PRIORITY))
-        .map(|_| async_channel::bounded(capacity))
+        .map(|_| lane(capacity, replicas))
         .unzip();
     let senders = Senders {
         normal: normal_tx,
         higher: higher_tx,
     };
-    let mut mailbox = Mailbox {
+    let mailbox = Mailbox {
         normal: Lane::new(normal_rx),
         passed: vec![0; higher_rx.len()],
         higher: higher_rx.into_iter().map(Lane::new).collect(),
-        listeners: Vec::new(),
     };
-    mailbox.listen();
     (senders, mailbox)
 }
 
@@ -159,19 +344,20 @@ impl<R> Clone for WeakSenders<R> {
 
 impl<R> Clone for Mailbox<R> {
     /// Another receiver of the same lanes, for another replica of a pool.
+    ///
+    /// # Panics
+    ///
+    /// For a mailbox made for one replica.
     fn clone(&self) -> Self {
-        let mut mailbox = Mailbox {
-            normal: Lane::new(self.normal.rx.clone()),
+        Mailbox {
+            normal: Lane::new(self.normal.rx.replica()),
             higher: self
                 .higher
                 .iter()
-                .map(|lane| Lane::new(lane.rx.clone()))
+                .map(|lane| Lane::new(lane.rx.replica()))
                 .collect(),
             passed: vec![0; self.passed.len()],
-            listeners: Vec::new(),
-        };
-        mailbox.listen();
-        mailbox
+        }
     }
 }
 
@@ -191,18 +377,6 @@ impl<R> Lane<R> {
                 self.done = true;
                 None
             }
-        }
-    }
-}
-
-impl<R> Mailbox<R> {
-    /// With levels, a pinned receiver of each lane to wait on.
-    fn listen(&mut self) {
-        if !self.higher.is_empty() {
-            self.listeners = std::iter::once(&self.normal)
-                .chain(&self.higher)
-                .map(|lane| Box::pin(lane.rx.clone()))
-                .collect();
         }
     }
 }
@@ -227,7 +401,7 @@ impl<R: Message> Mailbox<R> {
                 if self.lane(level).done {
                     continue;
                 }
-                match self.listeners[level].as_mut().poll_next(cx) {
+                match self.lane(level).rx.poll_recv(cx) {
                     Poll::Ready(Some(request)) => {
                         self.served(level);
                         return Poll::Ready(Some(request));
@@ -252,7 +426,7 @@ impl<R: Message> Mailbox<R> {
         if self.normal.done {
             return None;
         }
-        let request = self.normal.rx.recv().await.ok();
+        let request = self.normal.rx.recv().await;
         self.normal.done = request.is_none();
         request
     }
@@ -345,7 +519,7 @@ mod tests {
 
     #[test]
     fn priority_goes_first_but_never_more_than_a_burst_in_a_row() {
-        let (senders, mut mailbox) = mailbox::<Label>(128, 1);
+        let (senders, mut mailbox) = mailbox::<Label>(128, 1, 1);
         let (normal, priority) = (senders.lane(0), senders.lane(1));
         normal.try_send(Label("normal 1")).unwrap();
         normal.try_send(Label("normal 2")).unwrap();
@@ -368,7 +542,7 @@ mod tests {
 
     #[test]
     fn levels_are_served_highest_first_and_fifo_within_each() {
-        let (senders, mut mailbox) = mailbox::<Label>(8, 2);
+        let (senders, mut mailbox) = mailbox::<Label>(8, 2, 1);
         for (level, text) in [
             (0, "metrics 1"),
             (1, "user 1"),
@@ -392,7 +566,7 @@ mod tests {
 
     #[test]
     fn every_waiting_level_is_served_within_the_burst_bound() {
-        let (senders, mut mailbox) = mailbox::<Label>(128, 2);
+        let (senders, mut mailbox) = mailbox::<Label>(128, 2, 1);
         senders.lane(0).try_send(Label("low")).unwrap();
         senders.lane(1).try_send(Label("middle")).unwrap();
         for _ in 0..PRIORITY_BURST + 2 {
@@ -407,30 +581,47 @@ mod tests {
 
     #[test]
     fn a_level_above_the_highest_is_lowered_to_it() {
-        let (senders, mut two) = mailbox::<Label>(8, 1);
+        let (senders, mut two) = mailbox::<Label>(8, 1, 1);
         senders.lane(0).try_send(Label("normal")).unwrap();
         senders
             .lane(MAX_PRIORITY)
             .try_send(Label("urgent"))
             .unwrap();
         assert_eq!(order(&mut two), ["urgent", "normal"]);
-        let (senders, mut one) = mailbox::<Label>(8, 0);
+        let (senders, mut one) = mailbox::<Label>(8, 0, 1);
         senders.lane(3).try_send(Label("only lane")).unwrap();
         assert_eq!(order(&mut one), ["only lane"]);
     }
 
     #[tokio::test]
     async fn waiting_on_several_levels_wakes_for_any_of_them() {
-        let (senders, mut mailbox) = mailbox::<Label>(4, 3);
-        let waiting = tokio::spawn(async move { label(mailbox.recv().await) });
-        tokio::task::yield_now().await;
-        senders.lane(2).try_send(Label("level 2")).unwrap();
-        assert_eq!(waiting.await.unwrap(), "level 2");
+        // One replica (queues) and a pool (channels).
+        for replicas in [1, 2] {
+            let (senders, mut mailbox) = mailbox::<Label>(4, 3, replicas);
+            let waiting = tokio::spawn(async move { label(mailbox.recv().await) });
+            tokio::task::yield_now().await;
+            senders.lane(2).try_send(Label("level 2")).unwrap();
+            assert_eq!(waiting.await.unwrap(), "level 2");
+        }
+    }
+
+    #[test]
+    fn a_pools_lanes_serve_in_the_same_order() {
+        let (senders, mut mailbox) = mailbox::<Label>(8, 2, 3);
+        let mut other = mailbox.clone();
+        for (level, text) in [(0, "low"), (1, "middle"), (2, "high")] {
+            senders.lane(level).try_send(Label(text)).unwrap();
+        }
+        assert_eq!(label(other.try_recv()), "high");
+        assert_eq!(order(&mut mailbox), ["middle", "low"]);
+        senders.close();
+        assert!(senders.is_closed());
+        assert_eq!(label(other.try_recv()), "none");
     }
 
     #[test]
     fn close_and_drain_empties_both_lanes_and_refuses_new_requests() {
-        let (senders, mut mailbox) = mailbox::<Label>(4, 1);
+        let (senders, mut mailbox) = mailbox::<Label>(4, 1, 1);
         senders.lane(0).try_send(Label("a")).unwrap();
         senders.lane(1).try_send(Label("b")).unwrap();
         mailbox.close_and_drain(&CallError::Closed);
@@ -442,7 +633,7 @@ mod tests {
 
     #[tokio::test]
     async fn closing_refuses_new_requests_on_both_lanes_but_keeps_the_queued_ones() {
-        let (senders, mut mailbox) = mailbox::<Label>(4, 1);
+        let (senders, mut mailbox) = mailbox::<Label>(4, 1, 1);
         senders.lane(0).try_send(Label("normal")).unwrap();
         senders.lane(1).try_send(Label("urgent")).unwrap();
         senders.close();
@@ -453,21 +644,29 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn recv_returns_none_once_every_sender_is_gone_and_the_lanes_are_empty() {
-        let (senders, mut mailbox) = mailbox::<Label>(4, 1);
-        senders.lane(0).try_send(Label("last")).unwrap();
-        drop(senders);
-        assert_eq!(label(mailbox.recv().await), "last");
-        assert_eq!(label(mailbox.recv().await), "none");
-        assert_eq!(label(mailbox.recv().await), "none");
+    async fn recv_returns_none_once_closed_and_empty_and_from_then_on() {
+        // A server's own context holds a sender while it serves, so its
+        // mailbox ends by being closed, never by its senders going away.
+        for replicas in [1, 2] {
+            let (senders, mut mailbox) = mailbox::<Label>(4, 1, replicas);
+            senders.lane(0).try_send(Label("last")).unwrap();
+            senders.close();
+            drop(senders);
+            assert_eq!(label(mailbox.recv().await), "last");
+            assert_eq!(label(mailbox.recv().await), "none");
+            assert_eq!(label(mailbox.recv().await), "none");
+        }
     }
 
     #[test]
     fn capacity_is_clamped_between_one_and_the_maximum() {
-        let (senders, _mailbox) = mailbox::<Label>(0, 0);
+        let (senders, _mailbox) = mailbox::<Label>(0, 0, 1);
         assert!(senders.lane(0).try_send(Label("a")).is_ok());
         assert!(senders.lane(0).try_send(Label("b")).is_err());
-        let (senders, _mailbox) = mailbox::<Label>(usize::MAX, 0);
-        assert_eq!(senders.normal.capacity(), Some(MAX_CAPACITY));
+        let (senders, _mailbox) = mailbox::<Label>(usize::MAX, 0, 1);
+        let Sender::One(queue) = &senders.normal else {
+            panic!("one replica, one queue");
+        };
+        assert_eq!(queue.capacity(), MAX_CAPACITY);
     }
 }
