@@ -55,11 +55,39 @@ struct Shared {
     /// What the server's code created that ends with the server.
     bound: Vec<Weak<dyn Ends>>,
     /// The tasks of the serve loops, to wake on a signal.
-    wakers: Vec<Waker>,
+    wakers: Wakers,
     /// Who to tell when this server stops.
     watchers: Vec<Watcher>,
     /// Watched servers that stopped, for the serve loop to handle.
     downs: Vec<(Down, Then)>,
+}
+
+/// The serve tasks' wakers: the first inline, so that a server with one
+/// serve loop allocates nothing for it.
+#[derive(Default)]
+struct Wakers {
+    first: Option<Waker>,
+    rest: Vec<Waker>,
+}
+
+impl Wakers {
+    fn add(&mut self, waker: &Waker) {
+        let known = self.first.iter().chain(&self.rest);
+        if known.clone().any(|known| known.will_wake(waker)) {
+            return;
+        }
+        match self.first {
+            None => self.first = Some(waker.clone()),
+            Some(_) => self.rest.push(waker.clone()),
+        }
+    }
+
+    fn wake_all(&self) {
+        self.first
+            .iter()
+            .chain(&self.rest)
+            .for_each(Waker::wake_by_ref);
+    }
 }
 
 /// State shared by the handles and the serve loop(s) of one server.
@@ -165,16 +193,13 @@ impl Control {
     /// Sets `bit` and wakes the serve loops, if it was not set yet.
     fn signal(&self, bit: u8) {
         if self.signals.fetch_or(bit, Ordering::AcqRel) & bit == 0 {
-            self.shared().wakers.iter().for_each(Waker::wake_by_ref);
+            self.shared().wakers.wake_all();
         }
     }
 
     /// A serve loop runs in the task of `waker`: wake it on signals.
     pub(crate) fn register(&self, waker: &Waker) {
-        let mut shared = self.shared();
-        if !shared.wakers.iter().any(|known| known.will_wake(waker)) {
-            shared.wakers.push(waker.clone());
-        }
+        self.shared().wakers.add(waker);
     }
 
     /// A full handle was made.
@@ -247,7 +272,7 @@ impl Control {
     /// new work, not a state.
     fn signal_again(&self, bit: u8) {
         self.signals.fetch_or(bit, Ordering::AcqRel);
-        self.shared().wakers.iter().for_each(Waker::wake_by_ref);
+        self.shared().wakers.wake_all();
     }
 
     /// The watched servers that stopped since the last call.

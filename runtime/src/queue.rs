@@ -61,13 +61,14 @@ struct Inner<R> {
 }
 
 impl<R> Queue<R> {
-    /// An empty queue with room for `capacity` items (at least one),
-    /// allocated up front.
+    /// An empty queue with room for `capacity` items (at least one). The
+    /// room is allocated as it is first used (doubling up to `capacity`), so
+    /// an idle server with a large mailbox costs little.
     pub(crate) fn new(capacity: usize) -> Self {
         let capacity = capacity.max(1);
         Queue {
             inner: Mutex::new(Inner {
-                items: VecDeque::with_capacity(capacity),
+                items: VecDeque::new(),
                 capacity,
                 closed: false,
                 receiver: None,

@@ -105,17 +105,58 @@ impl<S: Server> Task<S> {
 }
 
 /// Runs a task to its end: what generated code spawns. Not a public API.
+///
+/// The two kinds of task side by side in one enum, so that the serve loop's
+/// future is not wrapped in (and copied into) another state machine.
 #[doc(hidden)]
-pub async fn run_task<S: Server>(task: Task<S>) {
+pub fn run_task<S: Server>(
+    task: Task<S>,
+) -> TaskFuture<impl Future<Output = ()>, impl Future<Output = ()>> {
     match task.0 {
-        Job::Serve(replica, state) => serve(replica, state).await,
-        Job::ReportExit(control, exit) => {
-            let reason = control.closed_reason().await;
-            let _ = exit.send(Exited {
-                reason,
-                state: None,
-            });
+        Job::Serve(replica, state) => TaskFuture::Serve {
+            future: serve(replica, state),
+        },
+        Job::ReportExit(control, exit) => TaskFuture::ReportExit {
+            future: async move {
+                let reason = control.closed_reason().await;
+                let _ = exit.send(Exited {
+                    reason,
+                    state: None,
+                });
+            },
+        },
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`run_task`]. Not a public API.
+    #[doc(hidden)]
+    #[project = TaskProjection]
+    pub enum TaskFuture<A, B> {
+        /// A replica's serve loop.
+        Serve { #[pin] future: A },
+        /// A pool's exit report.
+        ReportExit { #[pin] future: B },
+    }
+}
+
+impl<A: Future<Output = ()>, B: Future<Output = ()>> Future for TaskFuture<A, B> {
+    type Output = ();
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        match self.project() {
+            TaskProjection::Serve { future } => future.poll(cx),
+            TaskProjection::ReportExit { future } => future.poll(cx),
         }
+    }
+}
+
+impl<A, B> std::fmt::Debug for TaskFuture<A, B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TaskFuture::Serve { .. } => "TaskFuture::Serve",
+            TaskFuture::ReportExit { .. } => "TaskFuture::ReportExit",
+        })
     }
 }
 
@@ -157,26 +198,29 @@ pub fn spawn_local(task: impl Future<Output = ()> + 'static) {
 }
 
 /// Runs one replica, from `state`, until it stops for good.
-pub(crate) async fn serve<S: Server>(mut replica: Replica<S>, mut state: S) {
-    // Signals (a drain, a watched server's end) wake this task.
-    let control = replica.control.clone();
-    std::future::poll_fn(|cx| {
-        control.register(cx.waker());
-        Poll::Ready(())
-    })
-    .await;
-    loop {
-        let ended = run(state, &mut replica).await;
-        state = match replica.next_state(ended) {
-            Ok(state) => state,
-            Err(ended) => {
-                replica.ended = Some(ended);
-                return;
-            }
-        };
-        // A state that fails at once, restarted without limit, must not
-        // monopolise the thread either.
-        tokio::task::consume_budget().await;
+///
+/// A function returning a block rather than an `async fn`: an `async fn`
+/// keeps its arguments twice in its future (as passed, and as the locals
+/// they are moved into), and the replica is the largest thing in a
+/// server's task (BENCHMARKS.md).
+pub(crate) fn serve<S: Server>(mut replica: Replica<S>, mut state: S) -> impl Future<Output = ()> {
+    async move {
+        // Signals (a drain, a watched server's end) wake this task.
+        std::future::poll_fn(|cx| {
+            replica.control.register(cx.waker());
+            Poll::Ready(())
+        })
+        .await;
+        loop {
+            let ended = run(state, &mut replica).await;
+            state = match replica.next_state(ended) {
+                Ok(state) => state,
+                Err(ended) => return replica.ended(ended),
+            };
+            // A state that fails at once, restarted without limit, must not
+            // monopolise the thread either.
+            tokio::task::consume_budget().await;
+        }
     }
 }
 
@@ -423,6 +467,11 @@ fn fail<R: Message>(request: &mut R, error: CallError) {
 }
 
 impl<S: Server> Replica<S> {
+    /// The replica has ended, so: its drop guard reports it.
+    fn ended(&mut self, ended: (Ending, Option<S>)) {
+        self.ended = Some(ended);
+    }
+
     /// The state to continue with after `ended`, if the restart policy
     /// allows one; else how the replica ends.
     fn next_state(&mut self, ended: Ended<S>) -> Result<S, (Ending, Option<S>)> {
