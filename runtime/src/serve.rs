@@ -203,6 +203,7 @@ pub fn spawn_local(task: impl Future<Output = ()> + 'static) {
 /// keeps its arguments twice in its future (as passed, and as the locals
 /// they are moved into), and the replica is the largest thing in a
 /// server's task (BENCHMARKS.md).
+#[allow(clippy::manual_async_fn)] // on purpose: see above
 pub(crate) fn serve<S: Server>(mut replica: Replica<S>, mut state: S) -> impl Future<Output = ()> {
     async move {
         // Signals (a drain, a watched server's end) wake this task.
