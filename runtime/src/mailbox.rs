@@ -204,17 +204,11 @@ impl<R> Receiver<R> {
         }
     }
 
+    #[inline]
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<R>> {
         match self {
             Receiver::One(queue) => queue.poll_recv(cx),
             Receiver::Many(rx) => rx.as_mut().poll_next(cx),
-        }
-    }
-
-    async fn recv(&mut self) -> Option<R> {
-        match self {
-            Receiver::One(queue) => std::future::poll_fn(|cx| queue.poll_recv(cx)).await,
-            Receiver::Many(rx) => rx.recv().await.ok(),
         }
     }
 
@@ -387,52 +381,60 @@ impl<R: Message> Mailbox<R> {
     /// and empty.
     ///
     /// Cancel-safe: dropping the future loses nothing.
+    #[cfg(test)]
     pub(crate) async fn recv(&mut self) -> Option<R> {
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// The next request in serving order if one is there, `None` once
+    /// every lane is closed and empty; else the task is woken when a
+    /// request arrives.
+    pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<R>> {
         if self.higher.is_empty() {
-            return self.recv_one().await;
+            return self.poll_recv_one(cx);
         }
-        std::future::poll_fn(|cx| {
-            if let Some(request) = self.try_recv() {
-                return Poll::Ready(Some(request));
+        if let Some(request) = self.try_recv() {
+            return Poll::Ready(Some(request));
+        }
+        // Every lane is empty: wait for whichever fills first, highest
+        // level first should several fill at once.
+        for level in (0..=self.higher.len()).rev() {
+            if self.lane(level).done {
+                continue;
             }
-            // Every lane is empty: wait for whichever fills first, highest
-            // level first should several fill at once.
-            for level in (0..=self.higher.len()).rev() {
-                if self.lane(level).done {
-                    continue;
+            match self.lane(level).rx.poll_recv(cx) {
+                Poll::Ready(Some(request)) => {
+                    self.served(level);
+                    return Poll::Ready(Some(request));
                 }
-                match self.lane(level).rx.poll_recv(cx) {
-                    Poll::Ready(Some(request)) => {
-                        self.served(level);
-                        return Poll::Ready(Some(request));
-                    }
-                    Poll::Ready(None) => self.lane(level).done = true,
-                    Poll::Pending => {}
-                }
+                Poll::Ready(None) => self.lane(level).done = true,
+                Poll::Pending => {}
             }
-            if self.normal.done && self.higher.iter().all(|lane| lane.done) {
-                Poll::Ready(None)
-            } else {
-                Poll::Pending
-            }
-        })
-        .await
+        }
+        if self.normal.done && self.higher.iter().all(|lane| lane.done) {
+            Poll::Ready(None)
+        } else {
+            Poll::Pending
+        }
     }
 
     /// The next request from the normal lane: all there is to receive from
     /// when the server has no priority levels (the common case), and the
     /// serve loop's fast path.
-    pub(crate) async fn recv_one(&mut self) -> Option<R> {
+    #[inline]
+    pub(crate) fn poll_recv_one(&mut self, cx: &mut Context<'_>) -> Poll<Option<R>> {
         if self.normal.done {
-            return None;
+            return Poll::Ready(None);
         }
-        let request = self.normal.rx.recv().await;
-        self.normal.done = request.is_none();
-        request
+        let polled = self.normal.rx.poll_recv(cx);
+        if let Poll::Ready(None) = polled {
+            self.normal.done = true;
+        }
+        polled
     }
 
-    /// No priority levels: [`recv_one`](Self::recv_one) receives
-    /// everything.
+    /// No priority levels: [`poll_recv_one`](Self::poll_recv_one)
+    /// receives everything.
     pub(crate) fn has_one_lane(&self) -> bool {
         self.higher.is_empty()
     }

@@ -7,7 +7,6 @@
 //! lets the other tasks of its runtime, its callers' timeouts and its own
 //! timers run.
 
-use std::pin::pin;
 use std::sync::Arc;
 use std::task::Poll;
 
@@ -311,12 +310,15 @@ enum Next<R> {
     Drained,
 }
 
-/// How the loop waits for its next request.
-trait Wait<R>: Send {
-    fn next<'a>(
-        &'a mut self,
-        mailbox: &'a mut Mailbox<R>,
-    ) -> impl Future<Output = Next<R>> + Send + 'a;
+/// How the loop waits for its next request: polled directly by the loop,
+/// with no future of its own in between (each layer of future costs
+/// instructions on every request, BENCHMARKS.md).
+trait Wait<R> {
+    fn poll_next(
+        &mut self,
+        mailbox: &mut Mailbox<R>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Next<R>>;
 
     /// Timer `timer` has run.
     fn ticked(&mut self, timer: usize);
@@ -326,8 +328,15 @@ trait Wait<R>: Send {
 struct OneLane;
 
 impl<R: Message> Wait<R> for OneLane {
-    async fn next(&mut self, mailbox: &mut Mailbox<R>) -> Next<R> {
-        mailbox.recv_one().await.map_or(Next::Closed, Next::Request)
+    #[inline]
+    fn poll_next(
+        &mut self,
+        mailbox: &mut Mailbox<R>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Next<R>> {
+        mailbox
+            .poll_recv_one(cx)
+            .map(|request| request.map_or(Next::Closed, Next::Request))
     }
 
     fn ticked(&mut self, _: usize) {}
@@ -341,15 +350,19 @@ struct Lanes {
 }
 
 impl<R: Message> Wait<R> for Lanes {
-    async fn next(&mut self, mailbox: &mut Mailbox<R>) -> Next<R> {
-        let Some(timers) = &mut self.timers else {
-            return mailbox.recv().await.map_or(Next::Closed, Next::Request);
-        };
-        tokio::select! {
-            biased;
-            timer = timers.due() => Next::Tick(timer),
-            request = mailbox.recv() => request.map_or(Next::Closed, Next::Request),
+    fn poll_next(
+        &mut self,
+        mailbox: &mut Mailbox<R>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Next<R>> {
+        if let Some(timers) = &mut self.timers
+            && let Poll::Ready(timer) = timers.poll_due(cx)
+        {
+            return Poll::Ready(Next::Tick(timer));
         }
+        mailbox
+            .poll_recv(cx)
+            .map(|request| request.map_or(Next::Closed, Next::Request))
     }
 
     fn ticked(&mut self, timer: usize) {
@@ -447,13 +460,12 @@ async fn next_or_signal<R: Message>(
     mailbox: &mut Mailbox<R>,
     control: &Control,
 ) -> Next<R> {
-    let mut next = pin!(wait.next(mailbox));
     std::future::poll_fn(|cx| {
         // One load per request: what was asked of the server.
         if control.signals() & (STOP_NOW | EVENTS) != 0 {
             return Poll::Ready(Next::Signal);
         }
-        match next.as_mut().poll(cx) {
+        match wait.poll_next(mailbox, cx) {
             Poll::Pending if control.signals() & DRAIN != 0 => Poll::Ready(Next::Drained),
             polled => polled,
         }

@@ -38,7 +38,14 @@ impl Timers {
 
     /// Waits for the earliest due timer and returns its index; never
     /// returns if no timer will ever be due.
+    #[cfg(test)]
     pub(crate) async fn due(&mut self) -> usize {
+        std::future::poll_fn(|cx| self.poll_due(cx)).await
+    }
+
+    /// The index of the earliest timer if it is due; else the task is woken
+    /// when it is (never, if no timer will ever be due).
+    pub(crate) fn poll_due(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<usize> {
         let earliest = self
             .next
             .iter()
@@ -46,18 +53,14 @@ impl Timers {
             .filter_map(|(index, at)| Some((index, (*at)?)))
             .min_by_key(|(_, at)| *at);
         let Some((index, at)) = earliest else {
-            return std::future::pending().await;
+            return std::task::Poll::Pending;
         };
         if self.sleep.deadline() != at {
             self.sleep.as_mut().reset(at);
         }
-        self.sleep.as_mut().await;
-        index
+        std::future::Future::poll(self.sleep.as_mut(), cx).map(|()| index)
     }
 
-    /// After timer `index` ran: its next run is one period after the last
-    /// deadline, or one period from now if that is already past (a slow
-    /// tick delays the schedule instead of causing a burst of catch-ups).
     pub(crate) fn reschedule(&mut self, index: usize) {
         let period = self.periods[index];
         let now = Instant::now();
