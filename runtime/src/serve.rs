@@ -385,9 +385,6 @@ impl<S: Server> Requests<'_, S> {
         let context = self.context;
         let control = self.control;
         loop {
-            // One unit of the task's budget per request or tick: the loop
-            // yields once it is spent, as tokio's own channels do.
-            tokio::task::consume_budget().await;
             let ran = match next_or_signal(&mut wait, self.mailbox, control).await {
                 Next::Closed | Next::Drained => return Served::Drained,
                 Next::Signal if control.stops_now() => return Served::Drained,
@@ -461,14 +458,22 @@ async fn next_or_signal<R: Message>(
     control: &Control,
 ) -> Next<R> {
     std::future::poll_fn(|cx| {
+        // One unit of the task's budget per request or tick, as tokio's own
+        // channels take it: once it is spent the loop yields, and a wait
+        // that finds nothing gives the unit back.
+        let budget = std::task::ready!(tokio::task::coop::poll_proceed(cx));
         // One load per request: what was asked of the server.
-        if control.signals() & (STOP_NOW | EVENTS) != 0 {
-            return Poll::Ready(Next::Signal);
-        }
-        match wait.poll_next(mailbox, cx) {
-            Poll::Pending if control.signals() & DRAIN != 0 => Poll::Ready(Next::Drained),
-            polled => polled,
-        }
+        let next = if control.signals() & (STOP_NOW | EVENTS) != 0 {
+            Next::Signal
+        } else {
+            match wait.poll_next(mailbox, cx) {
+                Poll::Ready(next) => next,
+                Poll::Pending if control.signals() & DRAIN != 0 => Next::Drained,
+                Poll::Pending => return Poll::Pending,
+            }
+        };
+        budget.made_progress();
+        Poll::Ready(next)
     })
     .await
 }
