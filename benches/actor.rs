@@ -121,11 +121,15 @@ async fn spawns<A: Account>(_: A, iters: u64) -> Duration {
 
 const SERVERS: usize = 10_000;
 
+/// Both runtime flavours the issue measures: a current-thread runtime and
+/// a 2-worker one.
+const RUNTIMES: [(&str, fn() -> Runtime); 2] = [
+    ("current_thread", current_thread),
+    ("multi_thread_2", two_workers),
+];
+
 fn seq(c: &mut Criterion) {
-    for (runtime_name, make) in [
-        ("current_thread", current_thread as fn() -> Runtime),
-        ("multi_thread_2", two_workers),
-    ] {
+    for (runtime_name, make) in RUNTIMES {
         let mut group = c.benchmark_group(format!("seq/{runtime_name}"));
         group.throughput(Throughput::Elements(1));
         let runtime = make();
@@ -135,29 +139,35 @@ fn seq(c: &mut Criterion) {
 }
 
 fn contended(c: &mut Criterion) {
-    let mut group = c.benchmark_group("contended/64_callers");
-    group.throughput(Throughput::Elements(1));
-    let runtime = two_workers();
-    for_each_impl!(&mut group, &runtime, contended_calls);
-    group.finish();
+    for (runtime_name, make) in RUNTIMES {
+        let mut group = c.benchmark_group(format!("contended_64/{runtime_name}"));
+        group.throughput(Throughput::Elements(1));
+        let runtime = make();
+        for_each_impl!(&mut group, &runtime, contended_calls);
+        group.finish();
+    }
 }
 
 fn cast(c: &mut Criterion) {
-    let mut group = c.benchmark_group("cast/current_thread");
-    group.throughput(Throughput::Elements(1));
-    let runtime = current_thread();
-    for_each_impl!(&mut group, &runtime, casts);
-    group.finish();
+    for (runtime_name, make) in RUNTIMES {
+        let mut group = c.benchmark_group(format!("cast/{runtime_name}"));
+        group.throughput(Throughput::Elements(1));
+        let runtime = make();
+        for_each_impl!(&mut group, &runtime, casts);
+        group.finish();
+    }
 }
 
 fn spawn(c: &mut Criterion) {
-    let mut group = c.benchmark_group("spawn/10k_servers");
-    group.throughput(Throughput::Elements(SERVERS as u64));
-    group.sample_size(10);
-    group.measurement_time(Duration::from_secs(5));
-    let runtime = current_thread();
-    for_each_impl!(&mut group, &runtime, spawns);
-    group.finish();
+    for (runtime_name, make) in RUNTIMES {
+        let mut group = c.benchmark_group(format!("spawn_10k/{runtime_name}"));
+        group.throughput(Throughput::Elements(SERVERS as u64));
+        group.sample_size(10);
+        group.measurement_time(Duration::from_secs(5));
+        let runtime = make();
+        for_each_impl!(&mut group, &runtime, spawns);
+        group.finish();
+    }
 }
 
 criterion_group! {

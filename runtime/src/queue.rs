@@ -467,4 +467,181 @@ mod tests {
         received.sort_unstable();
         assert_eq!(received, (0..4_000).collect::<Vec<_>>());
     }
+
+    /// One step of the model test.
+    #[derive(Clone, Debug)]
+    enum Op {
+        TrySend(u32),
+        TryRecv,
+        PollRecv,
+        Close,
+        /// Start a send that may have to wait (polled once).
+        Send(u32),
+        /// Poll waiting send number `n` (modulo how many wait).
+        PollSend(usize),
+        /// Drop waiting send number `n`.
+        DropSend(usize),
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            3 => any::<u32>().prop_map(Op::TrySend),
+            3 => Just(Op::TryRecv),
+            1 => Just(Op::PollRecv),
+            1 => Just(Op::Close),
+            3 => any::<u32>().prop_map(Op::Send),
+            3 => any::<usize>().prop_map(Op::PollSend),
+            2 => any::<usize>().prop_map(Op::DropSend),
+        ]
+    }
+
+    /// A send still waiting, with the wake-ups it has had since its last
+    /// poll.
+    struct Waiting<'a> {
+        send: Send<'a, u32>,
+        item: u32,
+        woken: Arc<Counter>,
+        waker: Waker,
+        seen: usize,
+    }
+
+    impl Waiting<'_> {
+        fn woken_since_poll(&self) -> bool {
+            self.woken.0.load(Ordering::SeqCst) > self.seen
+        }
+    }
+
+    proptest::proptest! {
+        /// The queue against a model (a `VecDeque`, its capacity, a closed
+        /// flag): every item sent is received once, in order, unless it was
+        /// refused; a full or closed queue refuses; and no wake-up is lost —
+        /// whenever there is room and sends wait, one of them has been woken
+        /// to take it, and a closed queue has woken all of them.
+        #[test]
+        fn the_queue_behaves_like_its_model(
+            capacity in 1usize..5,
+            ops in proptest::collection::vec(op(), 1..80),
+        ) {
+            let queue = Queue::new(capacity);
+            let mut model: VecDeque<u32> = VecDeque::new();
+            let mut closed = false;
+            let mut waiting: Vec<Waiting<'_>> = Vec::new();
+            let (receiver_woken, receiver_waker) = waker();
+            let mut receiver_seen = 0;
+            let mut receiver_waits = false;
+            for op in ops {
+                match op {
+                    Op::TrySend(item) => {
+                        let room = !closed && model.len() < capacity;
+                        match queue.try_send(item) {
+                            Ok(()) => {
+                                proptest::prop_assert!(room);
+                                model.push_back(item);
+                            }
+                            Err(TrySendError::Full(back)) => {
+                                proptest::prop_assert!(!closed && !room);
+                                proptest::prop_assert_eq!(back, item);
+                            }
+                            Err(TrySendError::Closed(back)) => {
+                                proptest::prop_assert!(closed);
+                                proptest::prop_assert_eq!(back, item);
+                            }
+                        }
+                    }
+                    Op::TryRecv => match queue.try_recv() {
+                        Ok(item) => proptest::prop_assert_eq!(Some(item), model.pop_front()),
+                        Err(TryRecvError::Empty) => {
+                            proptest::prop_assert!(model.is_empty() && !closed)
+                        }
+                        Err(TryRecvError::Closed) => {
+                            proptest::prop_assert!(model.is_empty() && closed)
+                        }
+                    },
+                    Op::PollRecv => {
+                        let mut cx = Context::from_waker(&receiver_waker);
+                        receiver_seen = receiver_woken.0.load(Ordering::SeqCst);
+                        match queue.poll_recv(&mut cx) {
+                            Poll::Ready(Some(item)) => {
+                                proptest::prop_assert_eq!(Some(item), model.pop_front());
+                                receiver_waits = false;
+                            }
+                            Poll::Ready(None) => {
+                                proptest::prop_assert!(model.is_empty() && closed);
+                                receiver_waits = false;
+                            }
+                            Poll::Pending => {
+                                proptest::prop_assert!(model.is_empty() && !closed);
+                                receiver_waits = true;
+                            }
+                        }
+                    }
+                    Op::Close => {
+                        queue.close();
+                        closed = true;
+                    }
+                    Op::Send(item) => {
+                        let (woken, waker) = waker();
+                        let mut send = queue.send(item);
+                        let room = !closed && model.len() < capacity;
+                        match poll_send(&mut send, &waker) {
+                            Poll::Ready(Ok(())) => {
+                                proptest::prop_assert!(room);
+                                model.push_back(item);
+                            }
+                            Poll::Ready(Err(back)) => {
+                                proptest::prop_assert!(closed);
+                                proptest::prop_assert_eq!(back, item);
+                            }
+                            Poll::Pending => {
+                                proptest::prop_assert!(!room && !closed);
+                                waiting.push(Waiting { send, item, woken, waker, seen: 0 });
+                            }
+                        }
+                    }
+                    Op::PollSend(n) if !waiting.is_empty() => {
+                        let at = n % waiting.len();
+                        let room = !closed && model.len() < capacity;
+                        let entry = &mut waiting[at];
+                        entry.seen = entry.woken.0.load(Ordering::SeqCst);
+                        match poll_send(&mut entry.send, &entry.waker.clone()) {
+                            Poll::Ready(Ok(())) => {
+                                proptest::prop_assert!(room);
+                                model.push_back(entry.item);
+                                waiting.remove(at);
+                            }
+                            Poll::Ready(Err(back)) => {
+                                proptest::prop_assert!(closed);
+                                proptest::prop_assert_eq!(back, entry.item);
+                                waiting.remove(at);
+                            }
+                            Poll::Pending => proptest::prop_assert!(!room && !closed),
+                        }
+                    }
+                    Op::DropSend(n) if !waiting.is_empty() => {
+                        let at = n % waiting.len();
+                        drop(waiting.remove(at));
+                    }
+                    Op::PollSend(_) | Op::DropSend(_) => {}
+                }
+                // No lost wake-ups.
+                let room = model.len() < capacity;
+                if closed {
+                    proptest::prop_assert!(waiting.iter().all(Waiting::woken_since_poll));
+                } else if room && !waiting.is_empty() {
+                    proptest::prop_assert!(
+                        waiting.iter().any(Waiting::woken_since_poll),
+                        "room for a waiting send, and none of them was woken"
+                    );
+                }
+                if receiver_waits && (closed || !model.is_empty()) {
+                    proptest::prop_assert!(
+                        receiver_woken.0.load(Ordering::SeqCst) > receiver_seen,
+                        "an item or the close arrived and the consumer was not woken"
+                    );
+                }
+                proptest::prop_assert_eq!(queue.len(), model.len());
+            }
+        }
+    }
 }
