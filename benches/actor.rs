@@ -121,9 +121,11 @@ async fn spawns<A: Account>(_: A, iters: u64) -> Duration {
 
 const SERVERS: usize = 10_000;
 
+type MakeRuntime = fn() -> Runtime;
+
 /// Both runtime flavours the issue measures: a current-thread runtime and
 /// a 2-worker one.
-const RUNTIMES: [(&str, fn() -> Runtime); 2] = [
+const RUNTIMES: [(&str, MakeRuntime); 2] = [
     ("current_thread", current_thread),
     ("multi_thread_2", two_workers),
 ];
