@@ -3,7 +3,7 @@
 //! callgrind (steadier than wall time on a shared machine). Under plain
 //! `cargo bench` it runs each workload once, as a smoke test.
 //!
-//! Usage: `instructions <switchboard|tokio_mpsc|async_channel> <seq|cast> <n>`.
+//! Usage: `instructions <switchboard|tokio_mpsc|async_channel> <seq|cast|spawn> <n>`.
 
 mod impls;
 
@@ -27,6 +27,15 @@ async fn run<A: Account>(workload: &str, n: u64) {
             }
             std::hint::black_box(account.balance().await);
         }
+        "spawn" => {
+            // Spawn, one call, drop: what a short-lived server costs.
+            for _ in 0..n {
+                let server = A::spawn();
+                std::hint::black_box(server.deposit(1).await);
+                drop(server);
+                tokio::task::yield_now().await;
+            }
+        }
         other => panic!("unknown workload {other}"),
     }
 }
@@ -40,7 +49,7 @@ fn main() {
     if args.len() != 3 {
         // `cargo bench` passes `--bench`: run everything once.
         for implementation in ["switchboard", "tokio_mpsc", "async_channel"] {
-            for workload in ["seq", "cast"] {
+            for workload in ["seq", "cast", "spawn"] {
                 runtime.block_on(dispatch(implementation, workload, 10));
             }
         }
