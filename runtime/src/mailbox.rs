@@ -28,8 +28,9 @@ pub(crate) use crate::queue::{TryRecvError, TrySendError};
 pub const DEFAULT_CAPACITY: usize = 16;
 
 /// The largest mailbox capacity (per lane); larger ones are lowered to it.
-/// A mailbox allocates its slots up front, so this bounds what one setting
-/// can allocate (the request's size plus 8 bytes per slot).
+/// A pool's mailbox allocates its slots up front (a single server's as it
+/// fills), so this bounds what one setting can allocate (about the
+/// request's size per slot).
 pub const MAX_CAPACITY: usize = 1 << 20;
 
 /// The starvation bound of priority levels: while requests of a level wait,
