@@ -19,6 +19,9 @@ mod error;
 
 mod control;
 
+#[cfg(feature = "tracing")]
+mod trace;
+
 mod scope;
 
 mod reply;
@@ -63,7 +66,9 @@ pub use subscription::{Delivery, Subscriber, Subscription, subscription};
 #[doc(hidden)]
 pub mod __private {
     pub use crate::call::{Kind, call, cast};
-    pub use crate::message::{Dispatched, Message, StartOutcome};
+    pub use crate::message::{
+        Dispatched, Message, OtherAnswer, ResultAnswer, StartOutcome, Tag, note_answer,
+    };
     pub use crate::reply::{Observed, ReplySlot, observe};
     pub use crate::serve::{Spawn, Task, run_task, spawn_local, spawn_send};
     pub use crate::server::Options;

@@ -14,6 +14,11 @@ use crate::reply::ReplySlot;
 pub trait Message: Send + 'static {
     /// The request's reply, `None` for a cast.
     fn reply_slot(&mut self) -> Option<&mut dyn ReplySlot>;
+
+    /// The name of the message method, for tracing.
+    fn name(&self) -> &'static str {
+        ""
+    }
 }
 
 /// What serving one request did, as the generated dispatch reports it.
@@ -44,5 +49,47 @@ impl StartOutcome for () {
 impl<E: Display> StartOutcome for Result<(), E> {
     fn into_start_result(self) -> Result<(), Arc<str>> {
         self.map_err(|error| Arc::from(error.to_string()))
+    }
+}
+
+/// Marks an answer for the request's span: `Tag(&value).is_err()` is the
+/// value's own `is_err()` for a `Result`, `false` for anything else
+/// (autoref specialisation: generated code brings both traits into scope).
+/// Without the `tracing` feature nothing is recorded and the check is
+/// compiled away.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Tag<'a, T>(pub &'a T);
+
+/// [`Tag`] of a `Result`.
+#[doc(hidden)]
+pub trait ResultAnswer {
+    fn is_err(&self) -> bool;
+}
+
+impl<T, E> ResultAnswer for Tag<'_, Result<T, E>> {
+    #[inline(always)]
+    fn is_err(&self) -> bool {
+        self.0.is_err()
+    }
+}
+
+/// [`Tag`] of anything else.
+#[doc(hidden)]
+pub trait OtherAnswer {
+    #[inline(always)]
+    fn is_err(&self) -> bool {
+        false
+    }
+}
+
+impl<T> OtherAnswer for &Tag<'_, T> {}
+
+/// The handler's answer was an `Err` of its own: noted for its span.
+#[doc(hidden)]
+#[inline(always)]
+pub fn note_answer(is_err: bool) {
+    if is_err {
+        crate::scope::note_error();
     }
 }

@@ -45,6 +45,9 @@ pub struct Reply<T: 'static> {
     /// The servers waiting for this reply, when the call came from a
     /// handler; see `scope`.
     chain: Option<Arc<Chain>>,
+    /// When and as which call it was made, for its request's span.
+    #[cfg(feature = "tracing")]
+    sent: crate::trace::Sent,
 }
 
 /// The sender, and whether the request runs even if nobody waits. One enum
@@ -85,6 +88,8 @@ pub(crate) fn channel<T: 'static>() -> (Reply<T>, ReplyReceiver<T>) {
     let reply = Reply {
         tx: Tx::Waited(tx),
         chain: None,
+        #[cfg(feature = "tracing")]
+        sent: crate::trace::Sent::now(),
     };
     (reply, ReplyReceiver(rx))
 }
@@ -174,6 +179,7 @@ impl<F: Future> Future for Observed<'_, F, F::Output> {
             // Dropped here, inside the serve loop's catch: a panic from
             // its `Drop` is this request's.
             this.handler.set(None);
+            scope::note_cancelled();
             return Poll::Ready(None);
         }
         let outer = scope::enter_call(gone);
@@ -259,9 +265,17 @@ pub trait ReplySlot: Send {
     fn fail(&mut self, error: CallError);
     /// The request is waited for by the servers in `chain`.
     fn wait_through(&mut self, chain: Arc<Chain>);
+    /// When and as which call the request was made.
+    #[cfg(feature = "tracing")]
+    fn sent(&self) -> crate::trace::Sent;
 }
 
 impl<T: Send + 'static> ReplySlot for Reply<T> {
+    #[cfg(feature = "tracing")]
+    fn sent(&self) -> crate::trace::Sent {
+        self.sent
+    }
+
     fn begin(&mut self) -> Begin {
         match &self.tx {
             Tx::Waited(tx) if tx.is_closed() => Begin::Abandoned,

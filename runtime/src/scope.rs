@@ -32,6 +32,39 @@ use crate::error::{CallError, PanicMessage};
 /// Answers one reply that was dropped while its answer was not yet known.
 pub(crate) type Victim = Box<dyn FnOnce(&CallError)>;
 
+/// What the handler being served said of how it ended, for its span:
+/// `NOTED_ERROR` (it returned an `Err`), `NOTED_CANCELLED` (dropped because
+/// its caller gave up). Only with the `tracing` feature.
+#[cfg(feature = "tracing")]
+pub(crate) const NOTED_ERROR: u8 = 1;
+#[cfg(feature = "tracing")]
+pub(crate) const NOTED_CANCELLED: u8 = 2;
+
+#[cfg(feature = "tracing")]
+thread_local! {
+    static NOTED: Cell<u8> = const { Cell::new(0) };
+}
+
+/// The handler being served returned an `Err` of its own.
+#[inline(always)]
+pub(crate) fn note_error() {
+    #[cfg(feature = "tracing")]
+    NOTED.set(NOTED.get() | NOTED_ERROR);
+}
+
+/// The handler being served was dropped because its caller gave up.
+#[inline(always)]
+pub(crate) fn note_cancelled() {
+    #[cfg(feature = "tracing")]
+    NOTED.set(NOTED.get() | NOTED_CANCELLED);
+}
+
+/// What was noted since the last call, cleared.
+#[cfg(feature = "tracing")]
+pub(crate) fn take_noted() -> u8 {
+    NOTED.replace(0)
+}
+
 thread_local! {
     /// The id of the server whose code is being polled; 0 for none.
     static SERVING: Cell<usize> = const { Cell::new(0) };

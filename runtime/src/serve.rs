@@ -21,6 +21,8 @@ use crate::restart::{Restart, Restarts};
 use crate::scope::{self, catch, catch_in, catch_sync};
 use crate::server::{Context, PanicPolicy, Server};
 use crate::timers::Timers;
+#[cfg(feature = "tracing")]
+use crate::trace;
 
 /// How a server ended, delivered by [`Exit`](crate::Exit).
 #[derive(Debug)]
@@ -243,6 +245,8 @@ async fn run<S: Server>(mut state: S, replica: &mut Replica<S>) -> Ended<S> {
         Ok(Err(why)) => return Ended::NotStarted(StopReason::StartFailed(why), state),
         Err(panic) => return Ended::NotStarted(StopReason::Panicked(panic), state),
     }
+    #[cfg(feature = "tracing")]
+    trace::started(trace::server_name(control, std::any::type_name::<S>()));
     let served = match catch_sync(control, || state.periods()) {
         Ok(periods) => {
             let timers = Timers::new(periods);
@@ -395,19 +399,40 @@ impl<S: Server> Requests<'_, S> {
                     ticked
                 }
                 Next::Request(mut request) => {
+                    #[cfg(feature = "tracing")]
+                    let span = trace::request(
+                        trace::server_name(control, std::any::type_name::<S>()),
+                        request.name(),
+                        request.reply_slot().map(|reply| reply.sent()),
+                    );
                     if control.stops_now() {
                         // The server's own code, or a linked server, stopped
                         // it (another replica of a pool may have been
                         // serving): requests still queued are refused.
                         fail(&mut request, CallError::Closed);
+                        #[cfg(feature = "tracing")]
+                        trace::finish(&span, None, trace::Outcome::Closed);
                         return Served::Drained;
                     }
                     let chain = match request.reply_slot().map(ReplySlot::begin) {
-                        Some(Begin::Abandoned) => continue,
+                        Some(Begin::Abandoned) => {
+                            #[cfg(feature = "tracing")]
+                            trace::finish(&span, None, trace::Outcome::Cancelled);
+                            continue;
+                        }
                         Some(Begin::Serve(chain)) => chain,
                         None => None,
                     };
-                    match catch_in(control, chain, state.dispatch(request, context)).await {
+                    let dispatched = catch_in(control, chain, state.dispatch(request, context));
+                    #[cfg(feature = "tracing")]
+                    let (started, dispatched) = (
+                        trace::start(&span),
+                        tracing::Instrument::instrument(dispatched, span.clone()),
+                    );
+                    let dispatched = dispatched.await;
+                    #[cfg(feature = "tracing")]
+                    trace::finish(&span, started, outcome(&dispatched));
+                    match dispatched {
                         Ok(Dispatched::Served) => Ok(()),
                         Ok(Dispatched::Terminal(request)) => {
                             self.mailbox.close();
@@ -417,6 +442,13 @@ impl<S: Server> Requests<'_, S> {
                     }
                 }
             };
+            #[cfg(feature = "tracing")]
+            if let Err(panic) = &ran {
+                trace::panicked(
+                    trace::server_name(control, std::any::type_name::<S>()),
+                    panic,
+                );
+            }
             if let Err(panic) = ran
                 && self.on_panic == PanicPolicy::Stop
             {
@@ -478,6 +510,18 @@ async fn next_or_signal<R: Message>(
     .await
 }
 
+/// How a request served ended, for its span.
+#[cfg(feature = "tracing")]
+fn outcome<R>(dispatched: &Result<Dispatched<R>, PanicMessage>) -> trace::Outcome {
+    let noted = scope::take_noted();
+    match dispatched {
+        Err(_) => trace::Outcome::Panic,
+        Ok(_) if noted & scope::NOTED_CANCELLED != 0 => trace::Outcome::Cancelled,
+        Ok(_) if noted & scope::NOTED_ERROR != 0 => trace::Outcome::Error,
+        Ok(_) => trace::Outcome::Ok,
+    }
+}
+
 fn fail<R: Message>(request: &mut R, error: CallError) {
     if let Some(reply) = request.reply_slot() {
         reply.fail(error);
@@ -504,6 +548,11 @@ impl<S: Server> Replica<S> {
         if !restarts.allow(started) {
             return Err((Ending::Own(reason), Some(broken)));
         }
+        #[cfg(feature = "tracing")]
+        trace::restarting(
+            trace::server_name(&self.control, std::any::type_name::<S>()),
+            &reason,
+        );
         // The broken state goes first; the replies it held learn why. A
         // panic from its `Drop` is caught and does not stop the restart.
         let _ = scope::dispose(broken, &reason.held_reply_error());
@@ -544,6 +593,11 @@ impl<S: Server> Drop for Replica<S> {
             }
         };
         if let Some(reason) = &reason {
+            #[cfg(feature = "tracing")]
+            trace::stopped(
+                trace::server_name(&self.control, std::any::type_name::<S>()),
+                reason,
+            );
             self.control.finish(reason.clone());
         }
         if let Some(exit) = self.exit.take() {

@@ -149,6 +149,15 @@ fn arm(
         })
         .collect();
     let dot_await = message.is_async().then(|| quote!(.await));
+    // Tells a `Result`'s `Err` apart for the request's span (`tracing`
+    // feature; compiled away without it): autoref specialisation on
+    // `Tag`, so that any answer type works.
+    let note = quote! {
+        {
+            use #private::{OtherAnswer as _, ResultAnswer as _};
+            #private::note_answer((&#private::Tag(&value)).is_err());
+        }
+    };
     let call = quote!(self.#ident(#(#call_args),*)#dot_await);
     let (pattern, body) = match &message.reply {
         _ if message.is_cast() => (quote!(#(#fields),*), quote!(#call;)),
@@ -170,6 +179,7 @@ fn arm(
                     if let ::core::option::Option::Some(value) =
                         #private::observe(&mut reply, #cancel, #handler).await
                     {
+                        #note
                         let _ = reply.send(value);
                     }
                 },
@@ -182,7 +192,11 @@ fn arm(
         ),
         Reply::Returned(Some(_)) => (
             quote!(#(#fields,)* reply),
-            quote!(let _ = reply.send(#call);),
+            quote! {
+                let value = #call;
+                #note
+                let _ = reply.send(value);
+            },
         ),
     };
     quote! {

@@ -39,9 +39,26 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
             quote!(#(#cfgs)* Self::#variant { reply, .. } => ::core::option::Option::Some(reply),)
         }
     });
+    let names = server.messages.iter().map(|message| {
+        let cfgs = &message.attrs.cfgs;
+        let variant = &message.variant;
+        let name = message.ident.to_string();
+        let name = name.trim_start_matches("r#");
+        quote!(#(#cfgs)* Self::#variant { .. } => #name,)
+    });
     let phantom_arm = phantom
         .is_some()
         .then(|| quote!(Self::__Phantom(never, _) => match *never {},));
+    let name_body = if server.messages.is_empty() && phantom_arm.is_none() {
+        quote!(match *self {})
+    } else {
+        quote! {
+            match self {
+                #(#names)*
+                #phantom_arm
+            }
+        }
+    };
     // A server with no messages (only hooks and timers) has an empty
     // request enum, and a reference to it is matched through a deref.
     let reply_slot_body = if server.messages.is_empty() && phantom_arm.is_none() {
@@ -66,6 +83,10 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
         impl #impl_generics #private::Message for #request #ty_generics #where_clause {
             fn reply_slot(&mut self) -> ::core::option::Option<&mut dyn #private::ReplySlot> {
                 #reply_slot_body
+            }
+
+            fn name(&self) -> &'static str {
+                #name_body
             }
         }
     }

@@ -1,0 +1,268 @@
+//! The `tracing` feature: a span per request with its server, message, call
+//! id, queue wait, run time and outcome; events for start, stop, panic and
+//! restart. Run with `cargo test --features tracing --test tracing`.
+#![cfg(feature = "tracing")]
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{PAUSED_LIMIT, hold, until_queued, within};
+use switchboard::{Builder, CallError, PanicPolicy, Restart, server};
+use tokio::sync::Notify;
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Metadata, Subscriber};
+
+/// Fields by name, as text.
+type Fields = HashMap<String, String>;
+
+#[derive(Default)]
+struct Visitor(Fields);
+
+impl Visit for Visitor {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.0.insert(field.name().to_owned(), format!("{value:?}"));
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().to_owned(), value.to_owned());
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.0.insert(field.name().to_owned(), value.to_string());
+    }
+}
+
+/// A subscriber that keeps every span's fields and every event, with the
+/// span that was entered when it happened.
+#[derive(Default)]
+struct Capture {
+    next: AtomicU64,
+    spans: Mutex<Vec<(String, Fields)>>,
+    events: Mutex<Vec<(Fields, Option<u64>)>>,
+    entered: Mutex<Vec<u64>>,
+}
+
+impl Capture {
+    fn requests(&self) -> Vec<Fields> {
+        let spans = self.spans.lock().unwrap();
+        spans
+            .iter()
+            .filter(|(name, _)| name == "request")
+            .map(|(_, fields)| fields.clone())
+            .collect()
+    }
+
+    fn events(&self) -> Vec<(Fields, Option<u64>)> {
+        self.events.lock().unwrap().clone()
+    }
+
+    fn messages(&self) -> Vec<String> {
+        self.events()
+            .into_iter()
+            .filter_map(|(fields, _)| fields.get("message").cloned())
+            .collect()
+    }
+}
+
+impl Subscriber for Capture {
+    fn enabled(&self, _: &Metadata<'_>) -> bool {
+        true
+    }
+
+    fn new_span(&self, span: &Attributes<'_>) -> Id {
+        let mut visitor = Visitor::default();
+        span.record(&mut visitor);
+        let mut spans = self.spans.lock().unwrap();
+        spans.push((span.metadata().name().to_owned(), visitor.0));
+        self.next.fetch_add(1, Ordering::SeqCst);
+        Id::from_u64(spans.len() as u64)
+    }
+
+    fn record(&self, span: &Id, values: &Record<'_>) {
+        let mut visitor = Visitor::default();
+        values.record(&mut visitor);
+        let mut spans = self.spans.lock().unwrap();
+        let index = usize::try_from(span.into_u64()).unwrap() - 1;
+        spans[index].1.extend(visitor.0);
+    }
+
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+
+    fn event(&self, event: &Event<'_>) {
+        let mut visitor = Visitor::default();
+        event.record(&mut visitor);
+        let current = self.entered.lock().unwrap().last().copied();
+        self.events.lock().unwrap().push((visitor.0, current));
+    }
+
+    fn enter(&self, span: &Id) {
+        self.entered.lock().unwrap().push(span.into_u64());
+    }
+
+    fn exit(&self, _: &Id) {
+        self.entered.lock().unwrap().pop();
+    }
+}
+
+fn capture() -> (Arc<Capture>, tracing::subscriber::DefaultGuard) {
+    let capture = Arc::new(Capture::default());
+    let guard = tracing::subscriber::set_default(capture.clone());
+    (capture, guard)
+}
+
+#[derive(Debug, PartialEq)]
+struct Refused;
+
+#[derive(Clone, Default)]
+struct Bank {
+    balance: u64,
+}
+
+#[server(capacity = 8)]
+impl Bank {
+    async fn deposit(&mut self, amount: u64) -> u64 {
+        tracing::info!(amount, "depositing");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        self.balance += amount;
+        self.balance
+    }
+
+    fn withdraw(&mut self, amount: u64) -> Result<u64, Refused> {
+        self.balance = self.balance.checked_sub(amount).ok_or(Refused)?;
+        Ok(self.balance)
+    }
+
+    #[cancellable]
+    async fn slow(&self) -> u64 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        0
+    }
+
+    fn explode(&self) {
+        panic!("boom");
+    }
+
+    async fn hold(&self, entered: Arc<Notify>, release: Arc<Notify>) {
+        entered.notify_one();
+        release.notified().await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_request_has_a_span_with_its_server_message_call_id_and_timings() {
+    let (capture, _guard) = capture();
+    within(PAUSED_LIMIT, async {
+        let bank = Builder::new(Bank::default()).name("bank").spawn();
+        let release = hold(|entered, release| bank.hold(entered, release).owned()).await;
+        let queued = tokio::spawn(bank.deposit(10).owned());
+        until_queued(|| bank.queued(), 1).await;
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        release.notify_one();
+        assert_eq!(queued.await.unwrap(), Ok(10));
+        assert_eq!(bank.deposit(5).await, Ok(15));
+
+        let requests = capture.requests();
+        let deposits: Vec<_> = requests
+            .iter()
+            .filter(|fields| fields["message"] == "deposit")
+            .collect();
+        assert_eq!(deposits.len(), 2);
+        for span in &deposits {
+            assert_eq!(span["server"], "bank");
+            assert_eq!(span["outcome"], "ok");
+            assert_eq!(span["run_us"], "5000", "the handler sleeps 5 ms");
+        }
+        assert_eq!(
+            deposits[0]["queue_wait_us"], "30000",
+            "queued behind a 30 ms hold"
+        );
+        assert_eq!(deposits[1]["queue_wait_us"], "0");
+        assert_ne!(deposits[0]["call_id"], deposits[1]["call_id"]);
+        // A user's event inside the handler belongs to the request's span.
+        let depositing: Vec<_> = capture
+            .events()
+            .into_iter()
+            .filter(|(fields, _)| fields.get("message").is_some_and(|m| m == "depositing"))
+            .collect();
+        assert_eq!(depositing.len(), 2);
+        assert!(depositing.iter().all(|(_, span)| span.is_some()));
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_span_tells_ok_error_panic_and_cancelled_apart() {
+    let (capture, _guard) = capture();
+    within(PAUSED_LIMIT, async {
+        let bank = Builder::new(Bank { balance: 10 })
+            .on_panic(PanicPolicy::Continue)
+            .spawn();
+        assert_eq!(bank.withdraw(4).await, Ok(Ok(6)));
+        assert_eq!(bank.withdraw(100).await, Ok(Err(Refused)));
+        assert!(matches!(bank.explode().await, Err(CallError::Panicked(_))));
+        // Dropped at its await when its caller times out.
+        let late = bank.slow().timeout(Duration::from_millis(10)).await;
+        assert_eq!(late, Err(CallError::Timeout));
+        // Skipped: its caller gave up while it was still queued.
+        let release = hold(|entered, release| bank.hold(entered, release).owned()).await;
+        let skipped = bank.withdraw(1).timeout(Duration::from_millis(10)).await;
+        assert_eq!(skipped, Err(CallError::Timeout));
+        release.notify_one();
+        assert_eq!(bank.withdraw(1).await, Ok(Ok(5)));
+
+        let outcomes: Vec<(String, String)> = capture
+            .requests()
+            .into_iter()
+            .filter(|fields| fields["message"] != "hold")
+            .map(|fields| (fields["message"].clone(), fields["outcome"].clone()))
+            .collect();
+        let expected = [
+            ("withdraw", "ok"),
+            ("withdraw", "error"),
+            ("explode", "panic"),
+            ("slow", "cancelled"),
+            ("withdraw", "cancelled"),
+            ("withdraw", "ok"),
+        ];
+        let expected: Vec<(String, String)> = expected
+            .iter()
+            .map(|(m, o)| ((*m).to_owned(), (*o).to_owned()))
+            .collect();
+        assert_eq!(outcomes, expected);
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn start_stop_panic_and_restart_are_events() {
+    let (capture, _guard) = capture();
+    within(PAUSED_LIMIT, async {
+        let bank = Builder::new(Bank::default())
+            .name("vault")
+            .restart(Restart::new(Bank::default))
+            .spawn();
+        assert!(matches!(bank.explode().await, Err(CallError::Panicked(_))));
+        assert_eq!(bank.withdraw(0).await, Ok(Ok(0)), "restarted");
+        bank.stop().await;
+
+        let messages = capture.messages();
+        let expected = [
+            "server started",
+            "handler panicked",
+            "server restarting",
+            "server started",
+            "server stopped",
+        ];
+        assert_eq!(messages, expected);
+        let events = capture.events();
+        assert!(events.iter().all(|(fields, _)| fields["server"] == "vault"));
+        assert_eq!(events[1].0["panic"], "boom");
+        assert_eq!(events[4].0["reason"], "stopped by a handle");
+    })
+    .await;
+}
