@@ -5,7 +5,7 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{LIMIT, PAUSED_LIMIT, within};
@@ -586,7 +586,9 @@ impl Keeper {
         subscription
     }
 
-    async fn forever(&self) {
+    /// Says it has started, then never ends.
+    async fn forever(&self, started: Arc<AtomicBool>) {
+        started.store(true, Ordering::SeqCst);
         std::future::pending::<()>().await;
     }
 
@@ -614,19 +616,16 @@ fn a_call_in_flight_at_runtime_shutdown_gets_the_same_error_as_the_queued_ones()
         .build()
         .unwrap();
     let server = runtime.block_on(async { keeper().spawn() });
+    let serving = Arc::new(AtomicBool::new(false));
     let in_flight = std::thread::spawn({
         let server = server.clone();
-        move || server.forever().timeout(LIMIT).blocking()
+        let serving = serving.clone();
+        move || server.forever(serving).timeout(LIMIT).blocking()
     });
-    // Until `forever` is being served: then a ping can no longer be.
+    // Until `forever` is being served (it says so): a timed-out probe
+    // would mistake a slow server for a busy one.
     let started = Instant::now();
-    while server.queued() > 0
-        || server
-            .ping()
-            .timeout(Duration::from_millis(1))
-            .blocking()
-            .is_ok()
-    {
+    while !serving.load(Ordering::SeqCst) {
         assert!(started.elapsed() < LIMIT, "`forever` never started");
         std::thread::yield_now();
     }
