@@ -236,7 +236,7 @@ pub struct Limiter {
 impl Limiter {
     /// Counts a request from `client`: the requests it has left today, or
     /// how long until it may ask again.
-    fn check(&mut self, client: IpAddr) -> Result<u32, Duration> {
+    pub fn check(&mut self, client: IpAddr) -> Result<u32, Duration> {
         if self.started.elapsed() >= self.day {
             self.started = Instant::now();
             self.counts.clear();
@@ -253,7 +253,7 @@ impl Limiter {
 
     /// The day so far: served before every check still queued.
     #[priority]
-    fn stats(&self) -> Stats {
+    pub fn stats(&self) -> Stats {
         let mut busiest: Vec<(IpAddr, u32)> = self.counts.iter().map(|(ip, n)| (*ip, *n)).collect();
         busiest.sort_by_key(|(_, count)| std::cmp::Reverse(*count));
         busiest.truncate(10);
