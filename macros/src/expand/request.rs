@@ -49,28 +49,22 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
     let phantom_arm = phantom
         .is_some()
         .then(|| quote!(Self::__Phantom(never, _) => match *never {},));
-    let name_body = if server.messages.is_empty() && phantom_arm.is_none() {
-        quote!(match *self {})
-    } else {
-        quote! {
-            match self {
-                #(#names)*
-                #phantom_arm
-            }
-        }
-    };
     // A server with no messages (only hooks and timers) has an empty
     // request enum, and a reference to it is matched through a deref.
-    let reply_slot_body = if server.messages.is_empty() && phantom_arm.is_none() {
-        quote!(match *self {})
-    } else {
-        quote! {
-            match self {
-                #(#slots)*
-                #phantom_arm
+    let body = |arms: Vec<TokenStream>| {
+        if server.messages.is_empty() && phantom_arm.is_none() {
+            quote!(match *self {})
+        } else {
+            quote! {
+                match self {
+                    #(#arms)*
+                    #phantom_arm
+                }
             }
         }
     };
+    let name_body = body(names.collect());
+    let reply_slot_body = body(slots.collect());
     quote! {
         #[doc = #doc]
         #[allow(private_interfaces)]
