@@ -392,7 +392,10 @@ impl<S: Server> Requests<'_, S> {
             let ran = match next_or_signal(&mut wait, self.mailbox, control).await {
                 Next::Closed | Next::Drained => return Served::Drained,
                 Next::Signal if control.stops_now() => return Served::Drained,
-                Next::Signal => self.downs(state).await,
+                // Boxed: a watched server's end is rare, and its future
+                // would otherwise be the largest part of every server's
+                // task (BENCHMARKS.md).
+                Next::Signal => Box::pin(self.downs(state)).await,
                 Next::Tick(timer) => {
                     let ticked = catch(control, state.tick(timer, context)).await;
                     wait.ticked(timer);
