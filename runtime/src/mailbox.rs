@@ -538,6 +538,13 @@ mod tests {
         assert_eq!(order, expected);
     }
 
+    /// `future`, failing the test instead of hanging it if it never ends.
+    async fn within<F: std::future::Future>(future: F) -> F::Output {
+        tokio::time::timeout(std::time::Duration::from_secs(10), future)
+            .await
+            .expect("the mailbox never answered")
+    }
+
     /// Everything ready, taken in serving order.
     fn order(mailbox: &mut Mailbox<Label>) -> Vec<&'static str> {
         std::iter::from_fn(|| mailbox.try_recv().map(|r| label(Some(r)))).collect()
@@ -601,7 +608,7 @@ mod tests {
         // One replica (queues) and a pool (channels).
         for replicas in [1, 2] {
             let (senders, mut mailbox) = mailbox::<Label>(4, 3, replicas);
-            let waiting = tokio::spawn(async move { label(mailbox.recv().await) });
+            let waiting = tokio::spawn(async move { label(within(mailbox.recv()).await) });
             tokio::task::yield_now().await;
             senders.lane(2).try_send(Label("level 2")).unwrap();
             assert_eq!(waiting.await.unwrap(), "level 2");
@@ -641,9 +648,9 @@ mod tests {
         senders.lane(1).try_send(Label("urgent")).unwrap();
         senders.close();
         assert!(senders.lane(1).try_send(Label("late")).is_err());
-        assert_eq!(label(mailbox.recv().await), "urgent");
-        assert_eq!(label(mailbox.recv().await), "normal");
-        assert_eq!(label(mailbox.recv().await), "none");
+        assert_eq!(label(within(mailbox.recv()).await), "urgent");
+        assert_eq!(label(within(mailbox.recv()).await), "normal");
+        assert_eq!(label(within(mailbox.recv()).await), "none");
     }
 
     #[tokio::test]
@@ -655,9 +662,9 @@ mod tests {
             senders.lane(0).try_send(Label("last")).unwrap();
             senders.close();
             drop(senders);
-            assert_eq!(label(mailbox.recv().await), "last");
-            assert_eq!(label(mailbox.recv().await), "none");
-            assert_eq!(label(mailbox.recv().await), "none");
+            assert_eq!(label(within(mailbox.recv()).await), "last");
+            assert_eq!(label(within(mailbox.recv()).await), "none");
+            assert_eq!(label(within(mailbox.recv()).await), "none");
         }
     }
 

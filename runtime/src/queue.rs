@@ -447,7 +447,10 @@ mod tests {
             })
             .collect();
         let mut received = Vec::new();
+        // A lost item fails the test at this deadline instead of hanging it.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while received.len() < 4_000 {
+            assert!(std::time::Instant::now() < deadline, "items were lost");
             match queue.try_recv() {
                 Ok(item) => received.push(item),
                 Err(_) => std::thread::yield_now(),
