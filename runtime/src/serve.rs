@@ -246,7 +246,7 @@ async fn run<S: Server>(mut state: S, replica: &mut Replica<S>) -> Ended<S> {
         Err(panic) => return Ended::NotStarted(StopReason::Panicked(panic), state),
     }
     #[cfg(feature = "tracing")]
-    trace::started(trace::server_name(control, std::any::type_name::<S>()));
+    trace::started(trace::server_name::<S>(control));
     let served = match catch_sync(control, || state.periods()) {
         Ok(periods) => {
             let timers = Timers::new(periods);
@@ -404,7 +404,7 @@ impl<S: Server> Requests<'_, S> {
                 Next::Request(mut request) => {
                     #[cfg(feature = "tracing")]
                     let span = trace::request(
-                        trace::server_name(control, std::any::type_name::<S>()),
+                        trace::server_name::<S>(control),
                         request.name(),
                         request.reply_slot().map(|reply| reply.sent()),
                     );
@@ -447,10 +447,7 @@ impl<S: Server> Requests<'_, S> {
             };
             #[cfg(feature = "tracing")]
             if let Err(panic) = &ran {
-                trace::panicked(
-                    trace::server_name(control, std::any::type_name::<S>()),
-                    panic,
-                );
+                trace::panicked(trace::server_name::<S>(control), panic);
             }
             if let Err(panic) = ran
                 && self.on_panic == PanicPolicy::Stop
@@ -552,10 +549,7 @@ impl<S: Server> Replica<S> {
             return Err((Ending::Own(reason), Some(broken)));
         }
         #[cfg(feature = "tracing")]
-        trace::restarting(
-            trace::server_name(&self.control, std::any::type_name::<S>()),
-            &reason,
-        );
+        trace::restarting(trace::server_name::<S>(&self.control), &reason);
         // The broken state goes first; the replies it held learn why. A
         // panic from its `Drop` is caught and does not stop the restart.
         let _ = scope::dispose(broken, &reason.held_reply_error());
@@ -597,10 +591,7 @@ impl<S: Server> Drop for Replica<S> {
         };
         if let Some(reason) = &reason {
             #[cfg(feature = "tracing")]
-            trace::stopped(
-                trace::server_name(&self.control, std::any::type_name::<S>()),
-                reason,
-            );
+            trace::stopped(trace::server_name::<S>(&self.control), reason);
             self.control.finish(reason.clone());
         }
         if let Some(exit) = self.exit.take() {

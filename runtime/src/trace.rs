@@ -34,8 +34,8 @@ impl Sent {
 }
 
 /// The server's name for traces: its `Builder::name`, else its type.
-pub(crate) fn server_name<'a>(control: &'a Control, type_name: &'static str) -> &'a str {
-    control.name().unwrap_or(type_name)
+pub(crate) fn server_name<S>(control: &Control) -> &str {
+    control.name().unwrap_or(std::any::type_name::<S>())
 }
 
 /// The span of one request, entered around every poll of its handler.
