@@ -10,5 +10,8 @@ pub use switchboard_runtime::{
     Subscription, WeakHandle, bounded_map, first_ok, merge, subscription,
 };
 
+#[cfg(feature = "nats")]
+pub use switchboard_runtime::nats;
+
 #[doc(hidden)]
 pub use switchboard_runtime::__private;

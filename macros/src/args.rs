@@ -8,7 +8,9 @@ use syn::{Expr, Ident, Lit, LitInt, LitStr, Meta, Path, Token};
 
 use crate::ctxt::Ctxt;
 use crate::duration::Duration;
-use crate::symbol::{CAPACITY, CRATE, HANDLE, LOCAL, ON_PANIC, REQUEST, SERVER_KEYS, TIMEOUT};
+use crate::symbol::{
+    CAPACITY, CRATE, HANDLE, LOCAL, ON_PANIC, REMOTE, REQUEST, SERVER_KEYS, TIMEOUT,
+};
 
 /// `#[server(handle = Bank, request = BankMsg, capacity = 64, timeout = "5s",
 /// on_panic = "continue", crate = path)]`
@@ -22,6 +24,9 @@ pub struct Args {
     /// `local`: the state need not be `Send`; the server runs on the
     /// current thread's `LocalSet`.
     pub local: bool,
+    /// `remote`: the server can be offered over NATS and called from other
+    /// processes (the `nats` feature); the span of the word, for errors.
+    pub remote: Option<proc_macro2::Span>,
     pub krate: Option<Path>,
 }
 
@@ -61,7 +66,7 @@ impl Args {
     }
 
     fn set(&mut self, key: &str, meta: &Meta) -> syn::Result<()> {
-        if ![HANDLE, REQUEST, CAPACITY, TIMEOUT, ON_PANIC, LOCAL, CRATE].contains(&key) {
+        if ![HANDLE, REQUEST, CAPACITY, TIMEOUT, ON_PANIC, LOCAL, REMOTE, CRATE].contains(&key) {
             return Err(syn::Error::new_spanned(
                 meta.path(),
                 format!("unknown option: expected one of: {SERVER_KEYS}"),
@@ -76,6 +81,18 @@ impl Args {
                 _ => Err(syn::Error::new_spanned(
                     meta,
                     "`local` takes no value: write `#[server(local)]`",
+                )),
+            };
+        }
+        if key == REMOTE {
+            return match meta {
+                Meta::Path(path) => {
+                    self.remote = Some(syn::spanned::Spanned::span(path));
+                    Ok(())
+                }
+                _ => Err(syn::Error::new_spanned(
+                    meta,
+                    "`remote` takes no value: write `#[server(remote)]`",
                 )),
             };
         }

@@ -95,6 +95,15 @@ impl Server<'_> {
         for lifetime in lifetimes.lifetimes {
             cx.error(lifetime, BORROWING_SERVER);
         }
+        if self.args.remote.is_some()
+            && let Some(param) = item.generics.type_params().next()
+        {
+            cx.error(
+                param,
+                "a `remote` server cannot be generic: its subjects name one server type, \
+                 so write a concrete type (e.g. `impl Store<String>` as `impl StringStore`)",
+            );
+        }
     }
 }
 

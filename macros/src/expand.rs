@@ -5,6 +5,7 @@
 mod dispatch;
 mod fallback;
 mod handle;
+mod remote;
 mod request;
 
 use proc_macro2::{Delimiter, Group, Span, TokenStream, TokenTree};
@@ -67,11 +68,16 @@ fn generate(server: &Server<'_>) -> TokenStream {
     let request = request::generate(server, &names);
     let handle = handle::generate(server, &names);
     let dispatch = dispatch::generate(server, &names);
+    let remote = server
+        .args
+        .remote
+        .map(|span| remote::generate(server, &names, span));
     quote! {
         #user_impl
         #request
         #handle
         #dispatch
+        #remote
     }
 }
 

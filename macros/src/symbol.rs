@@ -29,10 +29,11 @@ pub const REQUEST: &str = "request";
 pub const CAPACITY: &str = "capacity";
 pub const ON_PANIC: &str = "on_panic";
 pub const LOCAL: &str = "local";
+pub const REMOTE: &str = "remote";
 pub const CRATE: &str = "crate";
 
 pub const SERVER_KEYS: &str =
-    "`handle`, `request`, `capacity`, `timeout`, `on_panic`, `local`, `crate`";
+    "`handle`, `request`, `capacity`, `timeout`, `on_panic`, `local`, `remote`, `crate`";
 
 /// Methods every generated handle already has (forwarded to
 /// `switchboard::Handle`, or from a trait it implements); a message with

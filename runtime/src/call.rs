@@ -438,7 +438,12 @@ impl<R: Message, T> Future for CallFuture<'_, R, T> {
                 }
             }
             if let Some(timeout) = *this.timeout {
-                this.deadline.set(Some(tokio::time::sleep(timeout)));
+                let sleep = tokio::time::sleep(timeout);
+                #[cfg(feature = "nats")]
+                if let Some(reply) = request.reply_slot() {
+                    reply.set_deadline(sleep.deadline());
+                }
+                this.deadline.set(Some(sleep));
             }
             if *this.watch {
                 let mut finished = Box::pin(this.control.finished());

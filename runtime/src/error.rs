@@ -42,6 +42,14 @@ pub enum CallError {
     /// [`Call::blocking`](crate::Call::blocking) was used on a thread that
     /// drives an async runtime, where blocking could deadlock it.
     BlockingInRuntime,
+    /// A remote server (the `nats` feature): nothing serves its subjects
+    /// right now (NATS answered "no responders" at once).
+    NoResponders,
+    /// A remote server (the `nats` feature): the request or its answer was
+    /// lost or refused on the way (the connection, the message system's
+    /// limits, a request or answer that could not be encoded or decoded);
+    /// what happened is attached.
+    Transport(Arc<str>),
 }
 
 impl CallError {
@@ -69,6 +77,8 @@ impl fmt::Display for CallError {
             CallError::BlockingInRuntime => {
                 f.write_str("blocking call made on an async runtime thread")
             }
+            CallError::NoResponders => f.write_str("no remote server answers on its subject"),
+            CallError::Transport(why) => write!(f, "remote call failed on the way: {why}"),
         }
     }
 }

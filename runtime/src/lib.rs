@@ -50,6 +50,9 @@ mod builder;
 
 mod combine;
 
+#[cfg(feature = "nats")]
+pub mod nats;
+
 pub use builder::{Builder, Exit, MAX_POOL_SIZE};
 pub use call::{Call, CallFuture, Flatten, OwnedCall};
 pub use combine::{BoundedMap, Merge, bounded_map, first_ok, merge};
@@ -78,4 +81,53 @@ pub mod __private {
     pub use std::sync::Arc;
     pub use std::time::Duration;
     pub use std::vec::Vec;
+
+    /// What `#[server(remote)]` generates against.
+    #[cfg(feature = "nats")]
+    pub mod nats {
+        pub use crate::nats::{
+            Answering, Forwarded, Incoming, Link, NotWire, RemoteServer, Response, ViaSerde,
+            WireTag,
+        };
+        pub use serde;
+        pub use std::boxed::Box;
+
+        /// A type that crosses the wire: serde's `Serialize` and
+        /// `Deserialize`.
+        #[diagnostic::on_unimplemented(
+            message = "`{Self}` cannot cross the wire to a remote server",
+            label = "needs serde's `Serialize` and `Deserialize`",
+            note = "`#[server(remote)]` sends every argument and answer over NATS: derive \
+                    `serde::Serialize` and `serde::Deserialize` for `{Self}`"
+        )]
+        pub trait Wire: serde::Serialize + serde::de::DeserializeOwned + Send + 'static {}
+        impl<T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static> Wire for T {}
+
+        /// Fails the build, on the type, for a type that is not [`Wire`].
+        pub fn assert_wire<T: Wire>() {}
+    }
+
+    /// `#[server(remote)]`'s code: kept with the `nats` feature, refused
+    /// without it.
+    #[cfg(feature = "nats")]
+    #[macro_export]
+    #[doc(hidden)]
+    macro_rules! __remote {
+        ($($code:tt)*) => { $($code)* };
+    }
+
+    /// `#[server(remote)]`'s code: kept with the `nats` feature, refused
+    /// without it.
+    #[cfg(not(feature = "nats"))]
+    #[macro_export]
+    #[doc(hidden)]
+    macro_rules! __remote {
+        ($($code:tt)*) => {
+            ::core::compile_error!(
+                "`#[server(remote)]` needs switchboard's `nats` feature: \
+                 write `switchboard = { version = \"..\", features = [\"nats\"] }` in Cargo.toml"
+            );
+        };
+    }
+    pub use crate::__remote as remote;
 }

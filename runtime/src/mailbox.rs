@@ -63,6 +63,10 @@ pub(crate) struct Mailbox<R> {
     /// For each level below the highest: requests of higher levels served
     /// while it waited, since it was last served.
     passed: Vec<usize>,
+    /// The level of the request received last (for a remote server's
+    /// forwarder, which passes it on).
+    #[cfg(feature = "nats")]
+    last: u8,
 }
 
 struct Lane<R> {
@@ -265,6 +269,8 @@ pub(crate) fn mailbox<R>(capacity: usize, levels: u8, replicas: usize) -> (Sende
     let mailbox = Mailbox {
         normal: Lane::new(normal_rx),
         passed: vec![0; higher_rx.len()],
+        #[cfg(feature = "nats")]
+        last: 0,
         higher: higher_rx.into_iter().map(Lane::new).collect(),
     };
     (senders, mailbox)
@@ -352,6 +358,8 @@ impl<R> Clone for Mailbox<R> {
                 .map(|lane| Lane::new(lane.rx.replica()))
                 .collect(),
             passed: vec![0; self.passed.len()],
+            #[cfg(feature = "nats")]
+            last: 0,
         }
     }
 }
@@ -434,6 +442,13 @@ impl<R: Message> Mailbox<R> {
         polled
     }
 
+    /// The priority level of the request received last (0 for a server
+    /// without levels).
+    #[cfg(feature = "nats")]
+    pub(crate) fn last_level(&self) -> u8 {
+        self.last
+    }
+
     /// No priority levels: [`poll_recv_one`](Self::poll_recv_one)
     /// receives everything.
     pub(crate) fn has_one_lane(&self) -> bool {
@@ -474,6 +489,10 @@ impl<R: Message> Mailbox<R> {
     /// A request of `level` was taken: the levels below it that are
     /// waiting have been passed over once more.
     fn served(&mut self, level: usize) {
+        #[cfg(feature = "nats")]
+        {
+            self.last = level as u8;
+        }
         if let Some(passed) = self.passed.get_mut(level) {
             *passed = 0;
         }

@@ -48,6 +48,9 @@ pub struct Reply<T: 'static> {
     /// When and as which call it was made, for its request's span.
     #[cfg(feature = "tracing")]
     sent: crate::trace::Sent,
+    /// When the caller gives up, for a remote server's request deadline.
+    #[cfg(feature = "nats")]
+    pub(crate) deadline: Option<tokio::time::Instant>,
 }
 
 /// The sender, and whether the request runs even if nobody waits. One enum
@@ -90,6 +93,8 @@ pub(crate) fn channel<T: 'static>() -> (Reply<T>, ReplyReceiver<T>) {
         chain: None,
         #[cfg(feature = "tracing")]
         sent: crate::trace::Sent::now(),
+        #[cfg(feature = "nats")]
+        deadline: None,
     };
     (reply, ReplyReceiver(rx))
 }
@@ -115,6 +120,12 @@ impl<T: 'static> Reply<T> {
     /// skip work that nobody will receive.
     pub fn is_closed(&self) -> bool {
         self.tx.as_ref().is_none_or(|tx| tx.is_closed())
+    }
+
+    /// Sent with `no_wait`: nobody waits for the answer.
+    #[cfg(feature = "nats")]
+    pub(crate) fn is_detached(&self) -> bool {
+        matches!(self.tx, Tx::Detached(_))
     }
 
     /// Waits until [`is_closed`](Self::is_closed): for a task that holds a
@@ -268,6 +279,9 @@ pub trait ReplySlot: Send {
     /// When and as which call the request was made.
     #[cfg(feature = "tracing")]
     fn sent(&self) -> crate::trace::Sent;
+    /// The caller gives up at `at` (its timeout): a remote server is told.
+    #[cfg(feature = "nats")]
+    fn set_deadline(&mut self, at: tokio::time::Instant);
 }
 
 impl<T: Send + 'static> ReplySlot for Reply<T> {
@@ -297,6 +311,11 @@ impl<T: Send + 'static> ReplySlot for Reply<T> {
 
     fn wait_through(&mut self, chain: Arc<Chain>) {
         self.chain = Some(chain);
+    }
+
+    #[cfg(feature = "nats")]
+    fn set_deadline(&mut self, at: tokio::time::Instant) {
+        self.deadline = Some(at);
     }
 }
 

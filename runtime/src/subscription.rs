@@ -159,6 +159,21 @@ impl<T> Subscriber<T> {
         }
     }
 
+    /// A value for this subscriber was lost before it could be sent (it did
+    /// not decode): counted like one dropped for a full buffer.
+    #[cfg(feature = "nats")]
+    pub(crate) fn count_missed(&self) -> Delivery {
+        self.shared.missed.fetch_add(1, Ordering::Relaxed);
+        Delivery::Dropped
+    }
+
+    /// Waits until the subscription has been dropped (for the task that
+    /// feeds a subscription from NATS).
+    #[cfg(feature = "nats")]
+    pub(crate) async fn closed(&self) {
+        self.tx.closed().await;
+    }
+
     /// `true` once the subscriber has gone (or the subscription ended with
     /// its server).
     pub fn is_closed(&self) -> bool {
