@@ -66,7 +66,11 @@ impl Args {
     }
 
     fn set(&mut self, key: &str, meta: &Meta) -> syn::Result<()> {
-        if ![HANDLE, REQUEST, CAPACITY, TIMEOUT, ON_PANIC, LOCAL, REMOTE, CRATE].contains(&key) {
+        if ![
+            HANDLE, REQUEST, CAPACITY, TIMEOUT, ON_PANIC, LOCAL, REMOTE, CRATE,
+        ]
+        .contains(&key)
+        {
             return Err(syn::Error::new_spanned(
                 meta.path(),
                 format!("unknown option: expected one of: {SERVER_KEYS}"),

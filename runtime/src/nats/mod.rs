@@ -108,7 +108,40 @@ pub trait RemoteServer: Server<Request: Send> {
 
 /// A request on its way out. Generated code only.
 #[doc(hidden)]
-pub type Forwarded = Pin<Box<dyn Future<Output = ()> + Send>>;
+pub struct Forwarded {
+    future: Pin<Box<dyn Future<Output = ()> + Send>>,
+    /// Published in the forwarder's own order (a one-way message: its
+    /// future ends once it is published), instead of in a task of its own.
+    in_order: bool,
+}
+
+impl Forwarded {
+    fn in_order(future: impl Future<Output = ()> + Send + 'static) -> Self {
+        Forwarded {
+            future: Box::pin(future),
+            in_order: true,
+        }
+    }
+
+    fn waiting(future: impl Future<Output = ()> + Send + 'static) -> Self {
+        Forwarded {
+            future: Box::pin(future),
+            in_order: false,
+        }
+    }
+
+    fn nothing() -> Self {
+        Self::in_order(async {})
+    }
+}
+
+impl fmt::Debug for Forwarded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Forwarded")
+            .field("in_order", &self.in_order)
+            .finish()
+    }
+}
 
 /// Encodes a value for the wire. Generated code only.
 #[doc(hidden)]
@@ -272,7 +305,11 @@ impl Service {
         let mut endpoints = Vec::with_capacity(messages.len());
         let mut subjects = Vec::with_capacity(messages.len());
         for message in &messages {
-            let endpoint = group.endpoint_builder().name(*message).add(*message).await?;
+            let endpoint = group
+                .endpoint_builder()
+                .name(*message)
+                .add(*message)
+                .await?;
             subjects.push(format!("{}.{message}", self.name));
             endpoints.push(endpoint);
         }
@@ -393,10 +430,16 @@ async fn run_service<S: RemoteServer>(
             .upgrade()
             .map(|senders| Handle::<S>::new(senders, control.clone()));
         let message = messages[at];
-        tokio::spawn(async move {
+        if request.message.reply.is_none() {
+            // One-way: enqueued in arrival order, as a local caller's casts.
             respond(handle, message, request).await;
             drop(permit);
-        });
+        } else {
+            tokio::spawn(async move {
+                respond(handle, message, request).await;
+                drop(permit);
+            });
+        }
     }
     for endpoint in &mut endpoints {
         let _ = endpoint.stop().await;
@@ -425,8 +468,17 @@ async fn respond<S: RemoteServer>(
         Response::None => return,
     };
     // A caller that has gone (or a connection that dropped) is not an
-    // error of the server's.
-    let _ = request.respond(answer).await;
+    // error of the server's; an answer over NATS's size limit is one the
+    // caller must hear of.
+    if let Err(error) = request.respond(answer).await
+        && error.kind() == async_nats::client::PublishErrorKind::MaxPayloadExceeded
+    {
+        let error = async_nats::service::error::Error {
+            status: format!("the answer is too large for NATS: {error}"),
+            code: wire::code::TOO_LARGE,
+        };
+        let _ = request.respond(Err(error)).await;
+    }
 }
 
 /// A request that arrived on a subject: its payload and its options.
@@ -636,10 +688,17 @@ async fn run_forwarder<S: RemoteServer>(
                         level,
                     },
                 );
-                tokio::spawn(async move {
-                    forwarded.await;
+                // One-way messages keep their order (a caller's casts
+                // arrive as sent); a call waits for its answer on its own.
+                if forwarded.in_order {
+                    forwarded.future.await;
                     drop(permit);
-                });
+                } else {
+                    tokio::spawn(async move {
+                        forwarded.future.await;
+                        drop(permit);
+                    });
+                }
             }
             Next::StopNow => {
                 mailbox.close_and_drain(&CallError::Closed);
@@ -693,14 +752,18 @@ impl Link {
                 reply.fail(CallError::Transport(
                     format!("the request could not be encoded: {why}").into(),
                 ));
-                return Box::pin(async {});
+                return Forwarded::nothing();
             }
         };
+        if let Err(error) = self.fits(&payload) {
+            reply.fail(error);
+            return Forwarded::nothing();
+        }
         if reply.is_detached() {
             drop(reply);
             return self.cast_payload(message, payload);
         }
-        Box::pin(async move {
+        Forwarded::waiting(async move {
             if reply.is_closed() {
                 return; // The caller gave up while the request queued here.
             }
@@ -734,12 +797,32 @@ impl Link {
             Ok(payload) => self.cast_payload(message, payload),
             // Nobody waits to be told; the message is lost, as a cast to
             // a stopped server is.
-            Err(_) => Box::pin(async {}),
+            Err(_) => Forwarded::nothing(),
         }
     }
 
+    /// `Transport` for a payload over the NATS server's `max_payload`
+    /// (which NATS would answer by closing the connection).
+    fn fits(&self, payload: &Bytes) -> Result<(), CallError> {
+        // Every NATS server takes 1 KiB; only a larger payload is checked.
+        if payload.len() <= 1024 {
+            return Ok(());
+        }
+        let limit = self.shared.client.server_info().max_payload;
+        if payload.len() > limit {
+            return Err(CallError::Transport(
+                format!(
+                    "the request is {} bytes, over the NATS server's max_payload of {limit}",
+                    payload.len()
+                )
+                .into(),
+            ));
+        }
+        Ok(())
+    }
+
     fn cast_payload(self, message: &'static str, payload: Bytes) -> Forwarded {
-        Box::pin(async move {
+        Forwarded::in_order(async move {
             let subject = format!("{}{message}", self.shared.prefix);
             let headers = self.headers(None);
             let _ = self

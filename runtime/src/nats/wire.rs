@@ -42,6 +42,7 @@ pub(crate) mod code {
     pub(crate) const UNKNOWN_MESSAGE: usize = 404;
     pub(crate) const TIMEOUT: usize = 408;
     pub(crate) const DEADLOCK: usize = 409;
+    pub(crate) const TOO_LARGE: usize = 413;
     pub(crate) const FULL: usize = 429;
     pub(crate) const PANICKED: usize = 500;
     pub(crate) const BAD_ANSWER: usize = 501;
@@ -74,10 +75,10 @@ pub(crate) fn call_error(code: usize, status: &str) -> CallError {
         code::DEADLOCK => CallError::Deadlock,
         code::NO_REPLY => CallError::NoReply,
         code::CLOSED => CallError::Transport("the remote server has stopped".into()),
-        code::BAD_REQUEST => {
-            CallError::Transport(format!("the remote server could not read the request: {status}").into())
-        }
-        code::UNKNOWN_MESSAGE => CallError::Transport(status.into()),
+        code::BAD_REQUEST => CallError::Transport(
+            format!("the remote server could not read the request: {status}").into(),
+        ),
+        code::UNKNOWN_MESSAGE | code::TOO_LARGE => CallError::Transport(status.into()),
         _ => CallError::Transport(format!("service error {code}: {status}").into()),
     }
 }
@@ -101,7 +102,10 @@ mod tests {
     fn a_value_round_trips() {
         let bytes = encode(&(7u64, "x".to_owned())).unwrap();
         assert_eq!(bytes[0], VERSION);
-        assert_eq!(decode::<(u64, String)>(&bytes).unwrap(), (7, "x".to_owned()));
+        assert_eq!(
+            decode::<(u64, String)>(&bytes).unwrap(),
+            (7, "x".to_owned())
+        );
     }
 
     #[test]
