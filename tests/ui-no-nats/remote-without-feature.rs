@@ -1,0 +1,10 @@
+use switchboard::server;
+
+struct Bank;
+
+#[server(remote)]
+impl Bank {
+    fn open(&self) {}
+}
+
+fn main() {}
