@@ -84,6 +84,7 @@ impl NatsServer {
     }
 
     /// Starts it again on the same port.
+    #[allow(dead_code)] // Not every user of this module restarts it.
     pub fn restart(&mut self) {
         self.kill();
         self.spawn();

@@ -56,9 +56,10 @@ use async_nats::service::ServiceExt;
 use async_nats::{HeaderMap, RequestErrorKind};
 use bytes::Bytes;
 use futures_core::Stream;
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::oneshot;
 
 use crate::call::Call;
 use crate::control::{Control, DRAIN, Ending, STOP_NOW};
@@ -78,8 +79,15 @@ pub use async_nats;
 /// The remote's default deadline for a call without a timeout of its own.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Calls a remote handle has in flight at once, by default: a network
+/// round trip is long, so many more than a local mailbox holds.
+pub const DEFAULT_IN_FLIGHT: usize = 256;
+
 /// Requests a serving process works on at once, by default.
 pub const DEFAULT_CONCURRENCY: usize = 256;
+
+/// Requests taken from one subject at a time before the others'.
+const BATCH: usize = 32;
 
 /// Header: the call's remaining time, in milliseconds.
 const TIMEOUT_HEADER: &str = "Switchboard-Timeout-Ms";
@@ -322,7 +330,7 @@ impl Service {
             messages,
             handle.as_ref().downgrade(),
             stopped,
-            Arc::new(Semaphore::new(self.concurrency)),
+            self.concurrency,
         ));
         Ok(Serving {
             stop: Some(stop),
@@ -391,59 +399,78 @@ async fn run_service<S: RemoteServer>(
     messages: Vec<&'static str>,
     server: WeakHandle<S>,
     mut stop: oneshot::Receiver<()>,
-    limit: Arc<Semaphore>,
+    concurrency: usize,
 ) {
     let control = server.control.clone();
     let mut finished = pin!(control.finished());
     finished.as_mut().enable();
     let mut next_first = 0;
+    let mut batch = Vec::new();
+    // The requests being answered, polled by this task.
+    let mut in_flight = FuturesUnordered::new();
     loop {
         if control.reason().is_some() || control.refuses_outside() {
             break;
         }
         let next = std::future::poll_fn(|cx| {
+            while let Poll::Ready(Some(())) = in_flight.poll_next_unpin(cx) {}
             if Pin::new(&mut stop).poll(cx).is_ready() || finished.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(None);
             }
-            // Round robin, so a busy message does not starve the others.
+            if in_flight.len() >= concurrency {
+                // Woken when one of them finishes; NATS holds the rest.
+                return Poll::Pending;
+            }
+            // Everything that has arrived, a bounded batch per message,
+            // round robin so that a busy message does not starve the
+            // others.
             let count = endpoints.len();
             for offset in 0..count {
                 let at = (next_first + offset) % count;
-                match Pin::new(&mut endpoints[at]).poll_next(cx) {
-                    Poll::Ready(Some(request)) => {
-                        next_first = at + 1;
-                        return Poll::Ready(Some((at, request)));
+                for _ in 0..BATCH {
+                    match Pin::new(&mut endpoints[at]).poll_next(cx) {
+                        Poll::Ready(Some(request)) => batch.push((at, request)),
+                        Poll::Ready(None) => return Poll::Ready(None),
+                        Poll::Pending => break,
                     }
-                    Poll::Ready(None) => return Poll::Ready(None),
-                    Poll::Pending => {}
                 }
             }
-            Poll::Pending
+            next_first = (next_first + 1) % count.max(1);
+            if batch.is_empty() {
+                Poll::Pending
+            } else {
+                Poll::Ready(Some(()))
+            }
         })
         .await;
-        let Some((at, request)) = next else { break };
-        let Ok(permit) = limit.clone().acquire_owned().await else {
+        if next.is_none() {
             break;
-        };
-        let handle = server
-            .senders
-            .upgrade()
-            .map(|senders| Handle::<S>::new(senders, control.clone()));
-        let message = messages[at];
-        if request.message.reply.is_none() {
-            // One-way: enqueued in arrival order, as a local caller's casts.
-            respond(handle, message, request).await;
-            drop(permit);
-        } else {
-            tokio::spawn(async move {
+        }
+        // One-way messages first, in the order they arrived on their
+        // subject. Each message has a subject (a subscription) of its
+        // own, so the order between subjects is lost on arrival; but a
+        // caller's one-way message sent before a call has arrived by the
+        // time the call has: served first, the call sees its effect.
+        batch.sort_by_key(|(_, request)| request.message.reply.is_some());
+        for (at, request) in batch.drain(..) {
+            let handle = server
+                .senders
+                .upgrade()
+                .map(|senders| Handle::<S>::new(senders, control.clone()));
+            let message = messages[at];
+            if request.message.reply.is_none() {
+                // Enqueued here, in order, as a local caller's casts are.
                 respond(handle, message, request).await;
-                drop(permit);
-            });
+            } else {
+                in_flight.push(respond(handle, message, request));
+            }
         }
     }
+    // Leave the group first, then answer what was taken.
     for endpoint in &mut endpoints {
         let _ = endpoint.stop().await;
     }
+    while in_flight.next().await.is_some() {}
     let _ = service.stop().await;
 }
 
@@ -607,7 +634,7 @@ impl Remote {
             client: client.clone(),
             name: name.into(),
             timeout: DEFAULT_TIMEOUT,
-            capacity: crate::DEFAULT_CAPACITY,
+            capacity: DEFAULT_IN_FLIGHT,
         }
     }
 
@@ -619,8 +646,8 @@ impl Remote {
     }
 
     /// Calls in flight at once from this handle and its clones (default
-    /// [`DEFAULT_CAPACITY`](crate::DEFAULT_CAPACITY)); further calls wait
-    /// for one to finish, or fail with `Full` under `try_now`.
+    /// [`DEFAULT_IN_FLIGHT`]), and as many again queued behind them;
+    /// further calls wait for room, or fail with `Full` under `try_now`.
     pub fn capacity(mut self, capacity: usize) -> Self {
         self.capacity = capacity.clamp(1, crate::MAX_CAPACITY);
         self
@@ -641,8 +668,7 @@ impl Remote {
             prefix: format!("{}.", self.name),
             timeout: self.timeout,
         });
-        let limit = Arc::new(Semaphore::new(self.capacity));
-        tokio::spawn(run_forwarder::<S>(mailbox, control, link, limit));
+        tokio::spawn(run_forwarder::<S>(mailbox, control, link, self.capacity));
         S::Handle::from(handle)
     }
 }
@@ -653,22 +679,27 @@ async fn run_forwarder<S: RemoteServer>(
     mut mailbox: Mailbox<S::Request>,
     control: Arc<Control>,
     link: Arc<LinkShared>,
-    limit: Arc<Semaphore>,
+    capacity: usize,
 ) {
     enum Next<R> {
         Request(R),
         StopNow,
         Ended,
     }
+    // The calls waiting for their answers, polled by this task (a task
+    // each would cost a spawn per call).
+    let mut in_flight = FuturesUnordered::new();
     loop {
-        let Ok(permit) = limit.clone().acquire_owned().await else {
-            break;
-        };
         let next = std::future::poll_fn(|cx| {
+            while let Poll::Ready(Some(())) = in_flight.poll_next_unpin(cx) {}
             control.register(cx.waker());
             let signals = control.signals();
             if signals & STOP_NOW != 0 {
                 return Poll::Ready(Next::StopNow);
+            }
+            if in_flight.len() >= capacity {
+                // Woken when one of them finishes.
+                return Poll::Pending;
             }
             match mailbox.poll_recv(cx) {
                 Poll::Ready(Some(request)) => Poll::Ready(Next::Request(request)),
@@ -689,15 +720,12 @@ async fn run_forwarder<S: RemoteServer>(
                     },
                 );
                 // One-way messages keep their order (a caller's casts
-                // arrive as sent); a call waits for its answer on its own.
+                // arrive as sent); a call waits for its answer among the
+                // others.
                 if forwarded.in_order {
                     forwarded.future.await;
-                    drop(permit);
                 } else {
-                    tokio::spawn(async move {
-                        forwarded.future.await;
-                        drop(permit);
-                    });
+                    in_flight.push(forwarded.future);
                 }
             }
             Next::StopNow => {
@@ -708,6 +736,8 @@ async fn run_forwarder<S: RemoteServer>(
         }
     }
     mailbox.close_and_drain(&CallError::Closed);
+    // Calls already sent still get their answers.
+    while in_flight.next().await.is_some() {}
     if let Some(reason) = control.replica_ended(Ending::Drained) {
         control.finish(reason);
     }
@@ -767,13 +797,18 @@ impl Link {
             if reply.is_closed() {
                 return; // The caller gave up while the request queued here.
             }
-            let timeout = reply.deadline.map_or(self.shared.timeout, |deadline| {
-                deadline.saturating_duration_since(tokio::time::Instant::now())
-            });
-            let request = async_nats::Request::new()
+            // The call's own deadline travels with it, so that the remote
+            // server skips it if it cannot start in time; without one, the
+            // remote's default bounds the wait here.
+            let own = reply
+                .deadline
+                .map(|deadline| deadline.saturating_duration_since(tokio::time::Instant::now()));
+            let mut request = async_nats::Request::new()
                 .payload(payload)
-                .headers(self.headers(Some(timeout)))
-                .timeout(Some(timeout));
+                .timeout(Some(own.unwrap_or(self.shared.timeout)));
+            if own.is_some() || self.level > 0 {
+                request = request.headers(self.headers(own));
+            }
             let subject = format!("{}{message}", self.shared.prefix);
             let sent = self.shared.client.send_request(subject, request);
             let result = tokio::select! {
