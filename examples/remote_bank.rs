@@ -83,6 +83,11 @@ impl KvStore {
     pub fn len(&self) -> usize {
         self.map.len()
     }
+
+    /// `true` when nothing is stored.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
 }
 
 /// The calling code: the same for local and remote servers.

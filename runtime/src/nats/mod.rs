@@ -236,8 +236,10 @@ pub type Answering = Pin<Box<dyn Future<Output = Response> + Send>>;
 /// # #[derive(Default)] struct Account { balance: u64 }
 /// # #[server(remote)]
 /// # impl Account { fn deposit(&mut self, amount: u64) -> u64 { self.balance += amount; self.balance } }
+/// # use switchboard_runtime::nats::async_nats;
 /// # async fn run(client: async_nats::Client) -> Result<(), async_nats::Error> {
-/// use switchboard::{Server, nats::Service};
+/// use switchboard::Server;
+/// use switchboard_runtime::nats::Service; // `switchboard::nats::Service`
 ///
 /// let account = Account::default().spawn();
 /// let serving = Service::new(&client, "bank").serve(&account).await?;
@@ -608,9 +610,10 @@ impl Response {
 /// # #[derive(Default)] struct Account { balance: u64 }
 /// # #[server(remote)]
 /// # impl Account { fn deposit(&mut self, amount: u64) -> u64 { self.balance += amount; self.balance } }
+/// # use switchboard_runtime::nats::async_nats;
 /// # async fn run(client: async_nats::Client) -> Result<(), switchboard::CallError> {
 /// use std::time::Duration;
-/// use switchboard::nats::Remote;
+/// use switchboard_runtime::nats::Remote; // `switchboard::nats::Remote`
 ///
 /// let account: AccountHandle = Remote::new(&client, "bank")
 ///     .timeout(Duration::from_secs(2))

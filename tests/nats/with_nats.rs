@@ -1,0 +1,677 @@
+//! The tests themselves: `tests/nats.rs` includes this file with the
+//! `nats` feature on.
+
+#[path = "../common/mod.rs"]
+mod common;
+#[path = "../common/nats_server.rs"]
+mod nats_server;
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use proptest::prelude::*;
+use serde::{Deserialize, Serialize};
+use switchboard::nats::{Remote, Service, async_nats};
+use switchboard::{Builder, CallError, Server, Subscription, server, subscription};
+
+use common::within;
+use nats_server::NatsServer;
+
+/// The account of the examples, offered remotely.
+#[derive(Default, Clone)]
+struct Account {
+    balance: u64,
+    notes: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize, Debug, PartialEq, Eq)]
+struct Overdrawn {
+    short_by: u64,
+}
+
+#[server(remote, on_panic = "continue")]
+impl Account {
+    fn deposit(&mut self, amount: u64) -> u64 {
+        self.balance += amount;
+        self.balance
+    }
+
+    fn withdraw(&mut self, amount: u64) -> Result<u64, Overdrawn> {
+        if amount > self.balance {
+            return Err(Overdrawn {
+                short_by: amount - self.balance,
+            });
+        }
+        self.balance -= amount;
+        Ok(self.balance)
+    }
+
+    fn balance(&self) -> u64 {
+        self.balance
+    }
+
+    #[cast]
+    fn note(&mut self, text: String) {
+        self.notes.push(text);
+    }
+
+    fn notes(&self) -> Vec<String> {
+        self.notes.clone()
+    }
+
+    fn explode(&self) -> u64 {
+        panic!("kaboom")
+    }
+
+    /// Holds the server for `ms` milliseconds.
+    async fn hold(&self, ms: u64) -> u64 {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        ms
+    }
+
+    #[priority]
+    fn urgent(&self) -> String {
+        "urgent".to_owned()
+    }
+
+    fn process(&self) -> u32 {
+        std::process::id()
+    }
+
+    /// Takes a big argument (for the payload limit).
+    fn store(&mut self, blob: Vec<u8>) -> usize {
+        blob.len()
+    }
+}
+
+/// A server that only publishes: its ticks go to a subject.
+#[derive(Default)]
+struct Ticker {
+    subscribers: Vec<switchboard::Subscriber<u64>>,
+}
+
+#[server]
+impl Ticker {
+    fn subscribe(&mut self) -> Subscription<u64> {
+        let (subscriber, subscription) = subscription(16);
+        self.subscribers.push(subscriber);
+        subscription
+    }
+
+    fn tick(&mut self, n: u64) -> usize {
+        self.subscribers.retain(|s| s.send(n).is_connected());
+        self.subscribers.len()
+    }
+}
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+async fn connect(server: &NatsServer) -> async_nats::Client {
+    async_nats::connect(server.url())
+        .await
+        .expect("the test's nats-server accepts connections")
+}
+
+/// A test's nats-server, or a skip (see the module docs).
+macro_rules! nats_server {
+    () => {
+        match NatsServer::start() {
+            Some(server) => server,
+            None => return,
+        }
+    };
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_account_answers_through_its_own_handle_type() {
+    let nats = nats_server!();
+    within(LIMIT, async {
+        let account = Account::default().spawn();
+        let serving = Service::new(&connect(&nats).await, "bank")
+            .serve(&account)
+            .await
+            .unwrap();
+        assert_eq!(serving.subjects()[0], "bank.deposit");
+
+        // Another connection, as another process would have.
+        let remote: AccountHandle = Remote::new(&connect(&nats).await, "bank").handle::<Account>();
+        assert_eq!(remote.deposit(5).await, Ok(5));
+        assert_eq!(remote.deposit(7).await, Ok(12));
+        assert_eq!(remote.withdraw(2).await, Ok(Ok(10)));
+        assert_eq!(
+            remote.withdraw(100).await,
+            Ok(Err(Overdrawn { short_by: 90 })),
+            "the server's own error arrives typed"
+        );
+        match remote.explode().await {
+            Err(CallError::Panicked(message)) => assert_eq!(message.as_str(), "kaboom"),
+            other => panic!("a remote panic is `Panicked`, got {other:?}"),
+        }
+        assert_eq!(
+            remote.balance().await,
+            Ok(10),
+            "the server survived its panic"
+        );
+        assert_eq!(remote.urgent().await, Ok("urgent".to_owned()));
+
+        // Casts and `no_wait` are published; their order on one connection
+        // holds, so a later call sees them.
+        remote.note("one".into()).await.unwrap();
+        remote.deposit(1).no_wait().await.unwrap();
+        remote.note("two".into()).await.unwrap();
+        assert_eq!(remote.notes().await, Ok(vec!["one".into(), "two".into()]));
+        assert_eq!(
+            account.balance().await,
+            Ok(11),
+            "the local handle sees the same state"
+        );
+
+        // A timeout is the request's deadline: a remote server held longer
+        // fails the call with `Timeout`, and is not held by it afterwards.
+        assert_eq!(
+            remote.hold(2_000).timeout(Duration::from_millis(100)).await,
+            Err(CallError::Timeout)
+        );
+        assert_eq!(remote.hold(1).await, Ok(1));
+        serving.stop().await;
+        assert_eq!(
+            remote.balance().await,
+            Err(CallError::NoResponders),
+            "a stopped service leaves the subject"
+        );
+        assert_eq!(
+            account.balance().await,
+            Ok(11),
+            "the local server keeps serving"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nobody_serving_is_an_error_at_once_not_a_timeout() {
+    let nats = nats_server!();
+    within(LIMIT, async {
+        let remote = Remote::new(&connect(&nats).await, "nobody")
+            .timeout(Duration::from_secs(3600))
+            .handle::<Account>();
+        // With an hour's deadline, only "no responders" can end it in time.
+        assert_eq!(remote.balance().await, Err(CallError::NoResponders));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_remote_handle_keeps_the_local_options_meaning() {
+    let nats = nats_server!();
+    within(LIMIT, async {
+        let account = Account::default().spawn();
+        let _serving = Service::new(&connect(&nats).await, "opts")
+            .serve(&account)
+            .await
+            .unwrap();
+        let remote = Remote::new(&connect(&nats).await, "opts")
+            .capacity(1)
+            .handle::<Account>();
+        // One call in flight and one queued fill the forwarder: `try_now`
+        // is `Full` at once, a plain call waits its turn.
+        let held = tokio::spawn({
+            let remote = remote.clone();
+            async move { remote.hold(300).await }
+        });
+        let queued = tokio::spawn({
+            let remote = remote.clone();
+            async move { remote.balance().await }
+        });
+        // The forwarder has taken the held call and waits for its answer
+        // before taking the next: the queued one sits in its mailbox.
+        while remote.queued() == 0 || account.queued() != 0 && !held.is_finished() {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(remote.balance().try_now().await, Err(CallError::Full));
+        assert_eq!(remote.balance().await, Ok(0));
+        assert_eq!(held.await.unwrap(), Ok(300));
+        assert_eq!(queued.await.unwrap(), Ok(0));
+
+        // Priority reaches the remote mailbox: with the server held, an
+        // urgent call queued after ordinary ones is served first.
+        let remote = Remote::new(&connect(&nats).await, "opts").handle::<Account>();
+        let hold = tokio::spawn({
+            let remote = remote.clone();
+            async move { remote.hold(1_000).await }
+        });
+        // Held once a local call cannot get through (that call, timed out,
+        // stays queued until the server skips it).
+        while account.balance().timeout(Duration::from_millis(5)).await != Err(CallError::Timeout) {
+        }
+        let calls: Vec<_> = (0..2)
+            .map(|_| {
+                let remote = remote.clone();
+                tokio::spawn(async move { remote.deposit(1).await })
+            })
+            .collect();
+        while account.queued() < 3 {
+            tokio::task::yield_now().await;
+        }
+        // The balance as the urgent call sees it tells when it was served.
+        let urgent = remote.balance().priority(1).await;
+        for call in calls {
+            call.await.unwrap().unwrap();
+        }
+        hold.await.unwrap().unwrap();
+        assert_eq!(
+            urgent,
+            Ok(0),
+            "served before the deposits queued ahead of it"
+        );
+        assert_eq!(account.balance().await, Ok(2));
+
+        // `stop` ends this process's forwarder, not the remote server.
+        remote.stop().await;
+        assert!(remote.is_closed());
+        assert_eq!(remote.balance().await, Err(CallError::Closed));
+        assert_eq!(account.balance().await, Ok(2));
+    })
+    .await;
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Random bytes on every subject, including valid payloads of the
+    /// wrong message: each gets an error answer (or, for the messages
+    /// whose arguments are all optional, a value), and the server keeps
+    /// serving.
+    #[test]
+    fn undecodable_requests_are_answered_with_an_error(
+        payloads in proptest::collection::vec(
+            (0usize..12, proptest::collection::vec(any::<u8>(), 0..64)),
+            1..16,
+        )
+    ) {
+        let Some(nats) = NatsServer::start() else { return Ok(()) };
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(within(LIMIT, async {
+            let client = connect(&nats).await;
+            let account = Account::default().spawn();
+            let _serving = Service::new(&client, "fuzz").serve(&account).await.unwrap();
+            let subjects = ["deposit", "withdraw", "balance", "note", "notes", "explode",
+                "hold", "urgent", "process", "store", "missing", "deposit.extra"];
+            for (at, mut payload) in payloads {
+                // Half of them carry the right version byte.
+                if at % 2 == 0 { payload.insert(0, switchboard::nats::VERSION); }
+                let subject = format!("fuzz.{}", subjects[at]);
+                match client.request(subject, payload.into()).await {
+                    Ok(answer) => {
+                        let error = answer.headers.as_ref()
+                            .and_then(|h| h.get("Nats-Service-Error-Code"))
+                            .is_some();
+                        prop_assert!(error || !answer.payload.is_empty());
+                    }
+                    // Casts and unknown subjects have nobody to answer.
+                    Err(error) => prop_assert!(matches!(
+                        error.kind(),
+                        async_nats::RequestErrorKind::NoResponders
+                            | async_nats::RequestErrorKind::TimedOut
+                    )),
+                }
+            }
+            let remote = Remote::new(&client, "fuzz").handle::<Account>();
+            prop_assert_eq!(remote.deposit(1).await.map(|b| b > 0), Ok(true));
+            Ok(())
+        }))?;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_reads_the_service_and_counts_its_requests() {
+    let nats = nats_server!();
+    within(LIMIT, async {
+        let client = connect(&nats).await;
+        let account = Account::default().spawn();
+        let _serving = Service::new(&client, "ledger")
+            .version("1.2.0")
+            .description("the bank's ledger")
+            .serve(&account)
+            .await
+            .unwrap();
+        let remote = Remote::new(&client, "ledger").handle::<Account>();
+        for _ in 0..3 {
+            remote.deposit(1).await.unwrap();
+        }
+        let _ = remote.explode().await;
+
+        let info = client.request("$SRV.INFO.ledger", "".into()).await.unwrap();
+        let info: serde_json::Value = serde_json::from_slice(&info.payload).unwrap();
+        assert_eq!(info["name"], "ledger");
+        assert_eq!(info["version"], "1.2.0");
+        assert_eq!(info["description"], "the bank's ledger");
+        let subjects: HashSet<&str> = info["endpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["subject"].as_str().unwrap())
+            .collect();
+        assert!(subjects.contains("ledger.deposit") && subjects.contains("ledger.store"));
+
+        let stats = client
+            .request("$SRV.STATS.ledger", "".into())
+            .await
+            .unwrap();
+        let stats: serde_json::Value = serde_json::from_slice(&stats.payload).unwrap();
+        let endpoint = |name: &str| {
+            stats["endpoints"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["name"] == name)
+                .cloned()
+                .unwrap()
+        };
+        assert_eq!(endpoint("deposit")["num_requests"], 3);
+        assert_eq!(endpoint("explode")["num_errors"], 1);
+    })
+    .await;
+}
+
+/// Another process serving `Account` under a name: this test binary again.
+struct ChildServer(Child);
+
+impl ChildServer {
+    fn start(nats: &NatsServer, name: &str) -> Self {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "with_nats::role_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("SB_ROLE", format!("serve:{name}"))
+            .env("SB_NATS_URL", nats.url())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        loop {
+            match lines.next() {
+                // libtest prints the test's name on the same line.
+                Some(Ok(line)) if line.ends_with("READY") => break,
+                Some(Ok(_)) => {}
+                other => panic!("the serving child ended before it was ready: {other:?}"),
+            }
+        }
+        ChildServer(child)
+    }
+
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The child's role: serve `Account` under the given name until killed
+/// (or until its parent closes stdin). A no-op in an ordinary run.
+#[test]
+fn role_child() {
+    let Ok(role) = std::env::var("SB_ROLE") else {
+        return;
+    };
+    let name = role.strip_prefix("serve:").unwrap().to_owned();
+    let url = std::env::var("SB_NATS_URL").unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async move {
+        let client = async_nats::connect(url).await.unwrap();
+        let account = Builder::new(Account::default()).pool(2).spawn();
+        let _serving = Service::new(&client, name).serve(&account).await.unwrap();
+        println!("READY");
+        // Until the parent goes: its end of stdin closes.
+        tokio::task::spawn_blocking(|| {
+            let mut line = String::new();
+            while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {}
+        })
+        .await
+        .unwrap();
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_spans_three_processes_and_survives_one_stopping() {
+    let nats = nats_server!();
+    let mut children: Vec<ChildServer> =
+        (0..3).map(|_| ChildServer::start(&nats, "pool")).collect();
+    let pids: HashSet<u32> = children.iter().map(ChildServer::pid).collect();
+    within(LIMIT, async {
+        let remote = Remote::new(&connect(&nats).await, "pool").handle::<Account>();
+        let mut seen = HashSet::new();
+        for _ in 0..300 {
+            seen.insert(remote.process().await.unwrap());
+        }
+        assert_eq!(
+            seen, pids,
+            "NATS spreads the calls over all three processes"
+        );
+
+        children[0].kill();
+        let gone = children[0].pid();
+        let mut after = HashSet::new();
+        for _ in 0..300 {
+            // A call that was on its way to the killed process when it died
+            // fails within its deadline; every later one is served.
+            match remote.process().timeout(Duration::from_secs(2)).await {
+                Ok(pid) => {
+                    after.insert(pid);
+                }
+                Err(CallError::Timeout | CallError::NoResponders) => {}
+                Err(other) => panic!("unexpected {other:?}"),
+            }
+        }
+        assert!(!after.contains(&gone));
+        assert_eq!(after.len(), 2, "the other two serve every later call");
+        for _ in 0..100 {
+            remote.process().await.unwrap();
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_serving_process_dying_mid_load_fails_every_caller_within_its_deadline() {
+    let nats = nats_server!();
+    let mut child = ChildServer::start(&nats, "dying");
+    within(LIMIT, async {
+        let remote = Remote::new(&connect(&nats).await, "dying")
+            .timeout(Duration::from_secs(2))
+            .handle::<Account>();
+        let served = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let callers: Vec<_> = (0..32)
+            .map(|_| {
+                let (remote, served) = (remote.clone(), served.clone());
+                tokio::spawn(async move {
+                    let mut errors = 0;
+                    for _ in 0..200 {
+                        match remote.hold(2).await {
+                            Ok(_) => {
+                                served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            }
+                            Err(CallError::Timeout | CallError::NoResponders) => errors += 1,
+                            Err(other) => panic!("unexpected {other:?}"),
+                        }
+                    }
+                    errors
+                })
+            })
+            .collect();
+        while served.load(std::sync::atomic::Ordering::Relaxed) < 64 {
+            tokio::task::yield_now().await;
+        }
+        child.kill();
+        let mut errors = 0;
+        for caller in callers {
+            errors += caller.await.unwrap();
+        }
+        assert!(errors > 0, "calls after the death failed");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_succeed_again_after_nats_server_restarts() {
+    let mut nats = nats_server!();
+    within(LIMIT, async {
+        let account = Account::default().spawn();
+        let serving_client = connect(&nats).await;
+        let _serving = Service::new(&serving_client, "phoenix")
+            .serve(&account)
+            .await
+            .unwrap();
+        let remote = Remote::new(&connect(&nats).await, "phoenix")
+            .timeout(Duration::from_millis(500))
+            .handle::<Account>();
+        assert_eq!(remote.deposit(1).await, Ok(1));
+        nats.restart();
+        // Every call ends within its deadline while NATS is away, and once
+        // both clients have reconnected (and resubscribed) calls succeed.
+        let mut served = 0;
+        for _ in 0..200 {
+            match remote.deposit(1).await {
+                Ok(_) => {
+                    served += 1;
+                    if served == 10 {
+                        break;
+                    }
+                }
+                Err(CallError::Timeout | CallError::NoResponders | CallError::Transport(_)) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(other) => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(served, 10, "calls are served again after the restart");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_permissions_and_the_payload_limit_are_nats_s() {
+    let config = r#"
+        max_payload: 4096
+        authorization {
+            users = [
+                { user: teller, password: s3cret, permissions: {
+                    publish: ["bank.>", "_INBOX.>", "$SRV.>"],
+                    subscribe: ["bank.>", "_INBOX.>", "$SRV.>"] } }
+                { user: guest, password: guest, permissions: {
+                    publish: ["shop.>", "_INBOX.>"],
+                    subscribe: ["_INBOX.>"] } }
+            ]
+        }
+    "#;
+    let Some(nats) = NatsServer::start_with_config(config) else {
+        return;
+    };
+    within(LIMIT, async {
+        let connect_as = |user: &'static str, password: &'static str| {
+            async_nats::ConnectOptions::new()
+                .user_and_password(user.into(), password.into())
+                .max_reconnects(Some(1))
+                .connect(nats.url())
+        };
+        assert!(
+            async_nats::connect(nats.url()).await.is_err(),
+            "a client without credentials is refused"
+        );
+        let teller = connect_as("teller", "s3cret").await.unwrap();
+        let account = Account::default().spawn();
+        let _serving = Service::new(&teller, "bank").serve(&account).await.unwrap();
+
+        let permitted =
+            Remote::new(&connect_as("teller", "s3cret").await.unwrap(), "bank").handle::<Account>();
+        assert_eq!(permitted.deposit(3).await, Ok(3));
+
+        // NATS reports a permission violation to the connection, not to the
+        // request: the call ends at its deadline, it never hangs.
+        let denied = Remote::new(&connect_as("guest", "guest").await.unwrap(), "bank")
+            .timeout(Duration::from_millis(300))
+            .handle::<Account>();
+        assert!(matches!(
+            denied.deposit(3).await,
+            Err(CallError::Timeout | CallError::NoResponders)
+        ));
+        assert_eq!(
+            account.balance().await,
+            Ok(3),
+            "the denied call never arrived"
+        );
+
+        match permitted.store(vec![7; 10_000]).await {
+            Err(CallError::Transport(why)) => assert!(why.contains("max_payload"), "{why}"),
+            other => panic!("a payload over max_payload is refused, got {other:?}"),
+        }
+        assert_eq!(permitted.store(vec![7; 100]).await, Ok(100));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_crosses_processes_and_a_slow_subscriber_never_blocks() {
+    let nats = nats_server!();
+    within(LIMIT, async {
+        let ticker = Ticker::default().spawn();
+        let publisher = connect(&nats).await;
+        let _publishing =
+            switchboard::nats::publish(&publisher, "ticks", ticker.subscribe().await.unwrap());
+
+        let subscriber = connect(&nats).await;
+        let mut ticks: Subscription<u64> = switchboard::nats::subscribe(&subscriber, "ticks", 8)
+            .await
+            .unwrap();
+        // One that never reads.
+        let _slow: Subscription<u64> = switchboard::nats::subscribe(&subscriber, "ticks", 1)
+            .await
+            .unwrap();
+        subscriber.flush().await.unwrap();
+
+        ticker.tick(1).await.unwrap();
+        assert_eq!(ticks.recv().await, Some(1));
+        // Thousands of ticks past the slow subscriber's buffer: the server
+        // answers every one at once.
+        for n in 2..5_000 {
+            ticker.tick(n).await.unwrap();
+        }
+        let mut last = 0;
+        while last < 4_999 {
+            match tokio::time::timeout(Duration::from_secs(5), ticks.recv()).await {
+                Ok(Some(n)) => last = n,
+                _ => break,
+            }
+        }
+        assert!(last > 1, "the reading subscriber kept receiving");
+
+        // Garbage on the subject is counted, not delivered.
+        let mut fresh: Subscription<u64> = switchboard::nats::subscribe(&subscriber, "ticks", 64)
+            .await
+            .unwrap();
+        subscriber.flush().await.unwrap();
+        subscriber.publish("ticks", "junk".into()).await.unwrap();
+        subscriber.flush().await.unwrap();
+        ticker.tick(9_999).await.unwrap();
+        assert_eq!(fresh.recv().await, Some(9_999));
+        assert_eq!(fresh.missed(), 1);
+    })
+    .await;
+}
