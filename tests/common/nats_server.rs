@@ -1,10 +1,11 @@
 //! A real `nats-server` process on a free loopback port, for the tests and
 //! the benchmark of the `nats` feature (Debian package `nats-server`).
 
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::sync::mpsc;
+use std::time::Duration;
 
 /// A running `nats-server`; killed when dropped.
 pub struct NatsServer {
@@ -41,7 +42,8 @@ pub fn binary() -> Option<PathBuf> {
 }
 
 impl NatsServer {
-    /// Starts one on a free port of 127.0.0.1, or `None` (after saying so)
+    /// Starts one on a port of 127.0.0.1 it picks itself (so that servers
+    /// started at once never collide), or `None` (after saying so)
     /// if `nats-server` is not installed.
     pub fn start() -> Option<Self> {
         Self::start_with_config("")
@@ -50,19 +52,18 @@ impl NatsServer {
     /// Starts one with `config` (nats-server's configuration syntax) added
     /// after the listen address.
     pub fn start_with_config(config: &str) -> Option<Self> {
+        static CONFIGS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let binary = binary()?;
-        let port = free_port();
         let config = (!config.is_empty()).then(|| {
-            let path = std::env::temp_dir().join(format!(
-                "switchboard-nats-{}-{port}.conf",
-                std::process::id()
-            ));
+            let n = CONFIGS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let path = std::env::temp_dir()
+                .join(format!("switchboard-nats-{}-{n}.conf", std::process::id()));
             std::fs::write(&path, config).expect("the config file can be written");
             path
         });
         let mut server = NatsServer {
             binary,
-            port,
+            port: 0,
             config,
             child: None,
         };
@@ -90,28 +91,53 @@ impl NatsServer {
         self.spawn();
     }
 
+    /// Starts the process on `self.port` (0: one it picks) and waits until
+    /// it listens, reading the port from its log.
     fn spawn(&mut self) {
+        let port = if self.port == 0 {
+            "-1".to_owned()
+        } else {
+            self.port.to_string()
+        };
         let mut command = Command::new(&self.binary);
-        command.args(["-a", "127.0.0.1", "-p", &self.port.to_string()]);
+        command.args(["-a", "127.0.0.1", "-p", &port]);
         if let Some(config) = &self.config {
             command.arg("-c").arg(config);
         }
-        let child = command
+        let mut child = command
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("nats-server starts");
+        let log = BufReader::new(child.stderr.take().expect("its log is piped"));
         self.child = Some(child);
-        // Ready once it accepts connections (bounded: a server that never
-        // comes up fails the test instead of hanging it).
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "nats-server did not listen on port {} within 10 s",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(10));
+        // Its log says where it listens; read on (and dropped) by a thread
+        // of its own so that the server never blocks on a full pipe.
+        let (listening, port) = mpsc::channel();
+        std::thread::spawn(move || {
+            const MARK: &str = "Listening for client connections on ";
+            for line in log.lines().map_while(Result::ok) {
+                if let Some(at) = line.find(MARK) {
+                    let address = &line[at + MARK.len()..];
+                    let port = address
+                        .rsplit(':')
+                        .next()
+                        .and_then(|p| p.trim().parse().ok());
+                    let _ = listening.send(port);
+                }
+            }
+        });
+        // Bounded: a server that never comes up fails the test instead of
+        // hanging it.
+        match port.recv_timeout(Duration::from_secs(10)) {
+            Ok(Some(port)) => self.port = port,
+            Ok(None) => panic!("nats-server's log names no port it listens on"),
+            Err(_) => panic!(
+                "nats-server did not listen within 10 s (exited: {:?})",
+                self.child
+                    .as_mut()
+                    .and_then(|child| child.try_wait().ok().flatten())
+            ),
         }
     }
 }
@@ -123,9 +149,4 @@ impl Drop for NatsServer {
             let _ = std::fs::remove_file(config);
         }
     }
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
-    listener.local_addr().expect("its address").port()
 }

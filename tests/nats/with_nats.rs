@@ -9,6 +9,8 @@ mod nats_server;
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use proptest::prelude::*;
@@ -24,6 +26,9 @@ use nats_server::NatsServer;
 struct Account {
     balance: u64,
     notes: Vec<String>,
+    /// How many `hold`s have started: a test waits on it to know the
+    /// server is held.
+    holds: Arc<AtomicUsize>,
 }
 
 #[derive(Serialize, Deserialize, Debug, PartialEq, Eq)]
@@ -67,6 +72,7 @@ impl Account {
 
     /// Holds the server for `ms` milliseconds.
     async fn hold(&self, ms: u64) -> u64 {
+        self.holds.fetch_add(1, Ordering::SeqCst);
         tokio::time::sleep(Duration::from_millis(ms)).await;
         ms
     }
@@ -207,7 +213,9 @@ async fn nobody_serving_is_an_error_at_once_not_a_timeout() {
 async fn the_remote_handle_keeps_the_local_options_meaning() {
     let nats = nats_server!();
     within(LIMIT, async {
-        let account = Account::default().spawn();
+        let state = Account::default();
+        let holds = state.holds.clone();
+        let account = state.spawn();
         let _serving = Service::new(&connect(&nats).await, "opts")
             .serve(&account)
             .await
@@ -219,20 +227,24 @@ async fn the_remote_handle_keeps_the_local_options_meaning() {
         // is `Full` at once, a plain call waits its turn.
         let held = tokio::spawn({
             let remote = remote.clone();
-            async move { remote.hold(300).await }
+            async move { remote.hold(1_000).await }
         });
+        // In flight: the remote server is running it.
+        while holds.load(Ordering::SeqCst) < 1 {
+            tokio::task::yield_now().await;
+        }
         let queued = tokio::spawn({
             let remote = remote.clone();
             async move { remote.balance().await }
         });
-        // The forwarder has taken the held call and waits for its answer
-        // before taking the next: the queued one sits in its mailbox.
-        while remote.queued() == 0 || account.queued() != 0 && !held.is_finished() {
+        // The forwarder waits for the held call's answer before taking the
+        // next: the queued one sits in its mailbox.
+        while remote.queued() == 0 {
             tokio::task::yield_now().await;
         }
         assert_eq!(remote.balance().try_now().await, Err(CallError::Full));
         assert_eq!(remote.balance().await, Ok(0));
-        assert_eq!(held.await.unwrap(), Ok(300));
+        assert_eq!(held.await.unwrap(), Ok(1_000));
         assert_eq!(queued.await.unwrap(), Ok(0));
 
         // Priority reaches the remote mailbox: with the server held, an
@@ -242,9 +254,8 @@ async fn the_remote_handle_keeps_the_local_options_meaning() {
             let remote = remote.clone();
             async move { remote.hold(1_000).await }
         });
-        // Held once a local call cannot get through (that call, timed out,
-        // stays queued until the server skips it).
-        while account.balance().timeout(Duration::from_millis(5)).await != Err(CallError::Timeout) {
+        while holds.load(Ordering::SeqCst) < 2 {
+            tokio::task::yield_now().await;
         }
         let calls: Vec<_> = (0..2)
             .map(|_| {
@@ -252,7 +263,7 @@ async fn the_remote_handle_keeps_the_local_options_meaning() {
                 tokio::spawn(async move { remote.deposit(1).await })
             })
             .collect();
-        while account.queued() < 3 {
+        while account.queued() < 2 {
             tokio::task::yield_now().await;
         }
         // The balance as the urgent call sees it tells when it was served.
@@ -644,7 +655,6 @@ async fn a_subscription_crosses_processes_and_a_slow_subscriber_never_blocks() {
         let _slow: Subscription<u64> = switchboard::nats::subscribe(&subscriber, "ticks", 1)
             .await
             .unwrap();
-        subscriber.flush().await.unwrap();
 
         ticker.tick(1).await.unwrap();
         assert_eq!(ticks.recv().await, Some(1));
@@ -666,9 +676,9 @@ async fn a_subscription_crosses_processes_and_a_slow_subscriber_never_blocks() {
         let mut fresh: Subscription<u64> = switchboard::nats::subscribe(&subscriber, "ticks", 64)
             .await
             .unwrap();
-        subscriber.flush().await.unwrap();
-        subscriber.publish("ticks", "junk".into()).await.unwrap();
-        subscriber.flush().await.unwrap();
+        // Published on the ticks' own connection, so it arrives before
+        // the tick that follows it.
+        publisher.publish("ticks", "junk".into()).await.unwrap();
         ticker.tick(9_999).await.unwrap();
         assert_eq!(fresh.recv().await, Some(9_999));
         assert_eq!(fresh.missed(), 1);

@@ -323,10 +323,12 @@ impl Service {
             subjects.push(format!("{}.{message}", self.name));
             endpoints.push(endpoint);
         }
-        // The subscriptions are in place once the NATS server has them.
-        self.client.flush().await?;
+        // Serving from the moment this returns: the NATS server has the
+        // subscriptions, so a request from anywhere reaches them.
+        round_trip(&self.client).await?;
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(run_service(
+            self.client.clone(),
             service,
             endpoints,
             messages,
@@ -357,8 +359,13 @@ impl Serving {
         &self.subjects
     }
 
-    /// Stops answering and waits until this process has left the service
-    /// (its subscriptions are gone); requests already taken are answered.
+    /// Stops answering and waits until the NATS server has seen this
+    /// process leave: a request sent after `stop` returns goes to another
+    /// process serving the same name, or fails at once with
+    /// [`CallError::NoResponders`]. Requests that had arrived are answered
+    /// first. (One that NATS routed here in the instant between leaving
+    /// and the NATS server hearing of it is dropped by the client, and ends
+    /// at its caller's deadline with [`CallError::Timeout`].)
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -394,8 +401,18 @@ impl fmt::Debug for Serving {
 }
 
 /// Takes requests from every endpoint until told to stop or the server
-/// ends, each answered in a task of its own (at most `limit` at once).
+/// ends, answering at most `concurrency` calls at once.
+///
+/// Order: each message has a subject (a subscription) of its own, so the
+/// order between subjects is lost on arrival. What is kept is the order
+/// the connection delivered them in: by the time a call is in its
+/// endpoint, every one-way message sent before it on the same connection
+/// is in its own. A call is therefore held for one more pass over every
+/// endpoint, and the one-way messages that pass takes are enqueued before
+/// it: a caller's casts are served before its next call (read your
+/// writes across subjects).
 async fn run_service<S: RemoteServer>(
+    client: async_nats::Client,
     service: async_nats::service::Service,
     mut endpoints: Vec<async_nats::service::endpoint::Endpoint>,
     messages: Vec<&'static str>,
@@ -408,8 +425,16 @@ async fn run_service<S: RemoteServer>(
     finished.as_mut().enable();
     let mut next_first = 0;
     let mut batch = Vec::new();
+    // Calls taken in the last pass, answered after the next one.
+    let mut held = Vec::new();
     // The requests being answered, polled by this task.
     let mut in_flight = FuturesUnordered::new();
+    let handle = || {
+        server
+            .senders
+            .upgrade()
+            .map(|senders| Handle::<S>::new(senders, control.clone()))
+    };
     loop {
         if control.reason().is_some() || control.refuses_outside() {
             break;
@@ -438,7 +463,7 @@ async fn run_service<S: RemoteServer>(
                 }
             }
             next_first = (next_first + 1) % count.max(1);
-            if batch.is_empty() {
+            if batch.is_empty() && held.is_empty() {
                 Poll::Pending
             } else {
                 Poll::Ready(Some(()))
@@ -448,32 +473,56 @@ async fn run_service<S: RemoteServer>(
         if next.is_none() {
             break;
         }
-        // One-way messages first, in the order they arrived on their
-        // subject. Each message has a subject (a subscription) of its
-        // own, so the order between subjects is lost on arrival; but a
-        // caller's one-way message sent before a call has arrived by the
-        // time the call has: served first, the call sees its effect.
-        batch.sort_by_key(|(_, request)| request.message.reply.is_some());
+        let previous = std::mem::take(&mut held);
         for (at, request) in batch.drain(..) {
-            let handle = server
-                .senders
-                .upgrade()
-                .map(|senders| Handle::<S>::new(senders, control.clone()));
-            let message = messages[at];
             if request.message.reply.is_none() {
                 // Enqueued here, in order, as a local caller's casts are.
-                respond(handle, message, request).await;
+                respond(handle(), messages[at], request).await;
             } else {
-                in_flight.push(respond(handle, message, request));
+                held.push((at, request));
             }
         }
+        // The calls of the pass before: every one-way message sent
+        // before them has now been enqueued.
+        for (at, request) in previous {
+            in_flight.push(respond(handle(), messages[at], request));
+        }
     }
-    // Leave the group first, then answer what was taken.
+    // Leave the group, and wait until the NATS server has seen it: from
+    // then on a request goes to another process of the group, or finds
+    // no responders.
     for endpoint in &mut endpoints {
         let _ = endpoint.stop().await;
     }
+    let _ = round_trip(&client).await;
+    // What had arrived by then is answered, one-way messages first.
+    for (at, endpoint) in endpoints.iter_mut().enumerate() {
+        while let Some(request) = endpoint.next().await {
+            if request.message.reply.is_none() {
+                respond(handle(), messages[at], request).await;
+            } else {
+                held.push((at, request));
+            }
+        }
+    }
+    for (at, request) in held.drain(..) {
+        in_flight.push(respond(handle(), messages[at], request));
+    }
     while in_flight.next().await.is_some() {}
     let _ = service.stop().await;
+}
+
+/// Returns once the NATS server has processed everything this connection
+/// sent before: a message to ourselves comes back only after it. Bounded
+/// by the client's request timeout, so a lost connection cannot hold it.
+async fn round_trip(client: &async_nats::Client) -> Result<(), async_nats::Error> {
+    let inbox = client.new_inbox();
+    let mut echo = client.subscribe(inbox.clone()).await?;
+    client.publish(inbox, Bytes::new()).await?;
+    client.flush().await?;
+    let limit = client.timeout().unwrap_or(DEFAULT_TIMEOUT);
+    tokio::time::timeout(limit, echo.next()).await?;
+    Ok(())
 }
 
 /// Answers one request: decodes it, calls the server, encodes the answer.
@@ -939,18 +988,23 @@ where
 /// while it is full, or that do not decode as a `T`, are dropped and
 /// counted in [`Subscription::missed`]. Dropping it unsubscribes.
 ///
+/// Returns once the NATS server has the subscription: a value published
+/// after that, from any connection, reaches it.
+///
 /// # Errors
 ///
-/// When NATS refuses the subscription (the connection is closed).
+/// When NATS refuses the subscription (the connection is closed), or does
+/// not confirm it within the client's request timeout.
 pub async fn subscribe<T>(
     client: &async_nats::Client,
     subject: impl Into<String>,
     capacity: usize,
-) -> Result<Subscription<T>, async_nats::SubscribeError>
+) -> Result<Subscription<T>, async_nats::Error>
 where
     T: DeserializeOwned + Send + 'static,
 {
     let mut incoming = client.subscribe(subject.into()).await?;
+    round_trip(client).await?;
     let (subscriber, subscription) = subscription(capacity);
     tokio::spawn(async move {
         loop {
