@@ -24,6 +24,8 @@ mod trace;
 
 mod scope;
 
+mod answer;
+
 mod reply;
 
 mod message;
