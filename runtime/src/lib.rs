@@ -24,8 +24,6 @@ mod trace;
 
 mod scope;
 
-mod answer;
-
 mod reply;
 
 mod message;

@@ -14,7 +14,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use crate::answer;
+use tokio::sync::oneshot;
+
 use crate::error::CallError;
 use crate::scope::{self, Chain};
 
@@ -57,22 +58,22 @@ pub struct Reply<T: 'static> {
 /// request and mailbox slot, 8 bytes smaller.
 enum Tx<T: 'static> {
     /// Skipped by the server if the caller has gone.
-    Waited(answer::Sender<Outcome<T>>),
+    Waited(oneshot::Sender<Outcome<T>>),
     /// Runs even if nobody waits (`no_wait`).
-    Detached(answer::Sender<Outcome<T>>),
+    Detached(oneshot::Sender<Outcome<T>>),
     /// Answered.
     Done,
 }
 
 impl<T: 'static> Tx<T> {
-    fn take(&mut self) -> Option<answer::Sender<Outcome<T>>> {
+    fn take(&mut self) -> Option<oneshot::Sender<Outcome<T>>> {
         match std::mem::replace(self, Tx::Done) {
             Tx::Waited(tx) | Tx::Detached(tx) => Some(tx),
             Tx::Done => None,
         }
     }
 
-    fn as_ref(&self) -> Option<&answer::Sender<Outcome<T>>> {
+    fn as_ref(&self) -> Option<&oneshot::Sender<Outcome<T>>> {
         match self {
             Tx::Waited(tx) | Tx::Detached(tx) => Some(tx),
             Tx::Done => None,
@@ -81,12 +82,12 @@ impl<T: 'static> Tx<T> {
 }
 
 /// The caller's half of a [`Reply`]: a future of the answer.
-pub(crate) struct ReplyReceiver<T>(answer::Receiver<Outcome<T>>);
+pub(crate) struct ReplyReceiver<T>(oneshot::Receiver<Outcome<T>>);
 
 /// A connected reply pair: the [`Reply`] travels in the request, the
 /// receiver stays with the caller.
 pub(crate) fn channel<T: 'static>() -> (Reply<T>, ReplyReceiver<T>) {
-    let (tx, rx) = answer::channel();
+    let (tx, rx) = oneshot::channel();
     let reply = Reply {
         tx: Tx::Waited(tx),
         chain: None,
@@ -323,8 +324,8 @@ impl<T> ReplyReceiver<T> {
     pub(crate) fn try_recv(&mut self) -> Option<Outcome<T>> {
         match self.0.try_recv() {
             Ok(outcome) => Some(outcome),
-            Err(answer::TryRecvError::Empty) => None,
-            Err(answer::TryRecvError::Closed) => Some(Err(CallError::Closed)),
+            Err(oneshot::error::TryRecvError::Empty) => None,
+            Err(oneshot::error::TryRecvError::Closed) => Some(Err(CallError::Closed)),
         }
     }
 }
@@ -333,14 +334,16 @@ impl<T> Future for ReplyReceiver<T> {
     type Output = Outcome<T>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome<T>> {
-        self.0.poll_recv(cx).map(|received| match received {
-            Ok(outcome) => outcome,
-            // Every path of the runtime answers a reply before dropping
-            // it. A reply leaked with `mem::forget` never answers nor
-            // closes: its caller waits for its timeout, or for the
-            // server's end if the call is deferred.
-            Err(_) => Err(CallError::Closed),
-        })
+        Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|received| match received {
+                Ok(outcome) => outcome,
+                // Every path of the runtime answers a reply before dropping
+                // it. A reply leaked with `mem::forget` never answers nor
+                // closes: its caller waits for its timeout, or for the
+                // server's end if the call is deferred.
+                Err(_) => Err(CallError::Closed),
+            })
     }
 }
 
