@@ -209,6 +209,44 @@ async fn nobody_serving_is_an_error_at_once_not_a_timeout() {
     .await;
 }
 
+/// A cast and then a call, from one remote handle, many times over: the
+/// call always sees the cast, although each travels on a subject of its
+/// own (the service holds a call for one more pass over its subjects, so
+/// that the one-way messages sent before it are served first).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_sees_the_casts_sent_before_it_on_other_subjects() {
+    let nats = nats_server!();
+    within(LIMIT, async {
+        let account = Account::default().spawn();
+        let _serving = Service::new(&connect(&nats).await, "ryw")
+            .serve(&account)
+            .await
+            .unwrap();
+        // Eight callers, each on a connection of its own, so that the
+        // service keeps finding some subjects with messages and others
+        // without.
+        let mut callers = Vec::new();
+        for caller in 0..8 {
+            let remote = Remote::new(&connect(&nats).await, "ryw").handle::<Account>();
+            callers.push(tokio::spawn(async move {
+                for round in 0..100 {
+                    let note = format!("{caller}-{round}");
+                    remote.note(note.clone()).await.unwrap();
+                    let notes = remote.notes().await.unwrap();
+                    assert!(
+                        notes.contains(&note),
+                        "caller {caller}, round {round}: the call overtook the cast before it"
+                    );
+                }
+            }));
+        }
+        for caller in callers {
+            caller.await.unwrap();
+        }
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_remote_handle_keeps_the_local_options_meaning() {
     let nats = nats_server!();
