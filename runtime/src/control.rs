@@ -305,14 +305,16 @@ impl Control {
     /// to the server, tells its watchers and wakes everyone waiting in
     /// `closed()`.
     pub(crate) fn finish(&self, reason: StopReason) {
-        let _ = self.reason.set(reason.clone());
+        let _ = self.reason.set(reason);
         let shared = std::mem::take(&mut *self.shared());
         for value in shared.bound.iter().filter_map(Weak::upgrade) {
             value.end();
         }
-        for watcher in &shared.watchers {
-            if let Some(control) = watcher.control.upgrade() {
-                control.deliver(self.down(reason.clone()), watcher.then);
+        if let Some(reason) = self.reason.get() {
+            for watcher in &shared.watchers {
+                if let Some(control) = watcher.control.upgrade() {
+                    control.deliver(self.down(reason.clone()), watcher.then);
+                }
             }
         }
         self.finished.notify_waiters();

@@ -589,13 +589,18 @@ impl<S: Server> Drop for Replica<S> {
                 None
             }
         };
-        if let Some(reason) = &reason {
+        // Cloned only for an `Exit` that reports it.
+        let mut reported = None;
+        if let Some(reason) = reason {
             #[cfg(feature = "tracing")]
-            trace::stopped(trace::server_name::<S>(&self.control), reason);
-            self.control.finish(reason.clone());
+            trace::stopped(trace::server_name::<S>(&self.control), &reason);
+            if self.exit.is_some() {
+                reported = Some(reason.clone());
+            }
+            self.control.finish(reason);
         }
         if let Some(exit) = self.exit.take() {
-            let reason = reason.unwrap_or(StopReason::Aborted);
+            let reason = reported.unwrap_or(StopReason::Aborted);
             let _ = exit.send(Exited { reason, state });
         }
     }
