@@ -474,14 +474,7 @@ async fn run_service<S: RemoteServer>(
             break;
         }
         let previous = std::mem::take(&mut held);
-        for (at, request) in batch.drain(..) {
-            if request.message.reply.is_none() {
-                // Enqueued here, in order, as a local caller's casts are.
-                respond(handle(), messages[at], request).await;
-            } else {
-                held.push((at, request));
-            }
-        }
+        sort_in(&mut batch, &mut held, &messages, &handle).await;
         // The calls of the pass before: every one-way message sent
         // before them has now been enqueued.
         for (at, request) in previous {
@@ -498,18 +491,32 @@ async fn run_service<S: RemoteServer>(
     // What had arrived by then is answered, one-way messages first.
     for (at, endpoint) in endpoints.iter_mut().enumerate() {
         while let Some(request) = endpoint.next().await {
-            if request.message.reply.is_none() {
-                respond(handle(), messages[at], request).await;
-            } else {
-                held.push((at, request));
-            }
+            batch.push((at, request));
         }
     }
+    sort_in(&mut batch, &mut held, &messages, &handle).await;
     for (at, request) in held.drain(..) {
         in_flight.push(respond(handle(), messages[at], request));
     }
     while in_flight.next().await.is_some() {}
     let _ = service.stop().await;
+}
+
+/// Enqueues the one-way messages of `batch` at once, in order, as a local
+/// caller's casts are; moves its calls to `held`.
+async fn sort_in<S: RemoteServer>(
+    batch: &mut Vec<(usize, async_nats::service::Request)>,
+    held: &mut Vec<(usize, async_nats::service::Request)>,
+    messages: &[&'static str],
+    handle: &impl Fn() -> Option<Handle<S>>,
+) {
+    for (at, request) in batch.drain(..) {
+        if request.message.reply.is_none() {
+            respond(handle(), messages[at], request).await;
+        } else {
+            held.push((at, request));
+        }
+    }
 }
 
 /// Returns once the NATS server has processed everything this connection
