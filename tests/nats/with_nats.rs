@@ -209,8 +209,8 @@ async fn nobody_serving_is_an_error_at_once_not_a_timeout() {
     .await;
 }
 
-/// A cast and then a call, from one remote handle, many times over: the
-/// call always sees the cast, although each travels on a subject of its
+/// A cast and then a call, from each of eight remote handles, many times
+/// over: the call always sees the cast, although each travels on a subject of its
 /// own (the service holds a call for one more pass over its subjects, so
 /// that the one-way messages sent before it are served first).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
