@@ -247,6 +247,15 @@ impl<'a> Message<'a> {
         self.attrs.cast.is_some()
     }
 
+    /// A plain `fn` answering with its return value: served by its caller
+    /// when the server is idle (the runtime's `inline.rs`).
+    pub fn runs_inline(&self) -> bool {
+        !self.is_async()
+            && !self.is_cast()
+            && self.receiver != Receiver::Value
+            && matches!(self.reply, Reply::Returned(_))
+    }
+
     /// The type the caller receives (`()` for casts and unit methods).
     pub fn answer(&self) -> Option<&'a Type> {
         match &self.reply {

@@ -10,6 +10,7 @@ use tokio::sync::oneshot;
 
 use crate::control::Control;
 use crate::error::StopReason;
+use crate::inline::Slot;
 use crate::mailbox::mailbox;
 use crate::restart::Restart;
 use crate::serve::{Exited, Replica, Spawn, Task};
@@ -133,7 +134,7 @@ impl<S: Spawn> Builder<S> {
         let replicas = self.pool.as_ref().map_or(1, |pool| pool.replicas);
         let (senders, mailbox) = mailbox(self.capacity, S::OPTIONS.priority_levels, replicas);
         let control = Control::new(self.name, replicas);
-        let handle = Handle::new(senders, control.clone());
+        let mut handle = Handle::new(senders, control.clone());
         // A pool's exit reports the reason only; a single replica's carries
         // the final state.
         let (pool_exit, replica_exit) = match &self.pool {
@@ -149,20 +150,27 @@ impl<S: Spawn> Builder<S> {
                     self.on_panic,
                     self.restart.as_ref(),
                     None,
+                    None,
                 );
-                S::spawn_task(Task::serve(replica, state));
+                S::spawn_task(Task::serve(replica, state), None);
             }
         }
+        let context = Context::new(handle.senders.clone(), control.clone());
+        // A server with one serve loop lets its callers serve synchronous
+        // calls themselves while it is idle (`inline.rs`). (The serve
+        // loop's own context has no way to the slot: the slot holds it.)
+        let slot = (S::INLINE && self.pool.is_none()).then(|| Slot::new(&context, self.on_panic));
         let replica = Replica::new(
             mailbox,
-            Context::new(handle.senders.clone(), control.clone()),
+            context,
             self.on_panic,
             self.restart.as_ref(),
             replica_exit,
+            slot.clone(),
         );
-        S::spawn_task(Task::serve(replica, self.server));
+        handle.senders.inline = S::spawn_task(Task::serve(replica, self.server), slot);
         if let Some(tx) = pool_exit {
-            S::spawn_task(Task::report_exit(control, tx));
+            S::spawn_task(Task::report_exit(control, tx), None);
         }
         S::Handle::from(handle)
     }

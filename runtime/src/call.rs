@@ -14,7 +14,7 @@ use tokio::time::Sleep;
 use crate::control::Control;
 use crate::error::CallError;
 use crate::mailbox::{self, Sender, Senders, TrySendError};
-use crate::message::Message;
+use crate::message::{Inline, Message};
 use crate::reply::{self, Reply, ReplyReceiver};
 use crate::scope::{self, Waiting};
 use crate::server::{Handle, Server};
@@ -291,7 +291,11 @@ impl<'h, R: Message, T: 'static> Call<'h, R, T> {
             },
             ..self
         };
-        block_on(call.into_future(), deadline).unwrap_or(Err(CallError::Timeout))
+        // Served by the server's own task: a synchronous handler may use
+        // its runtime (spawn, timers), which this thread does not have.
+        let mut future = call.into_future();
+        future.inline = None;
+        block_on(future, deadline).unwrap_or(Err(CallError::Timeout))
     }
 }
 
@@ -364,6 +368,7 @@ impl<'h, R: Message, T> IntoFuture for Call<'h, R, T> {
     fn into_future(self) -> Self::IntoFuture {
         CallFuture {
             sender: self.senders.lane(self.kind.level),
+            inline: self.senders.inline.as_ref(),
             control: self.control,
             request: Some(self.request),
             answer: Some(self.answer),
@@ -383,6 +388,9 @@ pin_project_lite::pin_project! {
     #[must_use = "futures do nothing unless you `.await` or poll them"]
     pub struct CallFuture<'h, R, T> {
         sender: &'h Sender<R>,
+        // The way to serve the call on this task while the server is idle
+        // (`inline.rs`); `None` for a blocking call, which has no runtime.
+        inline: Option<&'h Inline<R>>,
         control: &'h Control,
         request: Option<R>,
         answer: Option<Answer<T>>,
@@ -437,31 +445,45 @@ impl<R: Message, T> Future for CallFuture<'_, R, T> {
                     Waiting::Cycle(error) => return Poll::Ready(Err(error)),
                 }
             }
-            if let Some(timeout) = *this.timeout {
-                let sleep = tokio::time::sleep(timeout);
-                #[cfg(feature = "nats")]
-                if let Some(reply) = request.reply_slot() {
-                    reply.set_deadline(sleep.deadline());
+            'enqueue: {
+                // An idle server's synchronous call is served right here
+                // (`inline.rs`); its answer is then waiting in the reply.
+                if waits
+                    && !from_itself
+                    && let Some(serves) = *this.inline
+                    && request.runs_inline()
+                {
+                    match serves.0.try_serve(request, cx) {
+                        Ok(()) => break 'enqueue,
+                        Err(handed_back) => request = handed_back,
+                    }
                 }
-                this.deadline.set(Some(sleep));
-            }
-            if *this.watch {
-                let mut finished = Box::pin(this.control.finished());
-                finished.as_mut().enable();
-                *this.finished = Some(finished);
-            }
-            // Straight in when there is room (the common case, and what the
-            // channel's own send future would try first); otherwise wait,
-            // except that a server enqueueing to itself must not wait for
-            // room that only it can make.
-            match this.sender.try_send(request) {
-                Ok(()) => {}
-                Err(TrySendError::Full(request)) if !*this.try_now && !from_itself => {
-                    this.send.set(Some(this.sender.send(request)));
+                if let Some(timeout) = *this.timeout {
+                    let sleep = tokio::time::sleep(timeout);
+                    #[cfg(feature = "nats")]
+                    if let Some(reply) = request.reply_slot() {
+                        reply.set_deadline(sleep.deadline());
+                    }
+                    this.deadline.set(Some(sleep));
                 }
-                Err(TrySendError::Full(_)) => return Poll::Ready(Err(CallError::Full)),
-                Err(TrySendError::Closed(_)) => {
-                    return Poll::Ready(Err(this.control.closed_error()));
+                if *this.watch {
+                    let mut finished = Box::pin(this.control.finished());
+                    finished.as_mut().enable();
+                    *this.finished = Some(finished);
+                }
+                // Straight in when there is room (the common case, and what the
+                // channel's own send future would try first); otherwise wait,
+                // except that a server enqueueing to itself must not wait for
+                // room that only it can make.
+                match this.sender.try_send(request) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(request)) if !*this.try_now && !from_itself => {
+                        this.send.set(Some(this.sender.send(request)));
+                    }
+                    Err(TrySendError::Full(_)) => return Poll::Ready(Err(CallError::Full)),
+                    Err(TrySendError::Closed(_)) => {
+                        return Poll::Ready(Err(this.control.closed_error()));
+                    }
                 }
             }
         }

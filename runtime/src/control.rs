@@ -30,6 +30,9 @@ pub(crate) const STOP_NOW: u8 = 2;
 pub(crate) const DRAIN: u8 = 4;
 /// Watched servers have stopped: their `Down`s wait in `downs`.
 pub(crate) const EVENTS: u8 = 8;
+/// A call served on its caller's task panicked, and the policy stops the
+/// server: the panic waits in the state's shared place (`inline.rs`).
+pub(crate) const FAULT: u8 = 16;
 
 /// What a watcher does once the server it watches has stopped (after its
 /// `#[on_down]` hook, if it has one).
@@ -93,8 +96,8 @@ impl Wakers {
 /// State shared by the handles and the serve loop(s) of one server.
 pub(crate) struct Control {
     name: Option<Arc<str>>,
-    /// What was asked of the server: `STOP`, `STOP_NOW`, `DRAIN`, `EVENTS`
-    /// bits.
+    /// What was asked of the server: `STOP`, `STOP_NOW`, `DRAIN`, `EVENTS`,
+    /// `FAULT` bits.
     signals: AtomicU8,
     /// Full handles alive, the serve loops' own senders not counted: when
     /// it reaches zero the server drains.
@@ -273,6 +276,16 @@ impl Control {
     fn signal_again(&self, bit: u8) {
         self.signals.fetch_or(bit, Ordering::AcqRel);
         self.shared().wakers.wake_all();
+    }
+
+    /// A call served on its caller's task left a panic for the serve loop.
+    pub(crate) fn fault(&self) {
+        self.signal_again(FAULT);
+    }
+
+    /// The serve loop has taken the panic [`fault`](Self::fault) left.
+    pub(crate) fn fault_taken(&self) {
+        self.signals.fetch_and(!FAULT, Ordering::AcqRel);
     }
 
     /// The watched servers that stopped since the last call.

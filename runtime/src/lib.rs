@@ -36,6 +36,8 @@ mod timers;
 
 mod server;
 
+mod inline;
+
 mod restart;
 
 mod serve;
@@ -69,8 +71,9 @@ pub use subscription::{Delivery, Subscriber, Subscription, subscription};
 #[doc(hidden)]
 pub mod __private {
     pub use crate::call::{Kind, call, cast};
+    pub use crate::inline::Slot;
     pub use crate::message::{
-        Dispatched, Message, OtherAnswer, ResultAnswer, StartOutcome, Tag, note_answer,
+        Dispatched, Inline, Message, OtherAnswer, ResultAnswer, StartOutcome, Tag, note_answer,
     };
     pub use crate::reply::{Observed, ReplySlot, observe};
     pub use crate::serve::{Spawn, Task, run_task, spawn_local, spawn_send};

@@ -19,7 +19,7 @@ use std::task::{Context, Poll};
 use futures_core::Stream;
 
 use crate::error::CallError;
-use crate::message::Message;
+use crate::message::{Inline, Message};
 use crate::queue::{self, Queue};
 pub(crate) use crate::queue::{TryRecvError, TrySendError};
 
@@ -48,12 +48,16 @@ pub(crate) struct Senders<R> {
     /// Levels 1, 2, ..: empty (no allocation) for a server without
     /// `#[priority]`.
     higher: Vec<Sender<R>>,
+    /// The way to the server's state for a call served on its caller's
+    /// task (`inline.rs`).
+    pub(crate) inline: Option<Inline<R>>,
 }
 
 /// The sending side without keeping the server alive.
 pub(crate) struct WeakSenders<R> {
     normal: WeakSender<R>,
     higher: Vec<WeakSender<R>>,
+    inline: Option<Inline<R>>,
 }
 
 /// The receiving side, held by the serve loop (one per replica in a pool).
@@ -141,6 +145,15 @@ impl<R> Sender<R> {
         match self {
             Sender::One(queue) => queue.is_closed(),
             Sender::Many(tx) => tx.is_closed(),
+        }
+    }
+
+    /// Open and empty (a pool's lanes never count as idle: its calls
+    /// are not served on their callers' tasks).
+    fn idle(&self) -> bool {
+        match self {
+            Sender::One(queue) => queue.idle(),
+            Sender::Many(_) => false,
         }
     }
 
@@ -265,6 +278,7 @@ pub(crate) fn mailbox<R>(capacity: usize, levels: u8, replicas: usize) -> (Sende
     let senders = Senders {
         normal: normal_tx,
         higher: higher_tx,
+        inline: None,
     };
     let mailbox = Mailbox {
         normal: Lane::new(normal_rx),
@@ -303,10 +317,17 @@ impl<R> Senders<R> {
         self.normal.len() + self.higher.iter().map(Sender::len).sum::<usize>()
     }
 
+    /// Every lane open and empty: a call may be served on its caller's
+    /// task without passing a request sent before it.
+    pub(crate) fn idle(&self) -> bool {
+        self.normal.idle() && self.higher.iter().all(Sender::idle)
+    }
+
     pub(crate) fn downgrade(&self) -> WeakSenders<R> {
         WeakSenders {
             normal: self.normal.downgrade(),
             higher: self.higher.iter().map(Sender::downgrade).collect(),
+            inline: self.inline.clone(),
         }
     }
 }
@@ -316,6 +337,7 @@ impl<R> Clone for Senders<R> {
         Senders {
             normal: self.normal.clone(),
             higher: self.higher.clone(),
+            inline: self.inline.clone(),
         }
     }
 }
@@ -330,7 +352,11 @@ impl<R> WeakSenders<R> {
             .iter()
             .map(WeakSender::upgrade)
             .collect::<Option<_>>()?;
-        Some(Senders { normal, higher })
+        Some(Senders {
+            normal,
+            higher,
+            inline: self.inline.clone(),
+        })
     }
 }
 
@@ -339,6 +365,7 @@ impl<R> Clone for WeakSenders<R> {
         WeakSenders {
             normal: self.normal.clone(),
             higher: self.higher.clone(),
+            inline: self.inline.clone(),
         }
     }
 }

@@ -5,6 +5,7 @@
 
 use std::fmt::Display;
 use std::sync::Arc;
+use std::task::Context;
 
 use crate::reply::ReplySlot;
 
@@ -15,9 +16,41 @@ pub trait Message: Send + 'static {
     /// The request's reply, `None` for a cast.
     fn reply_slot(&mut self) -> Option<&mut dyn ReplySlot>;
 
+    /// A call to a synchronous method: its caller may serve it itself when
+    /// the server is idle (`inline.rs`).
+    fn runs_inline(&self) -> bool {
+        false
+    }
+
     /// The name of the message method, for tracing.
     fn name(&self) -> &'static str {
         ""
+    }
+}
+
+/// Serves a call on its caller's task when the server is idle
+/// (`inline.rs`): what the senders of a server with one serve loop carry.
+pub(crate) trait Serves<R>: Send + Sync {
+    /// Serves `request` now, answering its reply, if the server is idle
+    /// and nothing is queued before it; else hands it back.
+    fn try_serve(&self, request: R, cx: &mut Context<'_>) -> Result<(), R>;
+}
+
+/// The way to an idle server's state, shared by its handles. Not a public
+/// API.
+#[doc(hidden)]
+#[allow(private_bounds)]
+pub struct Inline<R>(pub(crate) std::sync::Arc<dyn Serves<R>>);
+
+impl<R> Clone for Inline<R> {
+    fn clone(&self) -> Self {
+        Inline(self.0.clone())
+    }
+}
+
+impl<R> std::fmt::Debug for Inline<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Inline")
     }
 }
 
@@ -91,5 +124,19 @@ impl<T> OtherAnswer for &Tag<'_, T> {}
 pub fn note_answer(is_err: bool) {
     if is_err {
         crate::scope::note_error();
+    }
+}
+
+/// How a request served ended, for its span.
+#[cfg(feature = "tracing")]
+pub(crate) fn outcome<R>(
+    dispatched: &Result<Dispatched<R>, crate::error::PanicMessage>,
+) -> crate::trace::Outcome {
+    let noted = crate::scope::take_noted();
+    match dispatched {
+        Err(_) => crate::trace::Outcome::Panic,
+        Ok(_) if noted & crate::scope::NOTED_CANCELLED != 0 => crate::trace::Outcome::Cancelled,
+        Ok(_) if noted & crate::scope::NOTED_ERROR != 0 => crate::trace::Outcome::Error,
+        Ok(_) => crate::trace::Outcome::Ok,
     }
 }

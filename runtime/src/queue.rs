@@ -174,6 +174,12 @@ impl<R> Queue<R> {
         self.lock().closed
     }
 
+    /// Open and empty.
+    pub(crate) fn idle(&self) -> bool {
+        let inner = self.lock();
+        !inner.closed && inner.items.is_empty()
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.lock().items.len()
     }

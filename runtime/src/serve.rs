@@ -12,10 +12,11 @@ use std::task::Poll;
 
 use tokio::sync::oneshot;
 
-use crate::control::{Control, DRAIN, EVENTS, Ending, STOP_NOW, Then};
+use crate::control::{Control, DRAIN, EVENTS, Ending, FAULT, STOP_NOW, Then};
 use crate::error::{CallError, PanicMessage, StopReason};
+use crate::inline::Slot;
 use crate::mailbox::Mailbox;
-use crate::message::{Dispatched, Message};
+use crate::message::{Dispatched, Inline, Message};
 use crate::reply::{Begin, ReplySlot};
 use crate::restart::{Restart, Restarts};
 use crate::scope::{self, catch, catch_in, catch_sync};
@@ -50,6 +51,9 @@ pub(crate) struct Replica<S: Server> {
     exit: Option<oneshot::Sender<Exited<S>>>,
     /// What the server's code is given of its own server.
     context: Context<S>,
+    /// Where the state waits while the loop is idle, for callers to serve
+    /// their synchronous calls themselves (`inline.rs`).
+    slot: Option<Arc<Slot<S>>>,
     /// How the replica ended, and its final state; `None` while it runs.
     ended: Option<(Ending, Option<S>)>,
 }
@@ -61,6 +65,7 @@ impl<S: Server> Replica<S> {
         on_panic: PanicPolicy,
         restart: Option<&Restart<S>>,
         exit: Option<oneshot::Sender<Exited<S>>>,
+        slot: Option<Arc<Slot<S>>>,
     ) -> Self {
         Replica {
             mailbox,
@@ -69,6 +74,7 @@ impl<S: Server> Replica<S> {
             restarts: restart.map(|policy| Box::new(policy.tracker())),
             exit,
             context,
+            slot,
             ended: None,
         }
     }
@@ -167,24 +173,50 @@ impl<A, B> std::fmt::Debug for TaskFuture<A, B> {
 /// API.
 #[doc(hidden)]
 pub trait Spawn: Server {
-    /// Starts `task` on the current runtime.
-    fn spawn_task(task: Task<Self>);
+    /// Callers may serve the server's synchronous calls themselves while it
+    /// is idle (`inline.rs`): it has such calls and is not local.
+    const INLINE: bool = false;
+
+    /// Starts `task` on the current runtime. With the `slot` of its state,
+    /// returns the way callers reach it.
+    fn spawn_task(task: Task<Self>, slot: Option<Arc<Slot<Self>>>)
+    -> Option<Inline<Self::Request>>;
 }
 
-/// A task that can move between threads. (`diagnostic::on_unimplemented`
-/// cannot help here: rustc reports the `Send` it lacks, naming the type
-/// that is not `Send` and the state it is in. The comment on `spawn_send`'s
-/// line is shown with that error: it says what to write instead.)
+/// A task of server `S` that can move between threads, and so can `S`'s
+/// state. One bound for both, so that a state that is not `Send` gives one
+/// error. (`diagnostic::on_unimplemented` cannot help here: rustc reports
+/// the `Send` it lacks, naming the type that is not `Send` and the state it
+/// is in. The comment on `spawn_send`'s line is shown with that error: it
+/// says what to write instead.)
 #[doc(hidden)]
-pub trait SendTask: Future<Output = ()> + Send + 'static {}
+pub trait SendTask<S: Server>: Future<Output = ()> + Send + 'static {
+    /// The way to the state's slot, for callers on any thread.
+    fn share(slot: Arc<Slot<S>>) -> Inline<S::Request>;
+}
 
-impl<F: Future<Output = ()> + Send + 'static> SendTask for F {}
+impl<S: Server + Send, F: Future<Output = ()> + Send + 'static> SendTask<S> for F {
+    fn share(slot: Arc<Slot<S>>) -> Inline<S::Request> {
+        Inline(slot)
+    }
+}
 
-/// `tokio::spawn` for a server's task. Not a public API.
+/// `tokio::spawn` for a server's task; with the `slot` of its state, the
+/// way callers reach it. Not a public API.
 #[doc(hidden)]
 #[rustfmt::skip]
-pub fn spawn_send(task: impl SendTask) { // not `Send`? hold `Arc`, not `Rc`, or write `#[server(local)]`
+pub fn spawn_send<S: Server>(
+    task: impl SendTask<S>, // not `Send`? hold `Arc`, not `Rc`, or write `#[server(local)]`
+    slot: Option<Arc<Slot<S>>>,
+) -> Option<Inline<S::Request>> {
+    let inline = slot.map(share_of(&task));
     tokio::spawn(task);
+    inline
+}
+
+/// `F::share`, named through a value of `F`.
+fn share_of<S: Server, F: SendTask<S>>(_: &F) -> fn(Arc<Slot<S>>) -> Inline<S::Request> {
+    F::share
 }
 
 /// `tokio::task::spawn_local` for a `#[server(local)]` server's task. Not
@@ -256,15 +288,18 @@ async fn run<S: Server>(mut state: S, replica: &mut Replica<S>) -> Ended<S> {
                 control,
                 context,
                 on_panic: replica.on_panic,
+                slot: replica.slot.as_deref(),
             };
             // Most servers have neither timers nor priority levels: their
             // loop waits on one plain receive. The other loop's waiting (a
             // `select!` over lanes and timers) is boxed, once per start, so
             // that it does not grow every server's task (BENCHMARKS.md).
-            match timers {
-                None if one_lane => requests.serve(&mut state, OneLane).await,
-                timers => Box::pin(requests.serve(&mut state, Lanes { timers })).await,
-            }
+            let (served, served_state) = match timers {
+                None if one_lane => requests.serve(state, OneLane).await,
+                timers => Box::pin(requests.serve(state, Lanes { timers })).await,
+            };
+            state = served_state;
+            served
         }
         Err(panic) => Served::Faulted(panic),
     };
@@ -382,16 +417,48 @@ struct Requests<'a, S: Server> {
     control: &'a Control,
     context: &'a Context<S>,
     on_panic: PanicPolicy,
+    slot: Option<&'a Slot<S>>,
 }
 
 impl<S: Server> Requests<'_, S> {
-    async fn serve(self, state: &mut S, mut wait: impl Wait<S::Request>) -> Served<S::Request> {
+    /// Serves requests until the loop ends, and hands the state back.
+    async fn serve(mut self, state: S, wait: impl Wait<S::Request>) -> (Served<S::Request>, S) {
+        // `None` while the state is lent to the slot; the loop has it back
+        // whenever `next_or_signal` returns.
+        let mut held = Some(state);
+        let served = self.serve_held(&mut held, wait).await;
+        let state = held
+            .or_else(|| self.slot.and_then(Slot::take))
+            .expect("the loop holds its state when it stops serving");
+        (served, state)
+    }
+
+    async fn serve_held(
+        &mut self,
+        held: &mut Option<S>,
+        mut wait: impl Wait<S::Request>,
+    ) -> Served<S::Request> {
         let context = self.context;
         let control = self.control;
         loop {
-            let ran = match next_or_signal(&mut wait, self.mailbox, control).await {
+            let next = next_or_signal(&mut wait, self.mailbox, control, self.slot, held).await;
+            let Some(state) = held.as_mut() else {
+                unreachable!("the loop takes its state back before it serves")
+            };
+            let ran = match next {
                 Next::Closed | Next::Drained => return Served::Drained,
                 Next::Signal if control.stops_now() => return Served::Drained,
+                Next::Signal
+                    if control.signals() & FAULT != 0
+                        && let Some(panic) = self.slot.and_then(Slot::take_fault) =>
+                {
+                    // A call served on its caller's task panicked: as if
+                    // this loop had served it.
+                    if self.on_panic == PanicPolicy::Stop {
+                        return Served::Faulted(panic);
+                    }
+                    Ok(())
+                }
                 // Boxed: a watched server's end is rare, and its future
                 // would otherwise be the largest part of every server's
                 // task (BENCHMARKS.md).
@@ -434,7 +501,7 @@ impl<S: Server> Requests<'_, S> {
                     );
                     let dispatched = dispatched.await;
                     #[cfg(feature = "tracing")]
-                    trace::finish(&span, started, outcome(&dispatched));
+                    trace::finish(&span, started, crate::message::outcome(&dispatched));
                     match dispatched {
                         Ok(Dispatched::Served) => Ok(()),
                         Ok(Dispatched::Terminal(request)) => {
@@ -484,42 +551,49 @@ impl<S: Server> Requests<'_, S> {
 /// or a watched server's end (`Next::Signal`), and `Next::Drained` once the
 /// mailbox is empty while the server drains. Whoever sets a signal wakes
 /// this task afterwards, so checking on every poll misses none.
-async fn next_or_signal<R: Message>(
-    wait: &mut impl Wait<R>,
-    mailbox: &mut Mailbox<R>,
+///
+/// With a `slot`, the state is lent to it whenever the wait finds nothing,
+/// so that callers can serve their synchronous calls themselves while the
+/// loop is idle, and taken back (once such a caller has finished) before
+/// anything else.
+async fn next_or_signal<S: Server>(
+    wait: &mut impl Wait<S::Request>,
+    mailbox: &mut Mailbox<S::Request>,
     control: &Control,
-) -> Next<R> {
+    slot: Option<&Slot<S>>,
+    held: &mut Option<S>,
+) -> Next<S::Request> {
     std::future::poll_fn(|cx| {
         // One unit of the task's budget per request or tick, as tokio's own
         // channels take it: once it is spent the loop yields, and a wait
         // that finds nothing gives the unit back.
         let budget = std::task::ready!(tokio::task::coop::poll_proceed(cx));
+        if let Some(slot) = slot
+            && held.is_none()
+        {
+            *held = slot.take();
+        }
         // One load per request: what was asked of the server.
-        let next = if control.signals() & (STOP_NOW | EVENTS) != 0 {
+        let next = if control.signals() & (STOP_NOW | EVENTS | FAULT) != 0 {
             Next::Signal
         } else {
             match wait.poll_next(mailbox, cx) {
                 Poll::Ready(next) => next,
                 Poll::Pending if control.signals() & DRAIN != 0 => Next::Drained,
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    if let Some(slot) = slot
+                        && let Some(state) = held.take()
+                    {
+                        slot.lend(state);
+                    }
+                    return Poll::Pending;
+                }
             }
         };
         budget.made_progress();
         Poll::Ready(next)
     })
     .await
-}
-
-/// How a request served ended, for its span.
-#[cfg(feature = "tracing")]
-fn outcome<R>(dispatched: &Result<Dispatched<R>, PanicMessage>) -> trace::Outcome {
-    let noted = scope::take_noted();
-    match dispatched {
-        Err(_) => trace::Outcome::Panic,
-        Ok(_) if noted & scope::NOTED_CANCELLED != 0 => trace::Outcome::Cancelled,
-        Ok(_) if noted & scope::NOTED_ERROR != 0 => trace::Outcome::Error,
-        Ok(_) => trace::Outcome::Ok,
-    }
 }
 
 fn fail<R: Message>(request: &mut R, error: CallError) {
@@ -576,6 +650,13 @@ impl<S: Server> Drop for Replica<S> {
             Ending::Own(reason) => reason.held_reply_error(),
             Ending::Drained => CallError::Closed,
         };
+        // A serve task dropped while idle (a runtime shutdown) left its
+        // state in the slot: it ends here, as it would have with the task
+        // (an `Exit` reports no state then), and no caller may serve
+        // itself from now on.
+        if let Some(lent) = self.slot.as_ref().and_then(|slot| slot.take()) {
+            let _ = scope::dispose(lent, &held);
+        }
         let reason = self.control.replica_ended(ending);
         if let Some(reason) = &reason {
             self.mailbox.close_and_drain(&reason.call_error());

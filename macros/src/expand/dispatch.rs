@@ -72,15 +72,28 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
     // On the server's type, where the one error a state that is not
     // `Send` gives belongs.
     let spawn = if server.args.local {
-        quote!(#private::spawn_local(#private::run_task(task)))
+        quote! {
+            let _ = slot;
+            #private::spawn_local(#private::run_task(task));
+            ::core::option::Option::None
+        }
     } else {
         let span = syn::spanned::Spanned::span(self_ty);
         let serve = quote::quote_spanned!(span=> __serve);
         quote! {
             let #serve = #private::run_task(task);
-            #private::spawn_send(#serve)
+            #private::spawn_send(#serve, slot)
         }
     };
+
+    // Callers serve synchronous calls themselves while the server is idle
+    // (the runtime's `inline.rs`): the request enum says which.
+    let inline =
+        (!server.args.local && server.messages.iter().any(Message::runs_inline)).then(|| {
+            quote!(
+                const INLINE: bool = true;
+            )
+        });
 
     quote! {
         #[automatically_derived]
@@ -109,7 +122,12 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
 
         #[automatically_derived]
         impl #impl_generics #private::Spawn for #self_ty #where_clause {
-            fn spawn_task(task: #private::Task<Self>) {
+            #inline
+
+            fn spawn_task(
+                task: #private::Task<Self>,
+                slot: ::core::option::Option<#private::Arc<#private::Slot<Self>>>,
+            ) -> ::core::option::Option<#private::Inline<Self::Request>> {
                 #spawn
             }
         }

@@ -81,7 +81,12 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
         }
 
         impl #impl_generics #private::Spawn for #self_ty #where_clause {
-            fn spawn_task(_: #private::Task<Self>) {}
+            fn spawn_task(
+                _: #private::Task<Self>,
+                _: ::core::option::Option<#private::Arc<#private::Slot<Self>>>,
+            ) -> ::core::option::Option<#private::Inline<Self::Request>> {
+                ::core::option::Option::None
+            }
         }
     }
 }

@@ -63,6 +63,29 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
             }
         }
     };
+    // Servers whose callers may serve their synchronous calls themselves:
+    // not local ones (their state stays on its thread).
+    let inline = !server.args.local && server.messages.iter().any(Message::runs_inline);
+    let runs_inline = inline.then(|| {
+        let arms = server
+            .messages
+            .iter()
+            .filter(|m| m.runs_inline())
+            .map(|message| {
+                let cfgs = &message.attrs.cfgs;
+                let variant = &message.variant;
+                quote!(#(#cfgs)* Self::#variant { .. } => true,)
+            });
+        quote! {
+            fn runs_inline(&self) -> bool {
+                #[allow(unreachable_patterns)]
+                match self {
+                    #(#arms)*
+                    _ => false,
+                }
+            }
+        }
+    });
     let name_body = body(names.collect());
     let reply_slot_body = body(slots.collect());
     quote! {
@@ -75,6 +98,8 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
 
         #[automatically_derived]
         impl #impl_generics #private::Message for #request #ty_generics #where_clause {
+            #runs_inline
+
             fn reply_slot(&mut self) -> ::core::option::Option<&mut dyn #private::ReplySlot> {
                 #reply_slot_body
             }

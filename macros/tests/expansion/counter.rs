@@ -28,6 +28,14 @@ pub enum CounterRequest {
 }
 #[automatically_derived]
 impl ::switchboard::__private::Message for CounterRequest {
+    fn runs_inline(&self) -> bool {
+        #[allow(unreachable_patterns)]
+        match self {
+            Self::Add { .. } => true,
+            Self::Count { .. } => true,
+            _ => false,
+        }
+    }
     fn reply_slot(
         &mut self,
     ) -> ::core::option::Option<&mut dyn ::switchboard::__private::ReplySlot> {
@@ -197,8 +205,14 @@ impl ::switchboard::__private::Server for Counter {
 }
 #[automatically_derived]
 impl ::switchboard::__private::Spawn for Counter {
-    fn spawn_task(task: ::switchboard::__private::Task<Self>) {
+    const INLINE: bool = true;
+    fn spawn_task(
+        task: ::switchboard::__private::Task<Self>,
+        slot: ::core::option::Option<
+            ::switchboard::__private::Arc<::switchboard::__private::Slot<Self>>,
+        >,
+    ) -> ::core::option::Option<::switchboard::__private::Inline<Self::Request>> {
         let __serve = ::switchboard::__private::run_task(task);
-        ::switchboard::__private::spawn_send(__serve)
+        ::switchboard::__private::spawn_send(__serve, slot)
     }
 }

@@ -1,0 +1,352 @@
+//! Calls served by their callers: when a server is idle, a call to one of
+//! its synchronous methods runs on the caller's task, with no handoff to the
+//! server's task, and every promise of the serve loop still holds (the
+//! runtime's `inline.rs` says why). Each test here fails without the piece
+//! of it that it names.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::{LIMIT, within};
+use switchboard::{Builder, CallError, Context, Restart, Server, StopReason, server};
+
+/// Records where its handlers ran, and checks that no two of them (nor a
+/// tick) ever run at once.
+struct Probe {
+    /// Set while a handler or tick runs.
+    busy: Arc<AtomicBool>,
+    /// The last value each caller pushed.
+    last: Vec<u64>,
+    ticks: Arc<AtomicUsize>,
+    stopped: Arc<AtomicBool>,
+}
+
+/// Runs `f` as the only code of its server running, or panics.
+fn alone<T>(busy: &AtomicBool, f: impl FnOnce() -> T) -> T {
+    assert!(
+        !busy.swap(true, Ordering::SeqCst),
+        "two handlers of one server ran at once"
+    );
+    // Long enough for another thread to be caught inside.
+    for _ in 0..200 {
+        std::hint::spin_loop();
+    }
+    let value = f();
+    busy.store(false, Ordering::SeqCst);
+    value
+}
+
+impl Probe {
+    fn new() -> Self {
+        Probe {
+            busy: Arc::new(AtomicBool::new(false)),
+            last: vec![0; 16],
+            ticks: Arc::new(AtomicUsize::new(0)),
+            stopped: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
+
+#[server]
+impl Probe {
+    /// The id of the task the handler runs on.
+    fn task(&self) -> Option<tokio::task::Id> {
+        tokio::task::try_id()
+    }
+
+    #[cast]
+    fn push(&mut self, caller: usize, value: u64) {
+        alone(&self.busy, || self.last[caller] = value);
+    }
+
+    /// The last value `caller` pushed.
+    fn last(&self, caller: usize) -> u64 {
+        alone(&self.busy, || self.last[caller])
+    }
+
+    /// Sets and returns, checking order per caller.
+    fn set(&mut self, caller: usize, value: u64) -> bool {
+        alone(&self.busy, || {
+            let in_order = value > self.last[caller];
+            self.last[caller] = value;
+            in_order
+        })
+    }
+
+    fn boom(&self) -> u64 {
+        panic!("probe broke")
+    }
+
+    async fn slow(&self) {
+        tokio::task::yield_now().await;
+    }
+
+    #[every(Duration::from_millis(1))]
+    fn tick(&mut self) {
+        alone(&self.busy, || self.ticks.fetch_add(1, Ordering::SeqCst));
+    }
+
+    #[on_stop]
+    fn on_stop(&mut self) {
+        self.stopped.store(true, Ordering::SeqCst);
+    }
+}
+
+/// The same probe without a timer, where the difference is easiest to see.
+struct Plain;
+
+#[server]
+impl Plain {
+    fn task(&self) -> Option<tokio::task::Id> {
+        tokio::task::try_id()
+    }
+
+    fn own_name(&self, ctx: &Context<Self>) -> Option<String> {
+        ctx.name().map(str::to_owned)
+    }
+
+    async fn task_async(&self) -> Option<tokio::task::Id> {
+        tokio::task::try_id()
+    }
+}
+
+#[tokio::test]
+async fn an_idle_servers_synchronous_call_runs_on_the_callers_task() {
+    let caller = tokio::spawn(within(LIMIT, async {
+        let plain = Builder::new(Plain).name("plain").spawn();
+        let caller = tokio::task::try_id();
+        assert!(caller.is_some());
+        // An async method is served by the server's task, as before; then
+        // the server is idle.
+        let served = plain.task_async().await.unwrap();
+        assert!(served.is_some() && served != caller);
+        assert_eq!(plain.task().await, Ok(caller));
+        // The context is the server's own.
+        assert_eq!(plain.own_name().await, Ok(Some("plain".to_owned())));
+    }));
+    caller.await.unwrap();
+}
+
+#[test]
+fn a_blocking_call_is_served_by_the_servers_task() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // One call served, and the server is idle when `block_on` returns.
+    let plain = runtime.block_on(async {
+        let plain = Plain.spawn();
+        plain.task_async().await.unwrap();
+        plain
+    });
+    // On a plain thread there is no runtime for the handler to use: the
+    // server's task serves it.
+    let caller = std::thread::spawn(move || plain.task().timeout(LIMIT).blocking());
+    let served = runtime.block_on(within(LIMIT, async {
+        while !caller.is_finished() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        caller.join().unwrap()
+    }));
+    assert!(matches!(served, Ok(Some(_))), "{served:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_call_never_passes_a_cast_its_caller_sent_before_it() {
+    within(LIMIT, async {
+        let probe = Probe::new().spawn();
+        let callers: Vec<_> = (0..8)
+            .map(|caller| {
+                let probe = probe.clone();
+                tokio::spawn(async move {
+                    for value in 1..=300 {
+                        probe.push(caller, value).await.unwrap();
+                        assert_eq!(probe.last(caller).await, Ok(value));
+                    }
+                })
+            })
+            .collect();
+        for caller in callers {
+            caller.await.unwrap();
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn handlers_and_ticks_never_overlap_and_each_callers_calls_keep_their_order() {
+    within(LIMIT, async {
+        let probe = Probe::new();
+        let ticks = probe.ticks.clone();
+        let probe = probe.spawn();
+        let callers: Vec<_> = (0..8)
+            .map(|caller| {
+                let probe = probe.clone();
+                tokio::spawn(async move {
+                    for value in 1..=500 {
+                        // A mix of calls served by the caller, by the loop
+                        // (async), and queued behind one another.
+                        if value % 50 == 0 {
+                            probe.slow().await.unwrap();
+                        }
+                        assert_eq!(probe.set(caller, value).await, Ok(true));
+                    }
+                })
+            })
+            .collect();
+        for caller in callers {
+            caller.await.unwrap();
+        }
+        // The timer ran meanwhile (a tick that overlapped a handler would
+        // have panicked and stopped the server).
+        while ticks.load(Ordering::SeqCst) < 5 {
+            probe.slow().await.unwrap();
+        }
+        assert_eq!(probe.last(0).await, Ok(500));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_panic_served_by_the_caller_stops_the_server_as_the_loop_would() {
+    within(LIMIT, async {
+        let probe = Probe::new();
+        let stopped = probe.stopped.clone();
+        let (probe, exit) = Builder::new(probe).spawn_with_exit();
+        // Served by the loop, which is idle afterwards.
+        assert_eq!(probe.last(0).await, Ok(0));
+        let answer = probe.boom().await;
+        assert!(
+            matches!(&answer, Err(CallError::Panicked(m)) if m.as_str() == "probe broke"),
+            "{answer:?}"
+        );
+        // The server stops, runs `#[on_stop]`, and says why.
+        let exited = exit.await;
+        assert!(
+            matches!(&exited.reason, StopReason::Panicked(m) if m.as_str() == "probe broke"),
+            "{:?}",
+            exited.reason
+        );
+        assert!(stopped.load(Ordering::SeqCst));
+        assert_eq!(probe.last(0).await, Err(CallError::Closed));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_panic_served_by_the_caller_restarts_the_server_under_its_policy() {
+    within(LIMIT, async {
+        let probe = Builder::new(Probe::new())
+            .restart(Restart::new(Probe::new))
+            .spawn();
+        assert_eq!(probe.set(0, 7).await, Ok(true));
+        assert!(matches!(probe.boom().await, Err(CallError::Panicked(_))));
+        // A fresh state serves the next call.
+        assert_eq!(probe.last(0).await, Ok(0));
+    })
+    .await;
+}
+
+struct Tolerant {
+    count: u64,
+}
+
+#[server(on_panic = "continue")]
+impl Tolerant {
+    fn add(&mut self) -> u64 {
+        self.count += 1;
+        self.count
+    }
+
+    fn boom(&mut self) {
+        self.count += 10;
+        panic!("tolerated");
+    }
+}
+
+#[tokio::test]
+async fn a_panic_served_by_the_caller_keeps_a_tolerant_server_serving() {
+    within(LIMIT, async {
+        let tolerant = Tolerant { count: 0 }.spawn();
+        assert_eq!(tolerant.add().await, Ok(1));
+        assert!(matches!(tolerant.boom().await, Err(CallError::Panicked(_))));
+        assert_eq!(
+            tolerant.add().await,
+            Ok(12),
+            "the state as the panic left it"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn under_contention_a_panic_leaves_no_caller_waiting() {
+    within(LIMIT, async {
+        let probe = Probe::new().spawn();
+        let callers: Vec<_> = (0..16)
+            .map(|caller| {
+                let probe = probe.clone();
+                tokio::spawn(async move {
+                    let mut value = 0;
+                    loop {
+                        value += 1;
+                        match probe.set(caller, value).await {
+                            Ok(in_order) => assert!(in_order),
+                            Err(CallError::Closed) => return,
+                            Err(other) => panic!("{other:?}"),
+                        }
+                    }
+                })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        assert!(matches!(probe.boom().await, Err(CallError::Panicked(_))));
+        for caller in callers {
+            caller.await.unwrap();
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_stopped_or_draining_server_serves_no_caller() {
+    within(LIMIT, async {
+        let probe = Probe::new().spawn();
+        assert_eq!(probe.set(0, 1).await, Ok(true));
+        probe.stop().await;
+        assert_eq!(probe.last(0).await, Err(CallError::Closed));
+
+        let probe = Probe::new().spawn();
+        let other = probe.clone();
+        let drained = tokio::spawn(async move { other.drain().await });
+        common::until(|| probe.is_closed()).await;
+        assert_eq!(probe.last(0).await, Err(CallError::Closed));
+        drained.await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_caller_serving_itself_still_yields_to_the_other_tasks() {
+    within(LIMIT, async {
+        let plain = Plain.spawn();
+        let ran = Arc::new(AtomicBool::new(false));
+        tokio::spawn({
+            let ran = ran.clone();
+            async move { ran.store(true, Ordering::SeqCst) }
+        });
+        // Without a share of the task budget per call this loop would never
+        // yield, and the other task would never run.
+        for _ in 0..100_000 {
+            if ran.load(Ordering::SeqCst) {
+                return;
+            }
+            plain.task().await.unwrap();
+        }
+        panic!("the other task never ran");
+    })
+    .await;
+}
