@@ -126,6 +126,20 @@ pub fn cast<S: Server>(
 /// caller that times out at the very moment its request starts may see
 /// `Timeout` although the handler ran.
 ///
+/// # Who runs the handler
+///
+/// When the server is idle (its serve loop waiting, its mailbox empty,
+/// nothing asked of it), a call to a synchronous method (a plain `fn`
+/// answering with its return value) is served by the caller's own task,
+/// under the server's exclusive claim on its state: no request crosses to
+/// the server's task and back. Everything the serve loop promises holds as
+/// before: one handler at a time, never passing a request queued before the
+/// call, panics answered and handled by the server's policy, timers and
+/// hooks never alongside. Otherwise, and always for `async fn` methods,
+/// deferred replies, casts, `no_wait`, `blocking`, pools, local and remote
+/// servers, the server's task serves the call. A handler served by its
+/// caller runs on the caller's thread and runtime.
+///
 /// # Calls that would deadlock
 ///
 /// A call that waits for its reply fails at once, instead of waiting
