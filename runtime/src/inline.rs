@@ -160,8 +160,10 @@ impl<S: Server> Slot<S> {
                 #[cfg(feature = "tracing")]
                 trace::panicked(trace::server_name::<S>(control), &panic);
                 if self.on_panic == PanicPolicy::Stop {
+                    // Signalled before the state is released: the loop,
+                    // which takes the state first, then sees the signal
+                    // before it serves anything else.
                     room.fault = Some(panic);
-                    drop(room);
                     control.fault();
                 }
             }

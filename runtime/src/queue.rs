@@ -84,6 +84,7 @@ impl<R> Queue<R> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    #[inline]
     pub(crate) fn try_send(&self, item: R) -> Result<(), TrySendError<R>> {
         let mut inner = self.lock();
         if inner.closed {
@@ -129,6 +130,7 @@ impl<R> Queue<R> {
 
     /// The next item; `None` once the queue is closed and empty; else the
     /// task is woken when an item arrives or the queue closes.
+    #[inline]
     pub(crate) fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<R>> {
         let mut inner = self.lock();
         match inner.items.pop_front() {
