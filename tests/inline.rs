@@ -130,6 +130,59 @@ async fn an_idle_servers_synchronous_call_runs_on_the_callers_task() {
     caller.await.unwrap();
 }
 
+/// Where its cast ran.
+#[derive(Default)]
+struct Recorder {
+    seen: Option<tokio::task::Id>,
+}
+
+#[server]
+impl Recorder {
+    #[cast]
+    fn record(&mut self) {
+        self.seen = tokio::task::try_id();
+    }
+
+    fn seen(&self) -> Option<tokio::task::Id> {
+        self.seen
+    }
+}
+
+#[tokio::test]
+async fn an_idle_servers_synchronous_cast_runs_on_the_callers_task() {
+    let caller = tokio::spawn(within(LIMIT, async {
+        let recorder = Recorder::default().spawn();
+        // Served by the loop, which is idle afterwards.
+        assert_eq!(recorder.seen().await, Ok(None));
+        recorder.record().await.unwrap();
+        assert_eq!(recorder.seen().await, Ok(tokio::task::try_id()));
+    }));
+    caller.await.unwrap();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_caller_casting_in_a_loop_still_yields_to_the_other_tasks() {
+    within(LIMIT, async {
+        let recorder = Recorder::default().spawn();
+        recorder.seen().await.unwrap();
+        let ran = Arc::new(AtomicBool::new(false));
+        tokio::spawn({
+            let ran = ran.clone();
+            async move { ran.store(true, Ordering::SeqCst) }
+        });
+        // Casts never wait for room here (each is served at once): without
+        // a share of the task budget per cast this loop would never yield.
+        for _ in 0..100_000 {
+            if ran.load(Ordering::SeqCst) {
+                return;
+            }
+            recorder.record().await.unwrap();
+        }
+        panic!("the other task never ran");
+    })
+    .await;
+}
+
 #[test]
 fn a_blocking_call_is_served_by_the_servers_task() {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -338,8 +391,8 @@ async fn a_caller_serving_itself_still_yields_to_the_other_tasks() {
             let ran = ran.clone();
             async move { ran.store(true, Ordering::SeqCst) }
         });
-        // Without a share of the task budget per call this loop would never
-        // yield, and the other task would never run.
+        // The loop yields when its task budget is spent, as it would
+        // waiting for replies from the server's task.
         for _ in 0..100_000 {
             if ran.load(Ordering::SeqCst) {
                 return;

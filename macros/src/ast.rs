@@ -247,11 +247,11 @@ impl<'a> Message<'a> {
         self.attrs.cast.is_some()
     }
 
-    /// A plain `fn` answering with its return value: served by its caller
-    /// when the server is idle (the runtime's `inline.rs`).
+    /// A plain `fn` answering with its return value (or a plain `#[cast]`
+    /// `fn`): served by its caller when the server is idle (the runtime's
+    /// `inline.rs`).
     pub fn runs_inline(&self) -> bool {
         !self.is_async()
-            && !self.is_cast()
             && self.receiver != Receiver::Value
             && matches!(self.reply, Reply::Returned(_))
     }

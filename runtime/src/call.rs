@@ -14,7 +14,7 @@ use tokio::time::Sleep;
 use crate::control::Control;
 use crate::error::CallError;
 use crate::mailbox::{self, Sender, Senders, TrySendError};
-use crate::message::{Inline, Message};
+use crate::message::{Inline, Inlined, Message};
 use crate::reply::{self, Reply, ReplyReceiver};
 use crate::scope::{self, Waiting};
 use crate::server::{Handle, Server};
@@ -129,16 +129,18 @@ pub fn cast<S: Server>(
 /// # Who runs the handler
 ///
 /// When the server is idle (its serve loop waiting, its mailbox empty,
-/// nothing asked of it), a call to a synchronous method (a plain `fn`
-/// answering with its return value) is served by the caller's own task,
+/// nothing asked of it), a call or cast to a synchronous method (a plain
+/// `fn`; a call answering with its return value) is served by the caller's
+/// own task,
 /// under the server's exclusive claim on its state: no request crosses to
 /// the server's task and back. Everything the serve loop promises holds as
 /// before: one handler at a time, never passing a request queued before the
 /// call, panics answered and handled by the server's policy, timers and
 /// hooks never alongside. Otherwise, and always for `async fn` methods,
-/// deferred replies, casts, `no_wait`, `blocking`, pools, local and remote
-/// servers, the server's task serves the call. A handler served by its
-/// caller runs on the caller's thread and runtime.
+/// deferred replies, `blocking`, pools, local and remote servers, the
+/// server's task serves the call. A handler served by its caller runs on
+/// the caller's thread and runtime, and a cast served so resolves once its
+/// handler has run.
 ///
 /// # Calls that would deadlock
 ///
@@ -460,16 +462,22 @@ impl<R: Message, T> Future for CallFuture<'_, R, T> {
                 }
             }
             'enqueue: {
-                // An idle server's synchronous call is served right here
-                // (`inline.rs`); its answer is then waiting in the reply.
-                if waits
-                    && !from_itself
+                // An idle server's synchronous message is served right
+                // here (`inline.rs`); a call's answer then waits in its
+                // reply.
+                if !from_itself
                     && let Some(serves) = *this.inline
                     && request.runs_inline()
                 {
                     match serves.0.try_serve(request, cx) {
-                        Ok(()) => break 'enqueue,
-                        Err(handed_back) => request = handed_back,
+                        Inlined::Served => break 'enqueue,
+                        Inlined::Queue(handed_back) => request = handed_back,
+                        Inlined::Yield(handed_back) => {
+                            // Offered again at the next poll.
+                            *this.request = Some(handed_back);
+                            *this.started = false;
+                            return Poll::Pending;
+                        }
                     }
                 }
                 if let Some(timeout) = *this.timeout {

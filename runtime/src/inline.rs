@@ -1,6 +1,7 @@
 //! Calls served on their caller's own task: when a server is idle (its
 //! serve loop waiting, every lane of its mailbox empty, nothing asked of
-//! it), a call to a synchronous method is served by the caller itself,
+//! it), a call or cast to a synchronous method is served by the caller
+//! itself,
 //! under the server's exclusive claim on its state, with no task handoff.
 //!
 //! The state has one shared place, a [`Slot`]: the serve loop leaves the
@@ -23,21 +24,23 @@
 //!   before; a server that has ended has no state in its slot;
 //! - self-calls and cycles: the handler runs as the server's code
 //!   (`scope`), and a synchronous handler cannot wait for a call;
-//! - fairness: the caller then takes its answer from the reply as before,
-//!   which takes a unit of its task's budget: a task calling in a loop
-//!   still yields to the other tasks of its runtime.
+//! - fairness: each request served here takes one unit of the caller's
+//!   task budget (as the loop takes one per request it receives), and a
+//!   caller whose budget is spent yields first: a task calling or casting
+//!   in a loop still lets the other tasks of its runtime run.
 //!
 //! Servers with one serve loop only: not pools (their replicas share a
 //! mailbox), local servers (their state stays on its thread) nor remote
-//! ones, and only for methods that are plain `fn`s answering with their
-//! return value; everything else goes through the mailbox as before.
+//! ones, and only for methods that are plain `fn`s (calls answering with
+//! their return value, and casts); everything else goes through the
+//! mailbox as before.
 
 use std::pin::pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::task::{Context as TaskContext, Poll};
 
 use crate::error::PanicMessage;
-use crate::message::{Dispatched, Message, Serves};
+use crate::message::{Dispatched, Inlined, Message, Serves};
 use crate::reply::{Begin, ReplySlot};
 use crate::scope::catch_in;
 use crate::server::{Context, PanicPolicy, Server};
@@ -97,30 +100,31 @@ impl<S: Server> Slot<S> {
         fault
     }
 
-    fn try_serve(
-        &self,
-        mut request: S::Request,
-        cx: &mut TaskContext<'_>,
-    ) -> Result<(), S::Request> {
+    fn try_serve(&self, mut request: S::Request, cx: &mut TaskContext<'_>) -> Inlined<S::Request> {
         let control = &*self.context.control;
         if control.signals() != 0 {
-            return Err(request);
+            return Inlined::Queue(request);
         }
         let mut room = match self.room.try_lock() {
             Ok(room) => room,
             Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-            Err(TryLockError::WouldBlock) => return Err(request),
+            Err(TryLockError::WouldBlock) => return Inlined::Queue(request),
         };
         let Room {
             state: Some(state),
             fault: None,
         } = &mut *room
         else {
-            return Err(request);
+            return Inlined::Queue(request);
         };
         if !self.context.senders.idle() {
-            return Err(request);
+            return Inlined::Queue(request);
         }
+        // One unit of the caller's budget per request served, as the loop
+        // takes one per request it receives.
+        let Poll::Ready(budget) = tokio::task::coop::poll_proceed(cx) else {
+            return Inlined::Yield(request);
+        };
         let chain = match request.reply_slot().map(ReplySlot::begin) {
             Some(Begin::Serve(chain)) => chain,
             Some(Begin::Abandoned) | None => None,
@@ -149,6 +153,7 @@ impl<S: Server> Slot<S> {
                 Poll::Pending => Ok(Dispatched::Served),
             }
         };
+        budget.made_progress();
         #[cfg(feature = "tracing")]
         trace::finish(&span, started, crate::message::outcome(&dispatched));
         match dispatched {
@@ -168,7 +173,7 @@ impl<S: Server> Slot<S> {
                 }
             }
         }
-        Ok(())
+        Inlined::Served
     }
 }
 
@@ -180,7 +185,7 @@ impl<S: Server> std::fmt::Debug for Slot<S> {
 
 impl<S: Server + Send> Serves<S::Request> for Slot<S> {
     #[inline]
-    fn try_serve(&self, request: S::Request, cx: &mut TaskContext<'_>) -> Result<(), S::Request> {
+    fn try_serve(&self, request: S::Request, cx: &mut TaskContext<'_>) -> Inlined<S::Request> {
         Slot::try_serve(self, request, cx)
     }
 }

@@ -33,7 +33,18 @@ pub trait Message: Send + 'static {
 pub(crate) trait Serves<R>: Send + Sync {
     /// Serves `request` now, answering its reply, if the server is idle
     /// and nothing is queued before it; else hands it back.
-    fn try_serve(&self, request: R, cx: &mut Context<'_>) -> Result<(), R>;
+    fn try_serve(&self, request: R, cx: &mut Context<'_>) -> Inlined<R>;
+}
+
+/// What became of a request offered to [`Serves::try_serve`].
+pub(crate) enum Inlined<R> {
+    /// Served; a call's answer waits in its reply.
+    Served,
+    /// The server is not idle: into the mailbox with it.
+    Queue(R),
+    /// The caller's task budget is spent: yield, then offer it again (a
+    /// task casting in a loop would otherwise never yield).
+    Yield(R),
 }
 
 /// The way to an idle server's state, shared by its handles. Not a public
