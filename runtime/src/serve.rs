@@ -294,11 +294,17 @@ async fn run<S: Server>(mut state: S, replica: &mut Replica<S>) -> Ended<S> {
             // loop waits on one plain receive. The other loop's waiting (a
             // `select!` over lanes and timers) is boxed, once per start, so
             // that it does not grow every server's task (BENCHMARKS.md).
-            let (served, served_state) = match timers {
-                None if one_lane => requests.serve(state, OneLane).await,
-                timers => Box::pin(requests.serve(state, Lanes { timers })).await,
+            // `None` while the state is lent to the slot; the loop has it
+            // back whenever `next_or_signal` returns.
+            let mut held = Some(state);
+            let served = match timers {
+                None if one_lane => requests.serve(&mut held, OneLane).await,
+                timers => Box::pin(requests.serve(&mut held, Lanes { timers })).await,
             };
-            state = served_state;
+            state = match held.or_else(|| replica.slot.as_deref().and_then(Slot::take)) {
+                Some(state) => state,
+                None => unreachable!("the loop holds its state when it stops serving"),
+            };
             served
         }
         Err(panic) => Served::Faulted(panic),
@@ -421,20 +427,10 @@ struct Requests<'a, S: Server> {
 }
 
 impl<S: Server> Requests<'_, S> {
-    /// Serves requests until the loop ends, and hands the state back.
-    async fn serve(mut self, state: S, wait: impl Wait<S::Request>) -> (Served<S::Request>, S) {
-        // `None` while the state is lent to the slot; the loop has it back
-        // whenever `next_or_signal` returns.
-        let mut held = Some(state);
-        let served = self.serve_held(&mut held, wait).await;
-        let state = held
-            .or_else(|| self.slot.and_then(Slot::take))
-            .expect("the loop holds its state when it stops serving");
-        (served, state)
-    }
-
-    async fn serve_held(
-        &mut self,
+    /// Serves requests until the loop ends. `held` is the state, lent to
+    /// the slot while the loop waits and back whenever it serves.
+    async fn serve(
+        self,
         held: &mut Option<S>,
         mut wait: impl Wait<S::Request>,
     ) -> Served<S::Request> {
