@@ -160,7 +160,8 @@ impl<S: Spawn> Builder<S> {
         // calls themselves while it is idle (`inline.rs`). (The serve
         // loop's own context has no way to the slot: the slot holds it.)
         let slot = (S::INLINE && self.pool.is_none()).then(|| Slot::new(&context, self.on_panic));
-        let replica = Replica::new(
+        #[allow(unused_mut)] // `mut` for the `tracing` feature
+        let mut replica = Replica::new(
             mailbox,
             context,
             self.on_panic,
@@ -168,7 +169,18 @@ impl<S: Spawn> Builder<S> {
             replica_exit,
             slot.clone(),
         );
-        handle.senders.inline = S::spawn_task(Task::serve(replica, self.server), slot);
+        let task = match &slot {
+            // Nothing to run before the first request: callers may serve
+            // themselves from now on.
+            Some(slot) if S::READY => {
+                slot.lend(self.server);
+                #[cfg(feature = "tracing")]
+                replica.announce();
+                Task::serve_lent(replica)
+            }
+            _ => Task::serve(replica, self.server),
+        };
+        handle.senders.inline = S::spawn_task(task, slot);
         if let Some(tx) = pool_exit {
             S::spawn_task(Task::report_exit(control, tx), None);
         }
