@@ -404,16 +404,6 @@ async fn a_caller_serving_itself_still_yields_to_the_other_tasks() {
     .await;
 }
 
-#[tokio::test]
-async fn a_new_server_without_a_start_hook_serves_its_first_caller_at_once() {
-    let caller = tokio::spawn(within(LIMIT, async {
-        let plain = Plain.spawn();
-        // Nothing runs before a request: the state is there from spawn.
-        assert_eq!(plain.task().await, Ok(tokio::task::try_id()));
-    }));
-    caller.await.unwrap();
-}
-
 /// A server whose state is not ready before `#[on_start]` has run.
 #[derive(Default)]
 struct Starting {

@@ -160,8 +160,7 @@ impl<S: Spawn> Builder<S> {
         // calls themselves while it is idle (`inline.rs`). (The serve
         // loop's own context has no way to the slot: the slot holds it.)
         let slot = (S::INLINE && self.pool.is_none()).then(|| Slot::new(&context, self.on_panic));
-        #[allow(unused_mut)] // `mut` for the `tracing` feature
-        let mut replica = Replica::new(
+        let replica = Replica::new(
             mailbox,
             context,
             self.on_panic,
@@ -169,18 +168,7 @@ impl<S: Spawn> Builder<S> {
             replica_exit,
             slot.clone(),
         );
-        let task = match &slot {
-            // Nothing to run before the first request: callers may serve
-            // themselves from now on.
-            Some(slot) if S::READY => {
-                slot.lend(self.server);
-                #[cfg(feature = "tracing")]
-                replica.announce();
-                Task::serve_lent(replica)
-            }
-            _ => Task::serve(replica, self.server),
-        };
-        handle.senders.inline = S::spawn_task(task, slot);
+        handle.senders.inline = S::spawn_task(Task::serve(replica, self.server), slot);
         if let Some(tx) = pool_exit {
             S::spawn_task(Task::report_exit(control, tx), None);
         }

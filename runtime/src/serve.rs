@@ -56,9 +56,6 @@ pub(crate) struct Replica<S: Server> {
     slot: Option<Arc<Slot<S>>>,
     /// How the replica ended, and its final state; `None` while it runs.
     ended: Option<(Ending, Option<S>)>,
-    /// Its start was traced at spawn: its state was lent to the slot then.
-    #[cfg(feature = "tracing")]
-    announced: bool,
 }
 
 impl<S: Server> Replica<S> {
@@ -79,8 +76,6 @@ impl<S: Server> Replica<S> {
             context,
             slot,
             ended: None,
-            #[cfg(feature = "tracing")]
-            announced: false,
         }
     }
 }
@@ -91,8 +86,7 @@ impl<S: Server> Replica<S> {
 pub struct Task<S: Server>(Job<S>);
 
 enum Job<S: Server> {
-    /// The state given, or `None`: lent to the slot at spawn (`Spawn::READY`).
-    Serve(Replica<S>, Option<S>),
+    Serve(Replica<S>, S),
     /// A pool's `Exit` learns the reason once every replica has ended.
     ReportExit(Arc<Control>, oneshot::Sender<Exited<S>>),
 }
@@ -109,12 +103,7 @@ impl<S: Server> std::fmt::Debug for Task<S> {
 
 impl<S: Server> Task<S> {
     pub(crate) fn serve(replica: Replica<S>, state: S) -> Self {
-        Task(Job::Serve(replica, Some(state)))
-    }
-
-    /// A replica whose state waits in its slot from the start.
-    pub(crate) fn serve_lent(replica: Replica<S>) -> Self {
-        Task(Job::Serve(replica, None))
+        Task(Job::Serve(replica, state))
     }
 
     pub(crate) fn report_exit(control: Arc<Control>, exit: oneshot::Sender<Exited<S>>) -> Self {
@@ -188,11 +177,6 @@ pub trait Spawn: Server {
     /// is idle (`inline.rs`): it has such calls and is not local.
     const INLINE: bool = false;
 
-    /// With `INLINE`: the server has no `#[on_start]` and no timers, so
-    /// nothing has to run before its first request, and its state is lent
-    /// to the slot from the moment it is spawned.
-    const READY: bool = false;
-
     /// Starts `task` on the current runtime. With the `slot` of its state,
     /// returns the way callers reach it.
     fn spawn_task(task: Task<Self>, slot: Option<Arc<Slot<Self>>>)
@@ -253,10 +237,7 @@ pub fn spawn_local(task: impl Future<Output = ()> + 'static) {
 /// they are moved into), and the replica is the largest thing in a
 /// server's task (BENCHMARKS.md).
 #[allow(clippy::manual_async_fn)] // on purpose: see above
-pub(crate) fn serve<S: Server>(
-    mut replica: Replica<S>,
-    state: Option<S>,
-) -> impl Future<Output = ()> {
+pub(crate) fn serve<S: Server>(mut replica: Replica<S>, mut state: S) -> impl Future<Output = ()> {
     async move {
         // Signals (a drain, a watched server's end) wake this task.
         std::future::poll_fn(|cx| {
@@ -264,11 +245,6 @@ pub(crate) fn serve<S: Server>(
             Poll::Ready(())
         })
         .await;
-        // Lent to the slot at spawn, the state may have served callers
-        // already.
-        let Some(mut state) = state.or_else(|| replica.slot.as_deref().and_then(Slot::take)) else {
-            unreachable!("a replica starts with its state, given or lent")
-        };
         loop {
             let ended = run(state, &mut replica).await;
             state = match replica.next_state(ended) {
@@ -302,9 +278,7 @@ async fn run<S: Server>(mut state: S, replica: &mut Replica<S>) -> Ended<S> {
         Err(panic) => return Ended::NotStarted(StopReason::Panicked(panic), state),
     }
     #[cfg(feature = "tracing")]
-    if !std::mem::take(&mut replica.announced) {
-        trace::started(trace::server_name::<S>(control));
-    }
+    trace::started(trace::server_name::<S>(control));
     let served = match catch_sync(control, || state.periods()) {
         Ok(periods) => {
             let timers = Timers::new(periods);
@@ -625,14 +599,6 @@ fn fail<R: Message>(request: &mut R, error: CallError) {
 }
 
 impl<S: Server> Replica<S> {
-    /// Traces the server's start now, at spawn, rather than when its loop
-    /// first runs: its state was lent to the slot at spawn.
-    #[cfg(feature = "tracing")]
-    pub(crate) fn announce(&mut self) {
-        trace::started(trace::server_name::<S>(&self.control));
-        self.announced = true;
-    }
-
     /// The replica has ended, so: its drop guard reports it.
     fn ended(&mut self, ended: (Ending, Option<S>)) {
         self.ended = Some(ended);

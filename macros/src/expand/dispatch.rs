@@ -90,21 +90,9 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
     // (the runtime's `inline.rs`): the request enum says which.
     let inline =
         (!server.args.local && server.messages.iter().any(Message::runs_inline)).then(|| {
-            // Nothing to run before the first request: no `#[on_start]`, no
-            // timers (their periods are evaluated once started).
-            let ready = !server
-                .hooks
-                .iter()
-                .any(|hook| matches!(hook.kind, HookKind::Start | HookKind::Every(_)));
-            let ready = ready.then(|| {
-                quote!(
-                    const READY: bool = true;
-                )
-            });
-            quote! {
+            quote!(
                 const INLINE: bool = true;
-                #ready
-            }
+            )
         });
 
     quote! {

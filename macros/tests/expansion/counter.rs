@@ -206,7 +206,6 @@ impl ::switchboard::__private::Server for Counter {
 #[automatically_derived]
 impl ::switchboard::__private::Spawn for Counter {
     const INLINE: bool = true;
-    const READY: bool = true;
     fn spawn_task(
         task: ::switchboard::__private::Task<Self>,
         slot: ::core::option::Option<
