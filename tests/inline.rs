@@ -160,25 +160,31 @@ async fn an_idle_servers_synchronous_cast_runs_on_the_callers_task() {
     caller.await.unwrap();
 }
 
+/// Runs `step` in a loop on this task until a task spawned first has run;
+/// fails if it never does (the loop never yielded).
+async fn another_task_runs_while<F: Future<Output = ()>>(mut step: impl FnMut() -> F) {
+    let ran = Arc::new(AtomicBool::new(false));
+    tokio::spawn({
+        let ran = ran.clone();
+        async move { ran.store(true, Ordering::SeqCst) }
+    });
+    for _ in 0..100_000 {
+        if ran.load(Ordering::SeqCst) {
+            return;
+        }
+        step().await;
+    }
+    panic!("the other task never ran");
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn a_caller_casting_in_a_loop_still_yields_to_the_other_tasks() {
     within(LIMIT, async {
         let recorder = Recorder::default().spawn();
         recorder.seen().await.unwrap();
-        let ran = Arc::new(AtomicBool::new(false));
-        tokio::spawn({
-            let ran = ran.clone();
-            async move { ran.store(true, Ordering::SeqCst) }
-        });
         // Casts never wait for room here (each is served at once): without
         // a share of the task budget per cast this loop would never yield.
-        for _ in 0..100_000 {
-            if ran.load(Ordering::SeqCst) {
-                return;
-            }
-            recorder.record().await.unwrap();
-        }
-        panic!("the other task never ran");
+        another_task_runs_while(|| async { recorder.record().await.unwrap() }).await;
     })
     .await;
 }
@@ -386,20 +392,12 @@ async fn a_stopped_or_draining_server_serves_no_caller() {
 async fn a_caller_serving_itself_still_yields_to_the_other_tasks() {
     within(LIMIT, async {
         let plain = Plain.spawn();
-        let ran = Arc::new(AtomicBool::new(false));
-        tokio::spawn({
-            let ran = ran.clone();
-            async move { ran.store(true, Ordering::SeqCst) }
-        });
         // The loop yields when its task budget is spent, as it would
         // waiting for replies from the server's task.
-        for _ in 0..100_000 {
-            if ran.load(Ordering::SeqCst) {
-                return;
-            }
+        another_task_runs_while(|| async {
             plain.task().await.unwrap();
-        }
-        panic!("the other task never ran");
+        })
+        .await;
     })
     .await;
 }

@@ -130,11 +130,7 @@ impl<S: Server> Slot<S> {
             Some(Begin::Abandoned) | None => None,
         };
         #[cfg(feature = "tracing")]
-        let span = trace::request(
-            trace::server_name::<S>(control),
-            request.name(),
-            request.reply_slot().map(|reply| reply.sent()),
-        );
+        let span = crate::message::span::<S>(control, &mut request);
         #[cfg(feature = "tracing")]
         let started = trace::start(&span);
         let dispatched = {
