@@ -130,7 +130,7 @@ impl<S: Server> Slot<S> {
             Some(Begin::Abandoned) | None => None,
         };
         #[cfg(feature = "tracing")]
-        let span = crate::message::span::<S>(control, &mut request);
+        let span = span::<S>(control, &mut request);
         #[cfg(feature = "tracing")]
         let started = trace::start(&span);
         let dispatched = {
@@ -184,4 +184,17 @@ impl<S: Server + Send> Serves<S::Request> for Slot<S> {
     fn try_serve(&self, request: S::Request, cx: &mut TaskContext<'_>) -> Inlined<S::Request> {
         Slot::try_serve(self, request, cx)
     }
+}
+
+/// The span of `request` to server `S`, from the request's own fields.
+#[cfg(feature = "tracing")]
+pub(crate) fn span<S: Server>(
+    control: &crate::control::Control,
+    request: &mut S::Request,
+) -> tracing::Span {
+    crate::trace::request(
+        crate::trace::server_name::<S>(control),
+        request.name(),
+        request.reply_slot().map(|reply| reply.sent()),
+    )
 }

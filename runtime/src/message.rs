@@ -151,16 +151,3 @@ pub(crate) fn outcome<R>(
         Ok(_) => crate::trace::Outcome::Ok,
     }
 }
-
-/// The span of `request` to server `S`, from the request's own fields.
-#[cfg(feature = "tracing")]
-pub(crate) fn span<S: crate::server::Server>(
-    control: &crate::control::Control,
-    request: &mut S::Request,
-) -> tracing::Span {
-    crate::trace::request(
-        crate::trace::server_name::<S>(control),
-        request.name(),
-        request.reply_slot().map(|reply| reply.sent()),
-    )
-}

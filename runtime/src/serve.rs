@@ -466,7 +466,7 @@ impl<S: Server> Requests<'_, S> {
                 }
                 Next::Request(mut request) => {
                     #[cfg(feature = "tracing")]
-                    let span = crate::message::span::<S>(control, &mut request);
+                    let span = crate::inline::span::<S>(control, &mut request);
                     if control.stops_now() {
                         // The server's own code, or a linked server, stopped
                         // it (another replica of a pool may have been
