@@ -103,20 +103,56 @@ async fn casts<A: Account>(account: A, iters: u64) -> Duration {
 }
 
 /// Spawn 10 000 servers, then one call to each, awaited one by one. The
-/// account given is not used: every round spawns its own.
+/// account given is not used: every round spawns its own. A round's
+/// servers are dropped and their tasks run to their end before the next
+/// round, untimed (`lifecycles` times that part too): otherwise one
+/// round's teardown runs on the other worker inside the next round's
+/// timing, a different amount each time.
 async fn spawns<A: Account>(_: A, iters: u64) -> Duration {
     let mut total = Duration::ZERO;
     for _ in 0..iters {
+        let alive = alive_tasks();
         let start = Instant::now();
-        let servers: Vec<A> = (0..SERVERS).map(|_| A::spawn()).collect();
-        for server in &servers {
-            std::hint::black_box(server.deposit(1).await);
-        }
+        let servers = spawn_and_call::<A>().await;
         total += start.elapsed();
         drop(servers);
-        tokio::task::yield_now().await;
+        ended(alive).await;
     }
     total
+}
+
+/// The whole life of 10 000 short-lived servers: spawn, one call each,
+/// dropped, and every task of theirs ended.
+async fn lifecycles<A: Account>(_: A, iters: u64) -> Duration {
+    let start = Instant::now();
+    for _ in 0..iters {
+        let alive = alive_tasks();
+        drop(spawn_and_call::<A>().await);
+        ended(alive).await;
+    }
+    start.elapsed()
+}
+
+async fn spawn_and_call<A: Account>() -> Vec<A> {
+    let servers: Vec<A> = (0..SERVERS).map(|_| A::spawn()).collect();
+    for server in &servers {
+        std::hint::black_box(server.deposit(1).await);
+    }
+    servers
+}
+
+fn alive_tasks() -> usize {
+    tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks()
+}
+
+/// Until the runtime has no more tasks alive than `alive`: the servers
+/// spawned since have ended.
+async fn ended(alive: usize) {
+    while alive_tasks() > alive {
+        tokio::task::yield_now().await;
+    }
 }
 
 const SERVERS: usize = 10_000;
@@ -168,6 +204,12 @@ fn spawn(c: &mut Criterion) {
         group.measurement_time(Duration::from_secs(5));
         let runtime = make();
         for_each_impl!(&mut group, &runtime, spawns);
+        group.finish();
+        let mut group = c.benchmark_group(format!("lifecycle_10k/{runtime_name}"));
+        group.throughput(Throughput::Elements(SERVERS as u64));
+        group.sample_size(10);
+        group.measurement_time(Duration::from_secs(5));
+        for_each_impl!(&mut group, &runtime, lifecycles);
         group.finish();
     }
 }
