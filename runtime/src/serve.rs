@@ -45,11 +45,11 @@ pub struct Exited<S> {
 /// the server.
 pub(crate) struct Replica<S: Server> {
     mailbox: Mailbox<S::Request>,
-    control: Arc<Control>,
     on_panic: PanicPolicy,
     restarts: Option<Box<Restarts<S>>>,
     exit: Option<oneshot::Sender<Exited<S>>>,
-    /// What the server's code is given of its own server.
+    /// What the server's code is given of its own server (and the
+    /// loop's way to its `Control`).
     context: Context<S>,
     /// Where the state waits while the loop is idle, for callers to serve
     /// their synchronous calls themselves (`inline.rs`).
@@ -69,7 +69,6 @@ impl<S: Server> Replica<S> {
     ) -> Self {
         Replica {
             mailbox,
-            control: context.control.clone(),
             on_panic,
             restarts: restart.map(|policy| Box::new(policy.tracker())),
             exit,
@@ -241,7 +240,7 @@ pub(crate) fn serve<S: Server>(mut replica: Replica<S>, mut state: S) -> impl Fu
     async move {
         // Signals (a drain, a watched server's end) wake this task.
         std::future::poll_fn(|cx| {
-            replica.control.register(cx.waker());
+            replica.context.control.register(cx.waker());
             Poll::Ready(())
         })
         .await;
@@ -270,7 +269,7 @@ enum Ended<S> {
 
 /// Starts `state`, serves until it stops, runs `#[on_stop]`.
 async fn run<S: Server>(mut state: S, replica: &mut Replica<S>) -> Ended<S> {
-    let control = &*replica.control;
+    let control = &*replica.context.control;
     let context = &replica.context;
     match catch(control, state.on_start(context)).await {
         Ok(Ok(())) => {}
@@ -429,89 +428,95 @@ struct Requests<'a, S: Server> {
 impl<S: Server> Requests<'_, S> {
     /// Serves requests until the loop ends. `held` is the state, lent to
     /// the slot while the loop waits and back whenever it serves.
-    async fn serve(
+    ///
+    /// A block rather than an `async fn`, which would keep its arguments
+    /// twice in its future (see `serve`).
+    #[allow(clippy::manual_async_fn)] // on purpose: see above
+    fn serve(
         self,
         held: &mut Option<S>,
         mut wait: impl Wait<S::Request>,
-    ) -> Served<S::Request> {
-        let context = self.context;
-        let control = self.control;
-        loop {
-            let next = next_or_signal(&mut wait, self.mailbox, control, self.slot, held).await;
-            let Some(state) = held.as_mut() else {
-                unreachable!("the loop takes its state back before it serves")
-            };
-            let ran = match next {
-                Next::Closed | Next::Drained => return Served::Drained,
-                Next::Signal if control.stops_now() => return Served::Drained,
-                Next::Signal
-                    if control.signals() & FAULT != 0
-                        && let Some(panic) = self.slot.and_then(Slot::take_fault) =>
-                {
-                    // A call served on its caller's task panicked: as if
-                    // this loop had served it.
-                    if self.on_panic == PanicPolicy::Stop {
-                        return Served::Faulted(panic);
+    ) -> impl Future<Output = Served<S::Request>> {
+        async move {
+            let context = self.context;
+            let control = self.control;
+            loop {
+                let next = next_or_signal(&mut wait, self.mailbox, control, self.slot, held).await;
+                let Some(state) = held.as_mut() else {
+                    unreachable!("the loop takes its state back before it serves")
+                };
+                let ran = match next {
+                    Next::Closed | Next::Drained => return Served::Drained,
+                    Next::Signal if control.stops_now() => return Served::Drained,
+                    Next::Signal
+                        if control.signals() & FAULT != 0
+                            && let Some(panic) = self.slot.and_then(Slot::take_fault) =>
+                    {
+                        // A call served on its caller's task panicked: as if
+                        // this loop had served it.
+                        if self.on_panic == PanicPolicy::Stop {
+                            return Served::Faulted(panic);
+                        }
+                        Ok(())
                     }
-                    Ok(())
-                }
-                // Boxed: a watched server's end is rare, and its future
-                // would otherwise be the largest part of every server's
-                // task (BENCHMARKS.md).
-                Next::Signal => Box::pin(self.downs(state)).await,
-                Next::Tick(timer) => {
-                    let ticked = catch(control, state.tick(timer, context)).await;
-                    wait.ticked(timer);
-                    ticked
-                }
-                Next::Request(mut request) => {
-                    #[cfg(feature = "tracing")]
-                    let span = crate::inline::span::<S>(control, &mut request);
-                    if control.stops_now() {
-                        // The server's own code, or a linked server, stopped
-                        // it (another replica of a pool may have been
-                        // serving): requests still queued are refused.
-                        fail(&mut request, CallError::Closed);
+                    // Boxed: a watched server's end is rare, and its future
+                    // would otherwise be the largest part of every server's
+                    // task (BENCHMARKS.md).
+                    Next::Signal => Box::pin(self.downs(state)).await,
+                    Next::Tick(timer) => {
+                        let ticked = catch(control, state.tick(timer, context)).await;
+                        wait.ticked(timer);
+                        ticked
+                    }
+                    Next::Request(mut request) => {
                         #[cfg(feature = "tracing")]
-                        trace::finish(&span, None, trace::Outcome::Closed);
-                        return Served::Drained;
-                    }
-                    let chain = match request.reply_slot().map(ReplySlot::begin) {
-                        Some(Begin::Abandoned) => {
+                        let span = crate::inline::span::<S>(control, &mut request);
+                        if control.stops_now() {
+                            // The server's own code, or a linked server, stopped
+                            // it (another replica of a pool may have been
+                            // serving): requests still queued are refused.
+                            fail(&mut request, CallError::Closed);
                             #[cfg(feature = "tracing")]
-                            trace::finish(&span, None, trace::Outcome::Cancelled);
-                            continue;
+                            trace::finish(&span, None, trace::Outcome::Closed);
+                            return Served::Drained;
                         }
-                        Some(Begin::Serve(chain)) => chain,
-                        None => None,
-                    };
-                    let dispatched = catch_in(control, chain, state.dispatch(request, context));
-                    #[cfg(feature = "tracing")]
-                    let (started, dispatched) = (
-                        trace::start(&span),
-                        tracing::Instrument::instrument(dispatched, span.clone()),
-                    );
-                    let dispatched = dispatched.await;
-                    #[cfg(feature = "tracing")]
-                    trace::finish(&span, started, crate::message::outcome(&dispatched));
-                    match dispatched {
-                        Ok(Dispatched::Served) => Ok(()),
-                        Ok(Dispatched::Terminal(request)) => {
-                            self.mailbox.close();
-                            return Served::Terminal(request);
+                        let chain = match request.reply_slot().map(ReplySlot::begin) {
+                            Some(Begin::Abandoned) => {
+                                #[cfg(feature = "tracing")]
+                                trace::finish(&span, None, trace::Outcome::Cancelled);
+                                continue;
+                            }
+                            Some(Begin::Serve(chain)) => chain,
+                            None => None,
+                        };
+                        let dispatched = catch_in(control, chain, state.dispatch(request, context));
+                        #[cfg(feature = "tracing")]
+                        let (started, dispatched) = (
+                            trace::start(&span),
+                            tracing::Instrument::instrument(dispatched, span.clone()),
+                        );
+                        let dispatched = dispatched.await;
+                        #[cfg(feature = "tracing")]
+                        trace::finish(&span, started, crate::message::outcome(&dispatched));
+                        match dispatched {
+                            Ok(Dispatched::Served) => Ok(()),
+                            Ok(Dispatched::Terminal(request)) => {
+                                self.mailbox.close();
+                                return Served::Terminal(request);
+                            }
+                            Err(panic) => Err(panic),
                         }
-                        Err(panic) => Err(panic),
                     }
+                };
+                #[cfg(feature = "tracing")]
+                if let Err(panic) = &ran {
+                    trace::panicked(trace::server_name::<S>(control), panic);
                 }
-            };
-            #[cfg(feature = "tracing")]
-            if let Err(panic) = &ran {
-                trace::panicked(trace::server_name::<S>(control), panic);
-            }
-            if let Err(panic) = ran
-                && self.on_panic == PanicPolicy::Stop
-            {
-                return Served::Faulted(panic);
+                if let Err(panic) = ran
+                    && self.on_panic == PanicPolicy::Stop
+                {
+                    return Served::Faulted(panic);
+                }
             }
         }
     }
@@ -615,12 +620,12 @@ impl<S: Server> Replica<S> {
             return Err((Ending::Own(reason), Some(broken)));
         }
         #[cfg(feature = "tracing")]
-        trace::restarting(trace::server_name::<S>(&self.control), &reason);
+        trace::restarting(trace::server_name::<S>(&self.context.control), &reason);
         // The broken state goes first; the replies it held learn why. A
         // panic from its `Drop` is caught and does not stop the restart.
         let _ = scope::dispose(broken, &reason.held_reply_error());
         loop {
-            match catch_sync(&self.control, || restarts.build()) {
+            match catch_sync(&self.context.control, || restarts.build()) {
                 Ok(state) => return Ok(state),
                 // A factory that panics is a failed restart: it counts.
                 Err(panic) => reason = StopReason::Panicked(panic),
@@ -649,7 +654,7 @@ impl<S: Server> Drop for Replica<S> {
         if let Some(lent) = self.slot.as_ref().and_then(|slot| slot.take()) {
             let _ = scope::dispose(lent, &held);
         }
-        let reason = self.control.replica_ended(ending);
+        let reason = self.context.control.replica_ended(ending);
         if let Some(reason) = &reason {
             self.mailbox.close_and_drain(&reason.call_error());
         }
@@ -666,11 +671,11 @@ impl<S: Server> Drop for Replica<S> {
         let mut reported = None;
         if let Some(reason) = reason {
             #[cfg(feature = "tracing")]
-            trace::stopped(trace::server_name::<S>(&self.control), &reason);
+            trace::stopped(trace::server_name::<S>(&self.context.control), &reason);
             if self.exit.is_some() {
                 reported = Some(reason.clone());
             }
-            self.control.finish(reason);
+            self.context.control.finish(reason);
         }
         if let Some(exit) = self.exit.take() {
             let reason = reported.unwrap_or(StopReason::Aborted);
