@@ -1,4 +1,4 @@
-//! Speed: switchboard against the hand-written tokio actor pattern, side by
+//! Speed: patchboard against the hand-written tokio actor pattern, side by
 //! side in one run. `cargo bench --bench actor`; BENCHMARKS.md has a table.
 
 mod impls;
@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
-use impls::{Account, ChannelActor, MutexAccount, Switchboard, TokioActor};
+use impls::{Account, ChannelActor, MutexAccount, Patchboard, TokioActor};
 use tokio::runtime::Runtime;
 
 fn current_thread() -> Runtime {
@@ -30,7 +30,7 @@ fn two_workers() -> Runtime {
 /// returns the time it measured.
 macro_rules! for_each_impl {
     ($group:expr, $runtime:expr, $workload:ident) => {
-        measure::<Switchboard, _, _>($group, $runtime, "switchboard", $workload::<Switchboard>);
+        measure::<Patchboard, _, _>($group, $runtime, "patchboard", $workload::<Patchboard>);
         measure::<TokioActor, _, _>($group, $runtime, "tokio_mpsc", $workload::<TokioActor>);
         measure::<ChannelActor, _, _>($group, $runtime, "async_channel", $workload::<ChannelActor>);
         measure::<MutexAccount, _, _>($group, $runtime, "mutex", $workload::<MutexAccount>);

@@ -22,7 +22,7 @@ edition = "2024"
 publish = false
 
 [dependencies]
-switchboard = { path = "$root" }
+patchboard = { path = "$root" }
 tokio = { version = "1", features = ["rt", "macros"] }
 
 [workspace]
@@ -57,7 +57,7 @@ TOML
 }
 
 make_crate plain ""
-make_crate served "#[switchboard::server]"
+make_crate served "#[patchboard::server]"
 if [ -s "$work/plain.lines" ] && [ -s "$work/served.lines" ]; then
     plain=$(cat "$work/plain.lines")
     served=$(cat "$work/served.lines")

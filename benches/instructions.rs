@@ -3,11 +3,11 @@
 //! callgrind (steadier than wall time on a shared machine). Under plain
 //! `cargo bench` it runs each workload once, as a smoke test.
 //!
-//! Usage: `instructions <switchboard|tokio_mpsc|async_channel> <seq|cast|spawn> <n>`.
+//! Usage: `instructions <patchboard|tokio_mpsc|async_channel> <seq|cast|spawn> <n>`.
 
 mod impls;
 
-use impls::{Account, ChannelActor, Switchboard, TokioActor};
+use impls::{Account, ChannelActor, Patchboard, TokioActor};
 
 async fn run<A: Account>(workload: &str, n: u64) {
     let account = A::spawn();
@@ -48,7 +48,7 @@ fn main() {
         .unwrap();
     if args.len() != 3 {
         // `cargo bench` passes `--bench`: run everything once.
-        for implementation in ["switchboard", "tokio_mpsc", "async_channel"] {
+        for implementation in ["patchboard", "tokio_mpsc", "async_channel"] {
             for workload in ["seq", "cast", "spawn"] {
                 runtime.block_on(dispatch(implementation, workload, 10));
             }
@@ -61,7 +61,7 @@ fn main() {
 
 async fn dispatch(implementation: &str, workload: &str, n: u64) {
     match implementation {
-        "switchboard" => run::<Switchboard>(workload, n).await,
+        "patchboard" => run::<Patchboard>(workload, n).await,
         "tokio_mpsc" => run::<TokioActor>(workload, n).await,
         "async_channel" => run::<ChannelActor>(workload, n).await,
         other => panic!("unknown implementation {other}"),

@@ -12,7 +12,7 @@ count() {
         sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
 }
 printf '%-14s %10s %10s %10s\n' implementation seq cast spawn
-for implementation in switchboard tokio_mpsc async_channel; do
+for implementation in patchboard tokio_mpsc async_channel; do
     line=$(printf '%-14s' "$implementation")
     for workload in seq cast spawn; do
         small=$(count "$implementation" "$workload" 1000)

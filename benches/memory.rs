@@ -6,7 +6,7 @@ mod impls;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
 
-use impls::{Account, ChannelActor, MutexAccount, Switchboard, TokioActor};
+use impls::{Account, ChannelActor, MutexAccount, Patchboard, TokioActor};
 
 struct Counting;
 
@@ -81,7 +81,7 @@ fn main() {
         "implementation", "bytes/idle server", "allocs/call"
     );
     let rows = [
-        ("switchboard", measure::<Switchboard>(&runtime)),
+        ("patchboard", measure::<Patchboard>(&runtime)),
         ("tokio_mpsc", measure::<TokioActor>(&runtime)),
         ("async_channel", measure::<ChannelActor>(&runtime)),
         ("mutex", measure::<MutexAccount>(&runtime)),

@@ -11,9 +11,9 @@ mod nats_server;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use patchboard::nats::{Remote, Service, async_nats};
+use patchboard::{Server, server};
 use serde::{Deserialize, Serialize};
-use switchboard::nats::{Remote, Service, async_nats};
-use switchboard::{Server, server};
 use tokio::runtime::Runtime;
 
 #[derive(Default)]
@@ -29,14 +29,14 @@ impl Account {
     }
 }
 
-/// The arguments as switchboard sends them.
+/// The arguments as patchboard sends them.
 #[derive(Serialize, Deserialize)]
 struct Deposit {
     amount: u64,
 }
 
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    let mut out = vec![switchboard::nats::VERSION];
+    let mut out = vec![patchboard::nats::VERSION];
     rmp_serde::encode::write_named(&mut out, value).unwrap();
     out
 }
@@ -99,7 +99,7 @@ fn remote(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("remote/latency");
     group.throughput(Throughput::Elements(1));
-    group.bench_function("switchboard", |b| {
+    group.bench_function("patchboard", |b| {
         b.iter_custom(|iters| {
             let account = account.clone();
             runtime.block_on(async move {
@@ -141,7 +141,7 @@ fn remote(c: &mut Criterion) {
     const CALLERS: u64 = 64;
     let mut group = c.benchmark_group("remote/throughput_64");
     group.throughput(Throughput::Elements(1));
-    group.bench_function("switchboard", |b| {
+    group.bench_function("patchboard", |b| {
         b.iter_custom(|iters| {
             let account = account.clone();
             runtime.block_on(async move {

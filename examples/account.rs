@@ -3,7 +3,7 @@
 //!
 //! Run with `cargo run --example account`.
 
-use switchboard::{CallError, Server, server};
+use patchboard::{CallError, Server, server};
 
 /// The state: one balance, owned by the server task.
 pub struct Account {

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::time::Duration;
 
-use switchboard::{CallError, Delivery, Server, Subscriber, Subscription, server, subscription};
+use patchboard::{CallError, Delivery, Server, Subscriber, Subscription, server, subscription};
 
 /// Subscribers by topic.
 pub struct Broker<Topic, Event> {

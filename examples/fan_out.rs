@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use switchboard::{Builder, CallError, bounded_map, server};
+use patchboard::{Builder, CallError, bounded_map, server};
 
 /// One worker of the pool; clones share the counter of lookups in flight.
 #[derive(Clone, Default)]

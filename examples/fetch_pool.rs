@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use switchboard::{Builder, CallError, server};
+use patchboard::{Builder, CallError, server};
 
 /// One replica. Clones share the counters, so the demo can observe the
 /// whole pool.

@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use switchboard::{CallError, Server, first_ok, server};
+use patchboard::{CallError, Server, first_ok, server};
 
 /// One replica. Latency and failures come from a small deterministic
 /// generator, so that every run prints the same story.

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 
-use switchboard::{CallError, Server, server};
+use patchboard::{CallError, Server, server};
 
 /// A map owned by the server task; `K` and `V` are chosen by the user.
 pub struct KvStore<K, V> {

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use switchboard::{CallError, PRIORITY_BURST, Server, server};
+use patchboard::{CallError, PRIORITY_BURST, Server, server};
 use tokio::sync::Notify;
 
 /// Handles every kind of event, one at a time.

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use switchboard::{CallError, Server, server};
+use patchboard::{CallError, Server, server};
 
 /// The answer to one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -16,9 +16,9 @@
 use std::collections::HashMap;
 use std::process::ExitCode;
 
+use patchboard::nats::{Remote, Service, async_nats};
+use patchboard::{CallError, Server, server};
 use serde::{Deserialize, Serialize};
-use switchboard::nats::{Remote, Service, async_nats};
-use switchboard::{CallError, Server, server};
 
 /// One balance, owned by the server task.
 #[derive(Default)]

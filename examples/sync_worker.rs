@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use switchboard::{CallError, Server, server};
+use patchboard::{CallError, Server, server};
 
 /// What one sync did.
 #[derive(Debug, Clone, PartialEq, Eq)]

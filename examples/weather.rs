@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use switchboard::{CallError, Context, Reply, Server, server};
+use patchboard::{CallError, Context, Reply, Server, server};
 
 /// A weather service in front of a slow upstream.
 pub struct Weather {

@@ -1,9 +1,10 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
-pub use switchboard_macros::server;
-pub use switchboard_runtime::{
+pub use patchboard_macros::server;
+pub use patchboard_runtime::{
     BoundedMap, Builder, Call, CallError, CallFuture, Context, DEFAULT_CAPACITY, Delivery, Down,
     Exit, Exited, Flatten, Handle, MAX_CAPACITY, MAX_POOL_SIZE, MAX_PRIORITY, Merge, OwnedCall,
     PRIORITY_BURST, PanicMessage, PanicPolicy, Reply, Restart, Server, StopReason, Subscriber,
@@ -11,7 +12,8 @@ pub use switchboard_runtime::{
 };
 
 #[cfg(feature = "nats")]
-pub use switchboard_runtime::nats;
+#[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
+pub use patchboard_runtime::nats;
 
 #[doc(hidden)]
-pub use switchboard_runtime::__private;
+pub use patchboard_runtime::__private;

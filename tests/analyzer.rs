@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use api::{Config, FakeApi};
 use common::{PAUSED_LIMIT, until, within};
+use patchboard::StopReason;
 use pipeline::Pipeline;
-use switchboard::StopReason;
 
 fn api() -> Arc<FakeApi> {
     Arc::new(FakeApi::new(Config::default()))

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::{PAUSED_LIMIT, within};
-use switchboard::{
+use patchboard::{
     Builder, CallError, Delivery, Reply, Server, StopReason, Subscriber, Subscription, WeakHandle,
     server, subscription,
 };

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::{LIMIT, PAUSED_LIMIT, within};
-use switchboard::{Builder, CallError, PRIORITY_BURST, Server, server};
+use patchboard::{Builder, CallError, PRIORITY_BURST, Server, server};
 use tokio::sync::Notify;
 
 struct Desk {

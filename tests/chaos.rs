@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use switchboard::{
+use patchboard::{
     Builder, CallError, PanicPolicy, Reply, Restart, Subscriber, Subscription, server, subscription,
 };
 

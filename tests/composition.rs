@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::{LIMIT, PAUSED_LIMIT, hold, until_queued, within};
-use switchboard::{Builder, CallError, Context, Down, Reply, Server, StopReason, server};
+use patchboard::{Builder, CallError, Context, Down, Reply, Server, StopReason, server};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 

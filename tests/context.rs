@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::{LIMIT, PAUSED_LIMIT, within};
-use switchboard::{Builder, CallError, Context, Restart, WeakHandle, server};
+use patchboard::{Builder, CallError, Context, Restart, WeakHandle, server};
 use tokio::sync::Notify;
 
 #[derive(Clone, Default)]
@@ -143,7 +143,7 @@ async fn the_context_does_not_keep_its_server_alive() {
         pager.fetch(1, 1).await.unwrap();
         drop(pager);
         let exited = exit.await;
-        assert_eq!(exited.reason, switchboard::StopReason::HandlesDropped);
+        assert_eq!(exited.reason, patchboard::StopReason::HandlesDropped);
         let me = exited.state.unwrap().me.unwrap();
         assert!(me.upgrade().is_none());
     })

@@ -6,9 +6,9 @@
 
 use std::time::Duration;
 
+use patchboard::{Builder, CallError, PanicPolicy, Restart, server};
 use proptest::prelude::*;
 use proptest_state_machine::{ReferenceStateMachine, StateMachineTest, prop_state_machine};
-use switchboard::{Builder, CallError, PanicPolicy, Restart, server};
 
 struct Counter {
     total: u64,

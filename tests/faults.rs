@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::{LIMIT, PAUSED_LIMIT, within};
-use switchboard::{Builder, CallError, PanicPolicy, Restart, Server, StopReason, server};
+use patchboard::{Builder, CallError, PanicPolicy, Restart, Server, StopReason, server};
 use tokio::sync::Notify;
 
 #[derive(Default)]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::{LIMIT, within};
-use switchboard::{Builder, CallError, Server, StopReason, server};
+use patchboard::{Builder, CallError, Server, StopReason, server};
 use tokio::sync::Notify;
 
 struct Echo {

@@ -6,7 +6,7 @@
 mod shadowed {
     mod core {}
     mod std {}
-    mod switchboard {}
+    mod patchboard {}
 
     struct Option;
     struct Result;
@@ -24,7 +24,7 @@ mod shadowed {
         pub count: u64,
     }
 
-    #[::switchboard::server(timeout = "1s", capacity = 4)]
+    #[::patchboard::server(timeout = "1s", capacity = 4)]
     impl Counter {
         #[on_start]
         fn start(&mut self) -> ::core::result::Result<(), ::std::string::String> {
@@ -53,7 +53,7 @@ mod shadowed {
 
 #[tokio::test]
 async fn shadowed_names_do_not_leak_into_generated_code() {
-    use switchboard::Server;
+    use patchboard::Server;
     let test = async {
         let counter = shadowed::Counter { count: 0 }.spawn();
         assert_eq!(counter.bump(2).await, Ok(2));
@@ -66,15 +66,15 @@ async fn shadowed_names_do_not_leak_into_generated_code() {
         .expect("no hang");
 }
 
-/// `#[server(crate = ..)]` for crates that re-export switchboard.
+/// `#[server(crate = ..)]` for crates that re-export patchboard.
 mod reexported {
     pub mod my_runtime {
-        pub use ::switchboard as sb;
+        pub use ::patchboard as sb;
     }
 
     pub struct Ping;
 
-    #[::switchboard::server(crate = crate::reexported::my_runtime::sb)]
+    #[::patchboard::server(crate = crate::reexported::my_runtime::sb)]
     impl Ping {
         pub fn ping(&self) -> &'static str {
             "pong"
@@ -84,7 +84,7 @@ mod reexported {
 
 #[tokio::test]
 async fn crate_option_reaches_the_runtime_through_a_reexport() {
-    use switchboard::Server;
+    use patchboard::Server;
     let ping = reexported::Ping.spawn();
     let pong = tokio::time::timeout(std::time::Duration::from_secs(10), ping.ping()).await;
     assert_eq!(pong.expect("no hang"), Ok("pong"));

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::{LIMIT, within};
-use switchboard::{Builder, CallError, Context, Restart, Server, StopReason, server};
+use patchboard::{Builder, CallError, Context, Restart, Server, StopReason, server};
 
 /// Records where its handlers ran, and checks that no two of them (nor a
 /// tick) ever run at once.

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::{PAUSED_LIMIT, within};
-use switchboard::{CallError, Server, StopReason, server};
+use patchboard::{CallError, Server, StopReason, server};
 
 /// Records hook runs in shared counters the test can read.
 #[derive(Default, Clone)]
@@ -267,7 +267,7 @@ async fn ticks_stop_after_stop() {
 async fn the_exit_future_returns_the_final_state_and_the_reason() {
     within(PAUSED_LIMIT, async {
         let counters = Counters::default();
-        let (server, exit) = switchboard::Builder::new(hooked(&counters)).spawn_with_exit();
+        let (server, exit) = patchboard::Builder::new(hooked(&counters)).spawn_with_exit();
         server.mark().await.unwrap();
         server.stop().await;
         let exited = exit.await;
@@ -283,7 +283,7 @@ async fn the_exit_future_returns_the_final_state_and_the_reason() {
 async fn the_exit_future_sees_every_handle_dropped() {
     within(PAUSED_LIMIT, async {
         let counters = Counters::default();
-        let (server, exit) = switchboard::Builder::new(hooked(&counters)).spawn_with_exit();
+        let (server, exit) = patchboard::Builder::new(hooked(&counters)).spawn_with_exit();
         server.mark().await.unwrap();
         drop(server);
         let exited = exit.await;

@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 
-use switchboard::{CallError, Reply, Server, server};
+use patchboard::{CallError, Reply, Server, server};
 
 /// A documented key-value server.
 #[derive(Debug)]

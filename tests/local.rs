@@ -9,7 +9,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use common::{LIMIT, PAUSED_LIMIT, within};
-use switchboard::{Builder, CallError, Server, StopReason, server};
+use patchboard::{Builder, CallError, Server, StopReason, server};
 use tokio::task::LocalSet;
 
 /// A cache whose entries are shared through `Rc`, as a `!Send` client

@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::{PAUSED_LIMIT, within};
+use patchboard::Server;
 use proptest::prelude::*;
-use switchboard::Server;
 
 #[allow(dead_code)]
 #[path = "../examples/account.rs"]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{LIMIT, PAUSED_LIMIT, hold, until_queued, within};
-use switchboard::{CallError, OwnedCall, Server, server};
+use patchboard::{CallError, OwnedCall, Server, server};
 
 /// Doubles numbers, counting how many it has served.
 #[derive(Default)]
@@ -267,7 +267,7 @@ async fn a_call_can_override_its_messages_priority() {
             mux.log().priority(0).await.unwrap(),
             ["user 4", "metrics 3", "critical 1", "metrics 2"]
         );
-        assert_eq!(switchboard::MAX_PRIORITY, 7);
+        assert_eq!(patchboard::MAX_PRIORITY, 7);
     })
     .await;
 }
@@ -286,7 +286,7 @@ async fn a_flood_of_critical_events_never_starves_the_lower_levels() {
         release.notify_one();
         let log = mux.log().priority(0).await.unwrap();
         let position = |entry: &str| log.iter().position(|e| e == entry).unwrap();
-        let burst = switchboard::PRIORITY_BURST;
+        let burst = patchboard::PRIORITY_BURST;
         assert_eq!(position("metrics 0"), burst);
         assert_eq!(position("user 0"), burst + 1);
         assert_eq!(log.len(), 42);
@@ -368,7 +368,7 @@ async fn first_ok_returns_the_first_success_and_cancels_the_losers() {
         // The fastest replica fails: the first *success* wins.
         let replicas = replicas([(30, true), (60, false), (90, false)]);
         let start = tokio::time::Instant::now();
-        let answer = switchboard::first_ok(lookups(&replicas, 4), Duration::from_millis(400)).await;
+        let answer = patchboard::first_ok(lookups(&replicas, 4), Duration::from_millis(400)).await;
         assert_eq!(answer, Ok(40));
         assert_eq!(start.elapsed(), Duration::from_millis(60));
         // The slowest replica's lookup was dropped when the winner answered:
@@ -384,7 +384,7 @@ async fn first_ok_returns_the_first_success_and_cancels_the_losers() {
 async fn first_ok_reports_every_error_in_order_when_none_succeeds() {
     within(PAUSED_LIMIT, async {
         let replicas = replicas([(30, true), (10, true), (500, false)]);
-        let answer = switchboard::first_ok(lookups(&replicas, 1), Duration::from_millis(100)).await;
+        let answer = patchboard::first_ok(lookups(&replicas, 1), Duration::from_millis(100)).await;
         assert_eq!(
             answer,
             Err(vec![
@@ -397,17 +397,17 @@ async fn first_ok_reports_every_error_in_order_when_none_succeeds() {
         // a handler's `Err` is a delivered answer, so the fastest wins.
         replicas[2].stop().await;
         let plain = replicas.iter().map(|replica| replica.lookup(2));
-        let answer = switchboard::first_ok(plain, Duration::from_millis(100)).await;
+        let answer = patchboard::first_ok(plain, Duration::from_millis(100)).await;
         assert_eq!(answer, Ok(Err("replica down for 2".to_owned())));
         for replica in &replicas {
             replica.stop().await;
         }
         let closed = replicas.iter().map(|replica| replica.lookup(3));
-        let answer = switchboard::first_ok(closed, Duration::from_millis(100)).await;
+        let answer = patchboard::first_ok(closed, Duration::from_millis(100)).await;
         assert_eq!(answer, Err(vec![CallError::Closed; 3]));
-        let no_calls: Vec<switchboard::OwnedCall<u32>> = Vec::new();
+        let no_calls: Vec<patchboard::OwnedCall<u32>> = Vec::new();
         assert_eq!(
-            switchboard::first_ok(no_calls, Duration::from_secs(1)).await,
+            patchboard::first_ok(no_calls, Duration::from_secs(1)).await,
             Err(vec![])
         );
     })
@@ -422,7 +422,7 @@ async fn first_ok_retries_with_a_growing_deadline_as_in_the_essay() {
         let mut attempts = 0;
         let answer = loop {
             attempts += 1;
-            match switchboard::first_ok(lookups(&replicas, 3), deadline).await {
+            match patchboard::first_ok(lookups(&replicas, 3), deadline).await {
                 Ok(value) => break value,
                 Err(_) => deadline *= 2,
             }
@@ -466,7 +466,7 @@ fn resolver_pool(workers: usize) -> (ResolverHandle, Arc<std::sync::atomic::Atom
         most: most.clone(),
     };
     (
-        switchboard::Builder::new(resolver).pool(workers).spawn(),
+        patchboard::Builder::new(resolver).pool(workers).spawn(),
         most,
     )
 }
@@ -484,7 +484,7 @@ async fn bounded_map_keeps_to_its_limit_and_collects_every_slot_in_input_order()
     use std::sync::atomic::Ordering::SeqCst;
     within(PAUSED_LIMIT, async {
         let (pool, most) = resolver_pool(8);
-        let results = switchboard::bounded_map(0..20, 3, |id| pool.resolve(id))
+        let results = patchboard::bounded_map(0..20, 3, |id| pool.resolve(id))
             .collect()
             .await;
         let expected: Vec<_> = (0..20).map(|id| Ok(expected_city(id))).collect();
@@ -503,7 +503,7 @@ async fn bounded_map_streams_results_in_completion_order_with_their_index() {
     within(PAUSED_LIMIT, async {
         let (pool, _) = resolver_pool(5);
         let pool = &pool;
-        let mut results = switchboard::bounded_map(0..20, 5, |id| async move {
+        let mut results = patchboard::bounded_map(0..20, 5, |id| async move {
             Ok::<_, LookupError>(pool.resolve(id).await??)
         });
         let mut seen = Vec::new();
@@ -528,7 +528,7 @@ async fn a_failed_call_in_a_bounded_map_is_an_error_in_its_slot() {
     within(PAUSED_LIMIT, async {
         let (pool, _) = resolver_pool(2);
         let stopped = pool.clone();
-        let results = switchboard::bounded_map(0..6, 2, |id| {
+        let results = patchboard::bounded_map(0..6, 2, |id| {
             let call = pool.resolve(id).owned();
             let stopped = stopped.clone();
             async move {
@@ -551,7 +551,7 @@ async fn a_failed_call_in_a_bounded_map_is_an_error_in_its_slot() {
             [Err(CallError::Closed), Err(CallError::Closed)]
         );
         assert_eq!(
-            switchboard::bounded_map(0..0, 0, |id| pool.resolve(id))
+            patchboard::bounded_map(0..0, 0, |id| pool.resolve(id))
                 .collect()
                 .await,
             []
@@ -563,13 +563,13 @@ async fn a_failed_call_in_a_bounded_map_is_an_error_in_its_slot() {
 /// A source of events that anyone can subscribe to.
 #[derive(Default)]
 struct Source {
-    subscribers: Vec<switchboard::Subscriber<String>>,
+    subscribers: Vec<patchboard::Subscriber<String>>,
 }
 
 #[server]
 impl Source {
-    fn subscribe(&mut self) -> switchboard::Subscription<String> {
-        let (subscriber, subscription) = switchboard::subscription(64);
+    fn subscribe(&mut self) -> patchboard::Subscription<String> {
+        let (subscriber, subscription) = patchboard::subscription(64);
         self.subscribers.push(subscriber);
         subscription
     }
@@ -588,7 +588,7 @@ async fn merge_fans_in_every_subscription_and_ends_when_all_have_ended() {
         for source in &sources {
             subscriptions.push(source.subscribe().await.unwrap());
         }
-        let mut merged = switchboard::merge(subscriptions);
+        let mut merged = patchboard::merge(subscriptions);
         for round in 0..4 {
             for (name, source) in sources.iter().enumerate() {
                 source.publish(format!("{name}.{round}")).await.unwrap();

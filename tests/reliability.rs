@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{LIMIT, PAUSED_LIMIT, within};
-use switchboard::{
+use patchboard::{
     Builder, CallError, PanicPolicy, Reply, Restart, Server, StopReason, Subscriber, Subscription,
     server, subscription,
 };

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{PAUSED_LIMIT, hold, until_queued, within};
-use switchboard::{Builder, CallError, PanicPolicy, Restart, server};
+use patchboard::{Builder, CallError, PanicPolicy, Restart, server};
 use tokio::sync::Notify;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};

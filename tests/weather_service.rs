@@ -242,7 +242,7 @@ async fn the_page_shows_the_cities_and_updates_live_in_a_browser() {
     within(Duration::from_secs(60), async {
         let fixture = start(100, &[], Duration::from_millis(200)).await;
         let profile =
-            std::env::temp_dir().join(format!("switchboard-chromium-{}", std::process::id()));
+            std::env::temp_dir().join(format!("patchboard-chromium-{}", std::process::id()));
         let output = tokio::process::Command::new(chromium)
             .args([
                 "--headless",

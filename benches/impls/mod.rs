@@ -1,7 +1,7 @@
 //! One workload, four implementations: an account whose `deposit` returns
 //! the new balance, plus a one-way deposit and a read.
 //!
-//! - `Switchboard`: `#[server]`;
+//! - `Patchboard`: `#[server]`;
 //! - `TokioActor`: hand-written, `tokio::sync::mpsc` (bounded) mailbox,
 //!   `oneshot` replies, `while let Some(msg) = rx.recv().await { match .. }`;
 //! - `ChannelActor`: the same with an `async_channel::bounded` mailbox;
@@ -13,10 +13,10 @@
 
 use std::sync::{Arc, Mutex};
 
-use switchboard::{Builder, server};
+use patchboard::{Builder, server};
 use tokio::sync::{mpsc, oneshot};
 
-pub const CAPACITY: usize = switchboard::DEFAULT_CAPACITY;
+pub const CAPACITY: usize = patchboard::DEFAULT_CAPACITY;
 
 /// The common face of the four implementations.
 pub trait Account: Clone + Send + Sync + 'static {
@@ -26,14 +26,14 @@ pub trait Account: Clone + Send + Sync + 'static {
     fn balance(&self) -> impl Future<Output = u64> + Send;
 }
 
-// switchboard ---------------------------------------------------------------
+// patchboard ---------------------------------------------------------------
 
-pub struct SwitchboardState {
+pub struct PatchboardState {
     balance: u64,
 }
 
-#[server(handle = Switchboard)]
-impl SwitchboardState {
+#[server(handle = Patchboard)]
+impl PatchboardState {
     pub fn deposit(&mut self, amount: u64) -> u64 {
         self.balance += amount;
         self.balance
@@ -49,23 +49,23 @@ impl SwitchboardState {
     }
 }
 
-impl Account for Switchboard {
+impl Account for Patchboard {
     fn spawn() -> Self {
-        Builder::new(SwitchboardState { balance: 0 })
+        Builder::new(PatchboardState { balance: 0 })
             .capacity(CAPACITY)
             .spawn()
     }
 
     async fn deposit(&self, amount: u64) -> u64 {
-        Switchboard::deposit(self, amount).await.unwrap()
+        Patchboard::deposit(self, amount).await.unwrap()
     }
 
     async fn deposit_cast(&self, amount: u64) {
-        Switchboard::deposit_cast(self, amount).await.unwrap()
+        Patchboard::deposit_cast(self, amount).await.unwrap()
     }
 
     async fn balance(&self) -> u64 {
-        Switchboard::balance(self).await.unwrap()
+        Patchboard::balance(self).await.unwrap()
     }
 }
 

@@ -10,7 +10,7 @@ use std::fmt::Debug;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
-use switchboard::{Builder, CallError, Context, Exit, Reply, Server, server};
+use patchboard::{Builder, CallError, Context, Exit, Reply, Server, server};
 use tokio::time::Instant;
 
 use crate::api::{ApiError, FakeApi, Page, Report, Request, Token};

@@ -21,11 +21,11 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
-use serde_json::json;
-use switchboard::{
+use patchboard::{
     Builder, CallError, Context, Reply, Subscriber, Subscription, bounded_map, server, subscription,
 };
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 use tokio::time::Instant;
 
 /// The states the service knows, with their cities.

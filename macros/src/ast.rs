@@ -265,7 +265,7 @@ impl<'a> Message<'a> {
     }
 }
 
-/// `T` if `ty` is `Reply<T>` (under any path, e.g. `switchboard::Reply<T>`).
+/// `T` if `ty` is `Reply<T>` (under any path, e.g. `patchboard::Reply<T>`).
 fn reply_type(ty: &Type) -> Option<&Type> {
     let Type::Path(path) = ty else { return None };
     let last = path.path.segments.last()?;
@@ -281,7 +281,7 @@ fn reply_type(ty: &Type) -> Option<&Type> {
     }
 }
 
-/// `&Context<..>` (under any path, e.g. `&switchboard::Context<Self>`).
+/// `&Context<..>` (under any path, e.g. `&patchboard::Context<Self>`).
 pub fn is_context(ty: &Type) -> bool {
     let Type::Reference(reference) = ty else {
         return false;

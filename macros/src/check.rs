@@ -267,12 +267,12 @@ impl Hook<'_> {
                 None => cx.error(
                     &sig.ident,
                     "an `#[on_down]` method takes the stopped server's `Down`: \
-                     add `down: switchboard::Down`",
+                     add `down: patchboard::Down`",
                 ),
                 Some(syn::FnArg::Typed(arg)) if !is_down(&arg.ty) => cx.error(
                     &arg.ty,
                     "an `#[on_down]` method takes the stopped server's `Down`: \
-                     write `down: switchboard::Down` (its `name()` and `reason()` say \
+                     write `down: patchboard::Down` (its `name()` and `reason()` say \
                      which server stopped and why)",
                 ),
                 _ => {}
@@ -357,7 +357,7 @@ fn check_signature(method: &ImplItemFn, cx: &mut Ctxt) {
     }
 }
 
-/// `Down` under any path (`switchboard::Down`).
+/// `Down` under any path (`patchboard::Down`).
 fn is_down(ty: &Type) -> bool {
     matches!(ty, Type::Path(path) if path.qself.is_none()
         && path.path.segments.last().is_some_and(|s| s.ident == DOWN_TYPE && s.arguments.is_none()))

@@ -112,7 +112,7 @@ impl Names {
         let krate = args
             .krate
             .clone()
-            .unwrap_or_else(|| parse_quote!(::switchboard));
+            .unwrap_or_else(|| parse_quote!(::patchboard));
         let generics = with_server_bounds(server.original.generics.clone());
         Names {
             private: quote!(#krate::__private),
@@ -222,7 +222,7 @@ mod tests {
 
     /// What `#[server]` emits for the `Counter` of its docs, printed, is
     /// `tests/expansion/counter.rs`; the docs point there, so the test keeps
-    /// them honest. `SNAPSHOT=overwrite cargo test -p switchboard-macros`
+    /// them honest. `SNAPSHOT=overwrite cargo test -p patchboard-macros`
     /// rewrites it after a deliberate change.
     #[test]
     fn the_expansion_matches_the_snapshot() {

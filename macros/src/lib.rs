@@ -1,5 +1,5 @@
-//! The `#[server]` attribute of [switchboard](https://docs.rs/switchboard).
-//! Use it through the `switchboard` crate.
+//! The `#[server]` attribute of [patchboard](https://docs.rs/patchboard).
+//! Use it through the `patchboard` crate.
 
 mod args;
 mod ast;
@@ -15,7 +15,7 @@ use proc_macro::TokenStream;
 /// Turns an inherent `impl` block into a typed message server.
 ///
 /// ```
-/// use switchboard::{server, CallError, Server};
+/// use patchboard::{server, CallError, Server};
 ///
 /// struct Counter { count: u64 }
 ///
@@ -48,7 +48,7 @@ use proc_macro::TokenStream;
 ///     Count { reply: Reply<u64> },
 /// }
 ///
-/// pub struct CounterHandle(switchboard::Handle<Counter>);   // + Clone, Debug, From
+/// pub struct CounterHandle(patchboard::Handle<Counter>);   // + Clone, Debug, From
 ///
 /// impl CounterHandle {
 ///     /// Adds `by` and returns the new count.
@@ -56,7 +56,7 @@ use proc_macro::TokenStream;
 ///         __private::call(&self.0, Kind::CALL, |reply| CounterRequest::Add { by, reply })
 ///     }
 ///     fn count(&self) -> Call<'_, CounterRequest, u64> { .. }
-///     // and, forwarding to `switchboard::Handle`:
+///     // and, forwarding to `patchboard::Handle`:
 ///     pub async fn stop(&self);
 ///     pub fn is_closed(&self) -> bool;
 ///     pub async fn closed(&self) -> StopReason;
@@ -65,7 +65,7 @@ use proc_macro::TokenStream;
 ///     pub fn downgrade(&self) -> WeakHandle<Counter>;
 /// }
 ///
-/// impl switchboard::Server for Counter {
+/// impl patchboard::Server for Counter {
 ///     type Request = CounterRequest;
 ///     type Handle = CounterHandle;
 ///     fn spawn(self) -> CounterHandle { Builder::new(self).spawn() }
@@ -110,11 +110,11 @@ use proc_macro::TokenStream;
 /// | --- | --- |
 /// | `handle = Name` | name of the handle type (default `{Type}Handle`) |
 /// | `request = Name` | name of the request enum (default `{Type}Request`) |
-/// | `capacity = N` | mailbox capacity, `N >= 1` (default `switchboard::DEFAULT_CAPACITY`) |
+/// | `capacity = N` | mailbox capacity, `N >= 1` (default `patchboard::DEFAULT_CAPACITY`) |
 /// | `timeout = "5s"` | default timeout of every call (units `ns`, `us`, `ms`, `s`, `m`, `h`) |
 /// | `on_panic = "stop"` or `"continue"` | what a handler panic does to the server (default `"stop"`) |
 /// | `local` | the state need not be `Send`: the server runs on the current thread's `tokio::task::LocalSet` (spawn it inside one); its handle is still `Send + Sync` |
-/// | `crate = path` | where switchboard is, for crates that re-export it |
+/// | `crate = path` | where patchboard is, for crates that re-export it |
 ///
 /// Without `local`, the state (and what its handlers hold across an
 /// `.await`) must be `Send`: a server that is not gets one error, on its

@@ -6,7 +6,7 @@ pub const ON_STOP: &str = "on_stop";
 pub const ON_DOWN: &str = "on_down";
 pub const EVERY: &str = "every";
 pub const PRIORITY: &str = "priority";
-/// The highest `#[priority(N)]`: `switchboard::MAX_PRIORITY`.
+/// The highest `#[priority(N)]`: `patchboard::MAX_PRIORITY`.
 pub const MAX_PRIORITY: u8 = 7;
 pub const CAST: &str = "cast";
 pub const TIMEOUT: &str = "timeout";
@@ -36,7 +36,7 @@ pub const SERVER_KEYS: &str =
     "`handle`, `request`, `capacity`, `timeout`, `on_panic`, `local`, `remote`, `crate`";
 
 /// Methods every generated handle already has (forwarded to
-/// `switchboard::Handle`, or from a trait it implements); a message with
+/// `patchboard::Handle`, or from a trait it implements); a message with
 /// one of these names would hide them.
 pub const RESERVED: &[&str] = &[
     "stop",

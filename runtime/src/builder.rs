@@ -25,7 +25,7 @@ pub const MAX_POOL_SIZE: usize = 1024;
 /// chained methods, then one call that starts it.)
 ///
 /// ```
-/// use switchboard::{server, Builder};
+/// use patchboard::{server, Builder};
 ///
 /// struct Counter(u64);
 ///

@@ -234,7 +234,7 @@ impl<'h, R: Message, T: 'static> Call<'h, R, T> {
     /// not pay.
     ///
     /// ```
-    /// use switchboard::{server, Server};
+    /// use patchboard::{server, Server};
     ///
     /// struct Doubler;
     ///
@@ -322,7 +322,7 @@ impl<'h, R: Message, T: 'static, E: 'static> Call<'h, R, Result<T, E>> {
     /// call's options first.
     ///
     /// ```
-    /// use switchboard::{server, CallError, Server};
+    /// use patchboard::{server, CallError, Server};
     ///
     /// #[derive(Debug, PartialEq)]
     /// enum BankError { Insufficient, Call(CallError) }

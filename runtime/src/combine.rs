@@ -29,7 +29,7 @@ use crate::error::CallError;
 ///
 /// ```
 /// use std::time::Duration;
-/// use switchboard::{first_ok, server, CallError, Server};
+/// use patchboard::{first_ok, server, CallError, Server};
 ///
 /// struct Replica { latency: Duration }
 ///
@@ -110,7 +110,7 @@ where
 /// stops the others.
 ///
 /// ```
-/// use switchboard::{bounded_map, server, Builder, CallError};
+/// use patchboard::{bounded_map, server, Builder, CallError};
 ///
 /// #[derive(Clone)]
 /// struct Resolver;
@@ -245,7 +245,7 @@ impl<I, F, C: IntoFuture> fmt::Debug for BoundedMap<I, F, C> {
 /// ends once every stream has ended.
 ///
 /// ```
-/// use switchboard::{merge, server, subscription, Server, Subscriber, Subscription};
+/// use patchboard::{merge, server, subscription, Server, Subscriber, Subscription};
 ///
 /// #[derive(Default)]
 /// struct Sensor { subscribers: Vec<Subscriber<u32>> }

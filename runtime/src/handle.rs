@@ -123,7 +123,7 @@ impl<S: Server> Handle<S> {
     /// has stopped already. A server without the hook is not affected.
     ///
     /// ```
-    /// use switchboard::{server, Down, Server};
+    /// use patchboard::{server, Down, Server};
     ///
     /// struct Worker;
     /// #[server]
@@ -143,7 +143,7 @@ impl<S: Server> Handle<S> {
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// let worker = switchboard::Builder::new(Worker).name("worker").spawn();
+    /// let worker = patchboard::Builder::new(Worker).name("worker").spawn();
     /// let supervisor = Supervisor::default().spawn();
     /// supervisor.monitor(&worker);
     /// worker.stop().await;
@@ -309,7 +309,7 @@ impl<S: Server> Context<S> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use switchboard::{server, CallError, Context, Server};
+    /// use patchboard::{server, CallError, Context, Server};
     ///
     /// struct Search { abandoned: u32 }
     ///

@@ -1,11 +1,12 @@
-//! The run-time half of [switchboard](https://docs.rs/switchboard): the one
+//! The run-time half of [patchboard](https://docs.rs/patchboard): the one
 //! generic serve loop, handles, calls, replies and errors.
 //!
-//! Depend on the `switchboard` crate, which re-exports everything here
+//! Depend on the `patchboard` crate, which re-exports everything here
 //! together with the `#[server]` macro. ARCHITECTURE.md (in the repository)
 //! draws the layers below and the path of one call through them.
 
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(
     missing_docs,
     missing_debug_implementations,
@@ -53,6 +54,7 @@ mod builder;
 mod combine;
 
 #[cfg(feature = "nats")]
+#[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
 pub mod nats;
 
 pub use builder::{Builder, Exit, MAX_POOL_SIZE};
@@ -127,8 +129,8 @@ pub mod __private {
     macro_rules! __remote {
         ($($code:tt)*) => {
             ::core::compile_error!(
-                "`#[server(remote)]` needs switchboard's `nats` feature: \
-                 write `switchboard = { version = \"..\", features = [\"nats\"] }` in Cargo.toml"
+                "`#[server(remote)]` needs patchboard's `nats` feature: \
+                 write `patchboard = { version = \"..\", features = [\"nats\"] }` in Cargo.toml"
             );
         };
     }

@@ -1,7 +1,7 @@
 //! The protocol between the runtime and the code `#[server]` generates: what
 //! a request enum must offer, what serving one request tells the loop, and
 //! what an `#[on_start]` hook may return. Generated code reaches these
-//! through `switchboard::__private`; none of it is a public API.
+//! through `patchboard::__private`; none of it is a public API.
 
 use std::fmt::Display;
 use std::sync::Arc;

@@ -26,7 +26,7 @@ use tokio::time::Instant;
 ///
 /// ```
 /// use std::time::Duration;
-/// use switchboard::{server, Builder, CallError, Restart};
+/// use patchboard::{server, Builder, CallError, Restart};
 ///
 /// #[derive(Default)]
 /// struct Flaky { calls: u32 }

@@ -160,7 +160,7 @@ pub struct WeakHandle<S: Server> {
 /// the same server across restarts — with no set-up after `spawn()`:
 ///
 /// ```
-/// use switchboard::{server, Builder, Context};
+/// use patchboard::{server, Builder, Context};
 ///
 /// #[derive(Default)]
 /// struct Pager { pages: Vec<u32> }

@@ -24,7 +24,7 @@ use crate::scope;
 /// A message method returns the `Subscription` like any other value:
 ///
 /// ```
-/// use switchboard::{server, subscription, Server, Subscriber, Subscription};
+/// use patchboard::{server, subscription, Server, Subscriber, Subscription};
 ///
 /// #[derive(Default)]
 /// struct Ticker { subscribers: Vec<Subscriber<u64>> }

@@ -57,7 +57,7 @@ impl NatsServer {
         let config = (!config.is_empty()).then(|| {
             let n = CONFIGS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let path = std::env::temp_dir()
-                .join(format!("switchboard-nats-{}-{n}.conf", std::process::id()));
+                .join(format!("patchboard-nats-{}-{n}.conf", std::process::id()));
             std::fs::write(&path, config).expect("the config file can be written");
             path
         });

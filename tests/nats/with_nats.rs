@@ -13,10 +13,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use patchboard::nats::{Remote, Service, async_nats};
+use patchboard::{Builder, CallError, Server, Subscription, server, subscription};
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
-use switchboard::nats::{Remote, Service, async_nats};
-use switchboard::{Builder, CallError, Server, Subscription, server, subscription};
 
 use common::within;
 use nats_server::NatsServer;
@@ -95,7 +95,7 @@ impl Account {
 /// A server that only publishes: its ticks go to a subject.
 #[derive(Default)]
 struct Ticker {
-    subscribers: Vec<switchboard::Subscriber<u64>>,
+    subscribers: Vec<patchboard::Subscriber<u64>>,
 }
 
 #[server]
@@ -350,7 +350,7 @@ proptest! {
                 "hold", "urgent", "process", "store", "missing", "deposit.extra"];
             for (at, mut payload) in payloads {
                 // Half of them carry the right version byte.
-                if at % 2 == 0 { payload.insert(0, switchboard::nats::VERSION); }
+                if at % 2 == 0 { payload.insert(0, patchboard::nats::VERSION); }
                 let subject = format!("fuzz.{}", subjects[at]);
                 match client.request(subject, payload.into()).await {
                     Ok(answer) => {
@@ -683,14 +683,14 @@ async fn a_subscription_crosses_processes_and_a_slow_subscriber_never_blocks() {
         let ticker = Ticker::default().spawn();
         let publisher = connect(&nats).await;
         let _publishing =
-            switchboard::nats::publish(&publisher, "ticks", ticker.subscribe().await.unwrap());
+            patchboard::nats::publish(&publisher, "ticks", ticker.subscribe().await.unwrap());
 
         let subscriber = connect(&nats).await;
-        let mut ticks: Subscription<u64> = switchboard::nats::subscribe(&subscriber, "ticks", 8)
+        let mut ticks: Subscription<u64> = patchboard::nats::subscribe(&subscriber, "ticks", 8)
             .await
             .unwrap();
         // One that never reads.
-        let _slow: Subscription<u64> = switchboard::nats::subscribe(&subscriber, "ticks", 1)
+        let _slow: Subscription<u64> = patchboard::nats::subscribe(&subscriber, "ticks", 1)
             .await
             .unwrap();
 
@@ -711,7 +711,7 @@ async fn a_subscription_crosses_processes_and_a_slow_subscriber_never_blocks() {
         assert!(last > 1, "the reading subscriber kept receiving");
 
         // Garbage on the subject is counted, not delivered.
-        let mut fresh: Subscription<u64> = switchboard::nats::subscribe(&subscriber, "ticks", 64)
+        let mut fresh: Subscription<u64> = patchboard::nats::subscribe(&subscriber, "ticks", 64)
             .await
             .unwrap();
         // Published on the ticks' own connection, so it arrives before

@@ -1,4 +1,4 @@
-use switchboard::{Reply, server};
+use patchboard::{Reply, server};
 
 struct Weather;
 

@@ -1,6 +1,6 @@
 use std::rc::Rc;
 
-use switchboard::server;
+use patchboard::server;
 
 struct Cache {
     shared: Rc<Vec<u8>>,

@@ -1,4 +1,4 @@
-use switchboard::{Down, server};
+use patchboard::{Down, server};
 
 struct Supervisor;
 

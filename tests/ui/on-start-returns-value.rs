@@ -1,4 +1,4 @@
-use switchboard::server;
+use patchboard::server;
 
 struct Worker;
 

@@ -2,7 +2,7 @@
 // and `.spawn()` still exist, so the uses below add none.
 use std::time::Duration;
 
-use switchboard::{Builder, CallError, Server, server};
+use patchboard::{Builder, CallError, Server, server};
 
 struct Counter {
     count: u64,

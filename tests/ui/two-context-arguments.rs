@@ -1,4 +1,4 @@
-use switchboard::{Context, server};
+use patchboard::{Context, server};
 
 struct Pager;
 

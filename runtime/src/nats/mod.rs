@@ -17,7 +17,7 @@
 //! # Who may call
 //!
 //! Bring your own configured [`async_nats::Client`]: credentials, nkeys and
-//! TLS are NATS's, and switchboard adds no security of its own.
+//! TLS are NATS's, and patchboard adds no security of its own.
 //!
 //! # What a remote handle is
 //!
@@ -73,7 +73,7 @@ use crate::subscription::{Subscription, subscription};
 pub use wire::VERSION;
 
 /// The NATS client this module is built on, for a client of the same
-/// version: `switchboard::nats::async_nats::connect(..)`.
+/// version: `patchboard::nats::async_nats::connect(..)`.
 pub use async_nats;
 
 /// The remote's default deadline for a call without a timeout of its own.
@@ -90,9 +90,9 @@ pub const DEFAULT_CONCURRENCY: usize = 256;
 const BATCH: usize = 32;
 
 /// Header: the call's remaining time, in milliseconds.
-const TIMEOUT_HEADER: &str = "Switchboard-Timeout-Ms";
+const TIMEOUT_HEADER: &str = "Patchboard-Timeout-Ms";
 /// Header: the call's priority level.
-const PRIORITY_HEADER: &str = "Switchboard-Priority";
+const PRIORITY_HEADER: &str = "Patchboard-Priority";
 /// Header of the NATS services protocol: the error's code.
 const ERROR_CODE_HEADER: &str = "Nats-Service-Error-Code";
 /// Header of the NATS services protocol: the error's text.
@@ -232,14 +232,14 @@ pub type Answering = Pin<Box<dyn Future<Output = Response> + Send>>;
 /// Offers a running server (plain or pool) as a NATS service.
 ///
 /// ```no_run
-/// # use switchboard::server;
+/// # use patchboard::server;
 /// # #[derive(Default)] struct Account { balance: u64 }
 /// # #[server(remote)]
 /// # impl Account { fn deposit(&mut self, amount: u64) -> u64 { self.balance += amount; self.balance } }
-/// # use switchboard_runtime::nats::async_nats;
+/// # use patchboard_runtime::nats::async_nats;
 /// # async fn run(client: async_nats::Client) -> Result<(), async_nats::Error> {
-/// use switchboard::Server;
-/// use switchboard_runtime::nats::Service; // `switchboard::nats::Service`
+/// use patchboard::Server;
+/// use patchboard_runtime::nats::Service; // `patchboard::nats::Service`
 ///
 /// let account = Account::default().spawn();
 /// let serving = Service::new(&client, "bank").serve(&account).await?;
@@ -662,14 +662,14 @@ impl Response {
 /// of the server's own type whose calls travel over NATS.
 ///
 /// ```no_run
-/// # use switchboard::server;
+/// # use patchboard::server;
 /// # #[derive(Default)] struct Account { balance: u64 }
 /// # #[server(remote)]
 /// # impl Account { fn deposit(&mut self, amount: u64) -> u64 { self.balance += amount; self.balance } }
-/// # use switchboard_runtime::nats::async_nats;
-/// # async fn run(client: async_nats::Client) -> Result<(), switchboard::CallError> {
+/// # use patchboard_runtime::nats::async_nats;
+/// # async fn run(client: async_nats::Client) -> Result<(), patchboard::CallError> {
 /// use std::time::Duration;
-/// use switchboard_runtime::nats::Remote; // `switchboard::nats::Remote`
+/// use patchboard_runtime::nats::Remote; // `patchboard::nats::Remote`
 ///
 /// let account: AccountHandle = Remote::new(&client, "bank")
 ///     .timeout(Duration::from_secs(2))

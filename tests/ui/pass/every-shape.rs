@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::time::Duration;
 
-use switchboard::{CallError, Context, Down, Reply, Server, server};
+use patchboard::{CallError, Context, Down, Reply, Server, server};
 
 pub struct Shapes {
     log: Vec<String>,
@@ -43,7 +43,7 @@ impl Shapes {
     fn tick(&mut self) {}
 
     #[every(Duration::from_millis(250))]
-    async fn tock(&self, ctx: &switchboard::Context<Self>) {
+    async fn tock(&self, ctx: &patchboard::Context<Self>) {
         let _ = ctx.queued();
     }
 

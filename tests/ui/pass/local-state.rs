@@ -4,7 +4,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use switchboard::{CallError, Server, server};
+use patchboard::{CallError, Server, server};
 
 struct Counter {
     count: Rc<RefCell<u64>>,

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use switchboard::{Server, StopReason, server};
+use patchboard::{Server, StopReason, server};
 
 struct Ticker {
     ticks: Arc<AtomicU64>,
