@@ -289,9 +289,18 @@ impl<'h, R: Message, T: 'static> Call<'h, R, T> {
     /// On a thread that drives a tokio runtime (an async task, or the body of
     /// a current-thread `#[tokio::main]`) blocking could deadlock the very
     /// runtime the server needs, so this returns
-    /// [`CallError::BlockingInRuntime`] without sending anything.
+    /// [`CallError::BlockingInRuntime`] without sending anything; so it
+    /// does from any server's code (a handler, a hook), wherever it runs. The
+    /// thread of a multi-thread runtime's `block_on` (the body of a
+    /// multi-thread `#[tokio::main]`), outside server code, is not one of
+    /// the runtime's workers: a call blocks it while the workers serve, and
+    /// is answered (better to `.await` there).
     pub fn blocking(self) -> Result<T, CallError> {
-        if tokio::runtime::worker_index().is_some() {
+        // A runtime's worker, or server code anywhere (a handler served on
+        // its caller's task may run on a thread that drives a runtime
+        // without being one of its workers: a multi-thread runtime's
+        // `block_on` thread).
+        if tokio::runtime::worker_index().is_some() || scope::serving().is_some() {
             return Err(CallError::BlockingInRuntime);
         }
         // Tokio's timer needs a runtime; a blocking call keeps its own
@@ -464,8 +473,10 @@ impl<R: Message, T> Future for CallFuture<'_, R, T> {
             'enqueue: {
                 // An idle server's synchronous message is served right
                 // here (`inline.rs`); a call's answer then waits in its
-                // reply.
+                // reply. Not a call with a deadline: its caller could not
+                // take control back while the handler runs.
                 if !from_itself
+                    && this.timeout.is_none()
                     && let Some(serves) = *this.inline
                     && request.runs_inline()
                 {

@@ -5,7 +5,7 @@
 //! must end with it.
 
 use std::pin::pin;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::task::Waker;
 
@@ -19,20 +19,59 @@ pub(crate) trait Ends: Send + Sync {
     fn end(&self);
 }
 
-/// `signals` bits: what was asked of the server, for its serve loops.
-///
-/// `stop()` from outside: the mailbox is closed, what was queued is served.
-const STOP: u8 = 1;
-/// End after the current handler: `stop()` from the server's own code, or a
-/// linked server stopped.
-pub(crate) const STOP_NOW: u8 = 2;
-/// Refuse calls from outside; end once the mailbox is empty.
-pub(crate) const DRAIN: u8 = 4;
-/// Watched servers have stopped: their `Down`s wait in `downs`.
-pub(crate) const EVENTS: u8 = 8;
-/// A call served on its caller's task panicked, and the policy stops the
-/// server: the panic waits in the state's shared place (`inline.rs`).
-pub(crate) const FAULT: u8 = 16;
+/// What was asked of a server, read from its one atomic byte with named
+/// questions (as tokio's oneshot reads its `State`), never by bit tests at
+/// the call sites.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Signals(u8);
+
+impl Signals {
+    /// `stop()` from outside: the mailbox is closed, what was queued is
+    /// served.
+    const STOP: u8 = 1;
+    /// End after the current handler: `stop()` from the server's own code,
+    /// or a linked server stopped.
+    const STOP_NOW: u8 = 2;
+    /// Refuse calls from outside; end once the mailbox is empty.
+    const DRAIN: u8 = 4;
+    /// Watched servers have stopped: their `Down`s wait in `Control`.
+    const EVENTS: u8 = 8;
+    /// A call served on its caller's task panicked, and the policy stops
+    /// the server: the panic waits in the state's shared place
+    /// (`inline.rs`).
+    const FAULT: u8 = 16;
+
+    /// Anything at all was asked: callers do not serve themselves.
+    #[inline]
+    pub(crate) fn any(self) -> bool {
+        self.0 != 0
+    }
+
+    /// End after the current handler.
+    #[inline]
+    pub(crate) fn stops_now(self) -> bool {
+        self.0 & Self::STOP_NOW != 0
+    }
+
+    /// Refuse calls from outside, end once the mailbox is empty.
+    #[inline]
+    pub(crate) fn draining(self) -> bool {
+        self.0 & Self::DRAIN != 0
+    }
+
+    /// A call served by its caller left a panic for the loop.
+    #[inline]
+    pub(crate) fn faulted(self) -> bool {
+        self.0 & Self::FAULT != 0
+    }
+
+    /// Something the loop handles before its next request: a stop now,
+    /// watched servers down, a fault.
+    #[inline]
+    pub(crate) fn interrupts(self) -> bool {
+        self.0 & (Self::STOP_NOW | Self::EVENTS | Self::FAULT) != 0
+    }
+}
 
 /// What a watcher does once the server it watches has stopped (after its
 /// `#[on_down]` hook, if it has one).
@@ -96,21 +135,17 @@ impl Wakers {
 /// State shared by the handles and the serve loop(s) of one server.
 pub(crate) struct Control {
     name: Option<Arc<str>>,
-    /// What was asked of the server: `STOP`, `STOP_NOW`, `DRAIN`, `EVENTS`,
-    /// `FAULT` bits.
+    /// What was asked of the server: [`Signals`]' bits.
     signals: AtomicU8,
     /// Full handles alive, the serve loops' own senders not counted: when
     /// it reaches zero the server drains.
     handles: AtomicUsize,
     /// Replicas still running (more than one in a pool).
     live: AtomicUsize,
-    /// Why a replica ended the server for everyone (a terminal message in
-    /// a pool), for the last replica to report.
-    cause: OnceLock<StopReason>,
-    /// Why the server was first asked to stop or drain.
-    asked: OnceLock<StopReason>,
-    /// Set once, when the last replica has ended.
-    reason: OnceLock<StopReason>,
+    /// Why the server stops: the one owner of which reason wins.
+    reasons: Reasons,
+    /// Everyone waiting in `closed()` has been told (after the watchers).
+    announced: AtomicBool,
     finished: Notify,
     shared: Mutex<Shared>,
 }
@@ -132,9 +167,8 @@ impl Control {
             signals: AtomicU8::new(0),
             handles: AtomicUsize::new(0),
             live: AtomicUsize::new(replicas),
-            cause: OnceLock::new(),
-            asked: OnceLock::new(),
-            reason: OnceLock::new(),
+            reasons: Reasons::default(),
+            announced: AtomicBool::new(false),
             finished: Notify::new(),
             shared: Mutex::new(Shared::default()),
         })
@@ -155,49 +189,54 @@ impl Control {
         self.name.as_deref()
     }
 
-    /// What was asked of the server (`signals` bits).
+    /// What was asked of the server.
     #[inline]
-    pub(crate) fn signals(&self) -> u8 {
-        self.signals.load(Ordering::Acquire)
+    pub(crate) fn signals(&self) -> Signals {
+        Signals(self.signals.load(Ordering::Acquire))
     }
 
     /// Calls from outside the server's own code are refused: it drains.
     #[inline]
     pub(crate) fn refuses_outside(&self) -> bool {
-        self.signals() & DRAIN != 0
+        self.signals().draining()
     }
 
     /// `stop()` from outside: the caller closes the mailbox.
     pub(crate) fn request_stop(&self) {
-        let _ = self.asked.set(StopReason::Stopped);
-        self.signals.fetch_or(STOP, Ordering::AcqRel);
+        self.reasons.asked(StopReason::Stopped);
+        self.signals.fetch_or(Signals::STOP, Ordering::AcqRel);
     }
 
     /// End after the current handler, for `reason`: `stop()` from the
     /// server's own code, or a linked server stopped.
     pub(crate) fn request_stop_now(&self, reason: StopReason) {
-        let _ = self.asked.set(reason);
-        self.signal(STOP_NOW);
+        self.reasons.asked(reason);
+        self.signal(Signals::STOP_NOW);
     }
 
     /// The server's own code asked it to stop after the current handler.
     #[inline]
     pub(crate) fn stops_now(&self) -> bool {
-        self.signals() & STOP_NOW != 0
+        self.signals().stops_now()
     }
 
     /// Starts draining for `reason`: calls from outside are refused, and the
     /// serve loops end once the mailbox is empty.
     pub(crate) fn drain(&self, reason: StopReason) {
-        let _ = self.asked.set(reason);
-        self.signal(DRAIN);
+        self.reasons.asked(reason);
+        self.signal(Signals::DRAIN);
     }
 
     /// Sets `bit` and wakes the serve loops, if it was not set yet.
     fn signal(&self, bit: u8) {
         if self.signals.fetch_or(bit, Ordering::AcqRel) & bit == 0 {
-            self.shared().wakers.wake_all();
+            self.wake_loops();
         }
+    }
+
+    /// Wakes every serve loop of the server.
+    pub(crate) fn wake_loops(&self) {
+        self.shared().wakers.wake_all();
     }
 
     /// A serve loop runs in the task of `waker`: wake it on signals.
@@ -220,7 +259,7 @@ impl Control {
     /// A replica ends the server for everyone for `reason` (a terminal
     /// message); the first such reason wins.
     pub(crate) fn set_cause(&self, reason: StopReason) {
-        let _ = self.cause.set(reason);
+        self.reasons.caused(reason);
     }
 
     /// Binds `value` to the server: it ends when the server stops.
@@ -268,74 +307,75 @@ impl Control {
         }
         shared.downs.push((down, then));
         drop(shared);
-        self.signal_again(EVENTS);
+        self.signal_again(Signals::EVENTS);
     }
 
     /// Sets `bit` and wakes the serve loops even if it was set: it marks
     /// new work, not a state.
     fn signal_again(&self, bit: u8) {
         self.signals.fetch_or(bit, Ordering::AcqRel);
-        self.shared().wakers.wake_all();
+        self.wake_loops();
     }
 
     /// A call served on its caller's task left a panic for the serve loop.
     pub(crate) fn fault(&self) {
-        self.signal_again(FAULT);
+        self.signal_again(Signals::FAULT);
     }
 
     /// The serve loop has taken the panic [`fault`](Self::fault) left.
     pub(crate) fn fault_taken(&self) {
-        self.signals.fetch_and(!FAULT, Ordering::AcqRel);
+        self.signals.fetch_and(!Signals::FAULT, Ordering::AcqRel);
     }
 
     /// The watched servers that stopped since the last call.
     pub(crate) fn take_downs(&self) -> Vec<(Down, Then)> {
-        self.signals.fetch_and(!EVENTS, Ordering::AcqRel);
+        self.signals.fetch_and(!Signals::EVENTS, Ordering::AcqRel);
         std::mem::take(&mut self.shared().downs)
     }
 
     /// A replica ended. For the last one, returns the server's stop
-    /// reason: the replica's own reason if it has one, else why a replica
-    /// ended the server, else why the mailbox closed.
+    /// reason (see [`Reasons::ended`]).
     pub(crate) fn replica_ended(&self, ending: Ending) -> Option<StopReason> {
         // Release publishes this replica's `cause`; Acquire, for the last,
         // sees every other replica's.
         if self.live.fetch_sub(1, Ordering::AcqRel) != 1 {
             return None;
         }
-        Some(match ending {
-            Ending::Own(reason) => reason,
-            Ending::Drained => self
-                .cause
-                .get()
-                .or(self.asked.get())
-                .cloned()
-                .unwrap_or(StopReason::HandlesDropped),
-        })
+        Some(self.reasons.ended(ending))
     }
 
-    /// The server has ended for `reason`: records it, ends what is bound
-    /// to the server, tells its watchers and wakes everyone waiting in
-    /// `closed()`.
+    /// The server has ended for `reason`: records it, tells its watchers
+    /// (so that their `#[on_down]` comes before anything sent once the end
+    /// can be observed) and ends what is bound to the server. Then the drop
+    /// guard answers whoever is still queued, and [`announce`](Self::announce)s.
     pub(crate) fn finish(&self, reason: StopReason) {
-        let _ = self.reason.set(reason);
-        let shared = std::mem::take(&mut *self.shared());
-        for value in shared.bound.iter().filter_map(Weak::upgrade) {
-            value.end();
-        }
-        if let Some(reason) = self.reason.get() {
+        let shared = {
+            let mut shared = self.shared();
+            // Under the lock: a watcher added from now on is told at once.
+            self.reasons.finished(reason);
+            std::mem::take(&mut *shared)
+        };
+        if let Some(reason) = self.reason() {
             for watcher in &shared.watchers {
                 if let Some(control) = watcher.control.upgrade() {
                     control.deliver(self.down(reason.clone()), watcher.then);
                 }
             }
         }
+        for value in shared.bound.iter().filter_map(Weak::upgrade) {
+            value.end();
+        }
+    }
+
+    /// Wakes everyone waiting in `closed()`: the server's end is complete.
+    pub(crate) fn announce(&self) {
+        self.announced.store(true, Ordering::Release);
         self.finished.notify_waiters();
     }
 
     /// Why the server ended, once it has.
     pub(crate) fn reason(&self) -> Option<&StopReason> {
-        self.reason.get()
+        self.reasons.reason.get()
     }
 
     /// The error for a call that found the mailbox closed.
@@ -349,7 +389,9 @@ impl Control {
         loop {
             let mut notified = pin!(self.finished.notified());
             notified.as_mut().enable();
-            if let Some(reason) = self.reason() {
+            if self.announced.load(Ordering::Acquire)
+                && let Some(reason) = self.reason()
+            {
                 return reason.clone();
             }
             notified.await;
@@ -360,5 +402,51 @@ impl Control {
     /// [`reason`](Self::reason) after enabling it).
     pub(crate) fn finished(&self) -> tokio::sync::futures::Notified<'_> {
         self.finished.notified()
+    }
+}
+
+/// Why a server stops, and which reason wins: the one place that knows the
+/// precedence.
+#[derive(Default)]
+struct Reasons {
+    /// Why a replica ended the server for everyone (a terminal message in
+    /// a pool), for the last replica to report.
+    cause: OnceLock<StopReason>,
+    /// Why the server was first asked to stop or drain.
+    asked: OnceLock<StopReason>,
+    /// Set once, when the last replica has ended.
+    reason: OnceLock<StopReason>,
+}
+
+impl Reasons {
+    /// Asked to stop or drain for `reason`; the first ask wins.
+    fn asked(&self, reason: StopReason) {
+        let _ = self.asked.set(reason);
+    }
+
+    /// A replica ends the server for everyone; the first cause wins.
+    fn caused(&self, reason: StopReason) {
+        let _ = self.cause.set(reason);
+    }
+
+    /// The server's reason once its last replica ended with `ending`: the
+    /// replica's own reason if it has one, else why a replica ended the
+    /// server, else why it was asked to stop, else its handles were
+    /// dropped.
+    fn ended(&self, ending: Ending) -> StopReason {
+        match ending {
+            Ending::Own(reason) => reason,
+            Ending::Drained => self
+                .cause
+                .get()
+                .or(self.asked.get())
+                .cloned()
+                .unwrap_or(StopReason::HandlesDropped),
+        }
+    }
+
+    /// The server has ended for `reason`, for good.
+    fn finished(&self, reason: StopReason) {
+        let _ = self.reason.set(reason);
     }
 }

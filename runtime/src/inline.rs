@@ -12,9 +12,22 @@
 //!
 //! - serial: the claim is the slot's lock; the loop, its timers and hooks
 //!   never run while a caller holds it, nor callers while the loop has the
-//!   state;
+//!   state. The loop never blocks its thread on that lock: when it wakes
+//!   while a caller is serving, it asks for the state back
+//!   ([`Slot::poll_take`]) and waits as a task, woken by the caller as it
+//!   releases the lock (a handler may run long, or wait for a server that
+//!   only this worker can run);
+//! - timers: the loop leaves the time its next timer is due with the
+//!   state, and a caller finding that time passed queues instead: a due
+//!   tick runs before a later call, as in the loop (under tokio's paused
+//!   clock too);
+//! - deadlines: a call with a timeout is not served here (its caller could
+//!   not take control back mid-handler); it goes through the mailbox, where
+//!   `.timeout(d)` gives control back by `d`;
 //! - order: a caller serves itself only when nothing is queued, so it
 //!   never passes a request sent before it (its own cast included);
+//! - one request, served as the loop serves it: `dispatch::request`, the
+//!   same function (its span, its panic catching, its outcome);
 //! - panics: caught as in the loop (`scope::catch_in`), the caller gets
 //!   `Panicked`, and under `PanicPolicy::Stop` the panic is left in the
 //!   slot for the loop, which stops (or restarts) the server exactly as if
@@ -36,21 +49,24 @@
 //! mailbox as before.
 
 use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::task::{Context as TaskContext, Poll};
 
+use tokio::time::Instant;
+
+use crate::dispatch::{self, Handled};
 use crate::error::PanicMessage;
-use crate::message::{Dispatched, Inlined, Message, Serves};
-use crate::reply::{Begin, ReplySlot};
-use crate::scope::catch_in;
+use crate::message::{Inlined, Serves};
 use crate::server::{Context, PanicPolicy, Server};
-#[cfg(feature = "tracing")]
-use crate::trace;
 
 /// The shared place of a server's state. Not a public API.
 #[doc(hidden)]
 pub struct Slot<S: Server> {
     room: Mutex<Room<S>>,
+    /// The serve loop found the room locked by a caller serving itself and
+    /// waits as a task: the caller wakes it once it has released the lock.
+    wanted: AtomicBool,
     /// The context handlers served here are given.
     context: Context<S>,
     on_panic: PanicPolicy,
@@ -61,6 +77,16 @@ struct Room<S> {
     state: Option<S>,
     /// A panic of a call served here, for the loop (`PanicPolicy::Stop`).
     fault: Option<PanicMessage>,
+    /// When the loop's next timer is due: from then on, callers queue.
+    due: Option<Instant>,
+}
+
+/// What [`Slot::poll_take`] found.
+pub(crate) enum Taken<S> {
+    /// The state, back with the loop.
+    State(S),
+    /// Nothing in the slot: the server has ended, or it was never lent.
+    Empty,
 }
 
 impl<S: Server> Slot<S> {
@@ -70,7 +96,9 @@ impl<S: Server> Slot<S> {
             room: Mutex::new(Room {
                 state: None,
                 fault: None,
+                due: None,
             }),
+            wanted: AtomicBool::new(false),
             context: Context::new(context.senders.clone(), context.control.clone()),
             on_panic,
         })
@@ -82,13 +110,40 @@ impl<S: Server> Slot<S> {
         self.room.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The serve loop goes idle: callers may serve themselves.
-    pub(crate) fn lend(&self, state: S) {
-        self.room().state = Some(state);
+    /// The serve loop goes idle: callers may serve themselves until `due`
+    /// (its next timer), if any. The loop holds the state, so no caller is
+    /// serving: the lock is taken at once.
+    pub(crate) fn lend(&self, state: S, due: Option<Instant>) {
+        let mut room = self.room();
+        room.state = Some(state);
+        room.due = due;
     }
 
-    /// The serve loop wakes, or the server has ended: the state back, once
-    /// a caller serving itself has finished.
+    /// The serve loop wakes: the state back, or `Pending` while a caller
+    /// serves itself with it (the loop's task is woken when it is done).
+    /// Never blocks the thread.
+    pub(crate) fn poll_take(&self) -> Poll<Taken<S>> {
+        let mut room = match self.room.try_lock() {
+            Ok(room) => room,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => {
+                // Asked before trying again: either this second try finds
+                // the lock free, or the caller, releasing it after this
+                // store, sees it and wakes the loop.
+                self.wanted.store(true, Ordering::SeqCst);
+                match self.room.try_lock() {
+                    Ok(room) => room,
+                    Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+                    Err(TryLockError::WouldBlock) => return Poll::Pending,
+                }
+            }
+        };
+        Poll::Ready(room.state.take().map_or(Taken::Empty, Taken::State))
+    }
+
+    /// The server has ended (its serve task dropped while idle): the state,
+    /// once a caller serving itself has finished. Blocks: for the drop
+    /// guard, which cannot wait as a task.
     pub(crate) fn take(&self) -> Option<S> {
         self.room().state.take()
     }
@@ -100,9 +155,9 @@ impl<S: Server> Slot<S> {
         fault
     }
 
-    fn try_serve(&self, mut request: S::Request, cx: &mut TaskContext<'_>) -> Inlined<S::Request> {
+    fn try_serve(&self, request: S::Request, cx: &mut TaskContext<'_>) -> Inlined<S::Request> {
         let control = &*self.context.control;
-        if control.signals() != 0 {
+        if control.signals().any() {
             return Inlined::Queue(request);
         }
         let mut room = match self.room.try_lock() {
@@ -110,14 +165,34 @@ impl<S: Server> Slot<S> {
             Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
             Err(TryLockError::WouldBlock) => return Inlined::Queue(request),
         };
+        let inlined = self.serve_in(&mut room, request, cx);
+        drop(room);
+        // The loop may have asked for the state while the lock was held,
+        // however briefly: it waits to be woken.
+        if self.wanted.swap(false, Ordering::SeqCst) {
+            control.wake_loops();
+        }
+        inlined
+    }
+
+    /// Serves `request` with the state in `room`, if it is there and
+    /// nothing comes before the request.
+    fn serve_in(
+        &self,
+        room: &mut Room<S>,
+        request: S::Request,
+        cx: &mut TaskContext<'_>,
+    ) -> Inlined<S::Request> {
         let Room {
             state: Some(state),
             fault: None,
-        } = &mut *room
+            due,
+        } = room
         else {
             return Inlined::Queue(request);
         };
-        if !self.context.senders.idle() {
+        // A timer due: the loop runs it first, then the request.
+        if due.is_some_and(|due| Instant::now() >= due) || !self.context.senders.idle() {
             return Inlined::Queue(request);
         }
         // One unit of the caller's budget per request served, as the loop
@@ -125,47 +200,29 @@ impl<S: Server> Slot<S> {
         let Poll::Ready(budget) = tokio::task::coop::poll_proceed(cx) else {
             return Inlined::Yield(request);
         };
-        let chain = match request.reply_slot().map(ReplySlot::begin) {
-            Some(Begin::Serve(chain)) => chain,
-            Some(Begin::Abandoned) | None => None,
-        };
-        #[cfg(feature = "tracing")]
-        let span = span::<S>(control, &mut request);
-        #[cfg(feature = "tracing")]
-        let started = trace::start(&span);
-        let dispatched = {
-            #[cfg(feature = "tracing")]
-            let _entered = span.enter();
-            let mut dispatched = pin!(catch_in(
-                control,
-                chain,
-                state.dispatch(request, &self.context)
-            ));
+        let handled = {
+            let mut handled = pin!(dispatch::request(state, request, &self.context));
             // A synchronous handler finishes at its first poll. (Were it
             // not to, the handler is dropped here, inside the catch, and
             // its caller is answered `Closed`.)
-            match dispatched.as_mut().poll(cx) {
-                Poll::Ready(dispatched) => dispatched,
-                Poll::Pending => Ok(Dispatched::Served),
+            match handled.as_mut().poll(cx) {
+                Poll::Ready(handled) => handled,
+                Poll::Pending => Handled::Replied,
             }
         };
         budget.made_progress();
-        #[cfg(feature = "tracing")]
-        trace::finish(&span, started, crate::message::outcome(&dispatched));
-        match dispatched {
-            Ok(Dispatched::Served) => {}
+        match handled {
+            Handled::Replied | Handled::Skipped => {}
             // Only calls that are not terminal are served here; a terminal
             // request would be dropped, its caller answered `NoReply`.
-            Ok(Dispatched::Terminal(request)) => drop(request),
-            Err(panic) => {
-                #[cfg(feature = "tracing")]
-                trace::panicked(trace::server_name::<S>(control), &panic);
+            Handled::Terminal(request) => drop(request),
+            Handled::Panicked(panic) => {
                 if self.on_panic == PanicPolicy::Stop {
                     // Signalled before the state is released: the loop,
                     // which takes the state first, then sees the signal
                     // before it serves anything else.
                     room.fault = Some(panic);
-                    control.fault();
+                    self.context.control.fault();
                 }
             }
         }
@@ -184,17 +241,4 @@ impl<S: Server + Send> Serves<S::Request> for Slot<S> {
     fn try_serve(&self, request: S::Request, cx: &mut TaskContext<'_>) -> Inlined<S::Request> {
         Slot::try_serve(self, request, cx)
     }
-}
-
-/// The span of `request` to server `S`, from the request's own fields.
-#[cfg(feature = "tracing")]
-pub(crate) fn span<S: Server>(
-    control: &crate::control::Control,
-    request: &mut S::Request,
-) -> tracing::Span {
-    crate::trace::request(
-        crate::trace::server_name::<S>(control),
-        request.name(),
-        request.reply_slot().map(|reply| reply.sent()),
-    )
 }

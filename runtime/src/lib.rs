@@ -20,7 +20,6 @@ mod error;
 
 mod control;
 
-#[cfg(feature = "tracing")]
 mod trace;
 
 mod scope;
@@ -36,6 +35,8 @@ mod mailbox;
 mod timers;
 
 mod server;
+
+mod dispatch;
 
 mod inline;
 

@@ -13,7 +13,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 
 use futures_core::Stream;
@@ -65,11 +65,13 @@ pub(crate) struct Mailbox<R> {
     normal: Lane<R>,
     higher: Vec<Lane<R>>,
     /// For each level below the highest: requests of higher levels served
-    /// while it waited, since it was last served.
-    passed: Vec<usize>,
+    /// while it waited, since it was last served. Shared by the replicas of
+    /// a pool, so that the bound holds per server, whatever the number of
+    /// replicas. (Locked only by servers with priority levels, for a few
+    /// instructions of ours.)
+    passed: Arc<Mutex<Vec<usize>>>,
     /// The level of the request received last (for a remote server's
     /// forwarder, which passes it on).
-    #[cfg(feature = "nats")]
     last: u8,
 }
 
@@ -282,8 +284,7 @@ pub(crate) fn mailbox<R>(capacity: usize, levels: u8, replicas: usize) -> (Sende
     };
     let mailbox = Mailbox {
         normal: Lane::new(normal_rx),
-        passed: vec![0; higher_rx.len()],
-        #[cfg(feature = "nats")]
+        passed: Arc::new(Mutex::new(vec![0; higher_rx.len()])),
         last: 0,
         higher: higher_rx.into_iter().map(Lane::new).collect(),
     };
@@ -370,6 +371,41 @@ impl<R> Clone for WeakSenders<R> {
     }
 }
 
+fn lock(passed: &Mutex<Vec<usize>>) -> MutexGuard<'_, Vec<usize>> {
+    // Never held across user code: a poisoned lock still holds counts.
+    passed.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn lane_of<'a, R>(
+    normal: &'a mut Lane<R>,
+    higher: &'a mut [Lane<R>],
+    level: usize,
+) -> &'a mut Lane<R> {
+    match level {
+        0 => normal,
+        level => &mut higher[level - 1],
+    }
+}
+
+/// A request of `level` was taken: the levels below it that are waiting
+/// have been passed over once more.
+fn served<R>(
+    normal: &mut Lane<R>,
+    higher: &mut [Lane<R>],
+    passed: &mut [usize],
+    last: &mut u8,
+    level: usize,
+) {
+    *last = level as u8;
+    if let Some(passed) = passed.get_mut(level) {
+        *passed = 0;
+    }
+    for lower in 0..level.min(passed.len()) {
+        let waiting = !lane_of(normal, higher, lower).rx.is_empty();
+        passed[lower] = if waiting { passed[lower] + 1 } else { 0 };
+    }
+}
+
 impl<R> Clone for Mailbox<R> {
     /// Another receiver of the same lanes, for another replica of a pool.
     ///
@@ -384,8 +420,7 @@ impl<R> Clone for Mailbox<R> {
                 .iter()
                 .map(|lane| Lane::new(lane.rx.replica()))
                 .collect(),
-            passed: vec![0; self.passed.len()],
-            #[cfg(feature = "nats")]
+            passed: self.passed.clone(),
             last: 0,
         }
     }
@@ -471,7 +506,7 @@ impl<R: Message> Mailbox<R> {
 
     /// The priority level of the request received last (0 for a server
     /// without levels).
-    #[cfg(feature = "nats")]
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
     pub(crate) fn last_level(&self) -> u8 {
         self.last
     }
@@ -483,50 +518,51 @@ impl<R: Message> Mailbox<R> {
     }
 
     fn lane(&mut self, level: usize) -> &mut Lane<R> {
-        match level {
-            0 => &mut self.normal,
-            level => &mut self.higher[level - 1],
-        }
+        lane_of(&mut self.normal, &mut self.higher, level)
     }
 
     /// The next request if one is ready: from the highest level that has
     /// one, except that a level whose waiting requests have been passed
     /// over [`PRIORITY_BURST`] times goes first (the lowest such level).
     fn try_recv(&mut self) -> Option<R> {
-        for level in 0..self.passed.len() {
-            if self.passed[level] >= PRIORITY_BURST {
-                match self.lane(level).try_take() {
+        let Mailbox {
+            normal,
+            higher,
+            passed,
+            last,
+        } = self;
+        let mut passed = lock(passed);
+        let mut taken = None;
+        for level in 0..passed.len() {
+            if passed[level] >= PRIORITY_BURST {
+                match lane_of(normal, higher, level).try_take() {
                     Some(request) => {
-                        self.served(level);
-                        return Some(request);
+                        taken = Some((level, request));
+                        break;
                     }
-                    None => self.passed[level] = 0,
+                    None => passed[level] = 0,
                 }
             }
         }
-        for level in (0..=self.higher.len()).rev() {
-            if let Some(request) = self.lane(level).try_take() {
-                self.served(level);
-                return Some(request);
-            }
+        if taken.is_none() {
+            taken = (0..=higher.len())
+                .rev()
+                .find_map(|level| Some((level, lane_of(normal, higher, level).try_take()?)));
         }
-        None
+        let (level, request) = taken?;
+        served(normal, higher, &mut passed, last, level);
+        Some(request)
     }
 
-    /// A request of `level` was taken: the levels below it that are
-    /// waiting have been passed over once more.
+    /// A request of `level` was taken while waiting on every lane.
     fn served(&mut self, level: usize) {
-        #[cfg(feature = "nats")]
-        {
-            self.last = level as u8;
-        }
-        if let Some(passed) = self.passed.get_mut(level) {
-            *passed = 0;
-        }
-        for lower in 0..level.min(self.passed.len()) {
-            let waiting = !self.lane(lower).rx.is_empty();
-            self.passed[lower] = if waiting { self.passed[lower] + 1 } else { 0 };
-        }
+        let Mailbox {
+            normal,
+            higher,
+            passed,
+            last,
+        } = self;
+        served(normal, higher, &mut lock(passed), last, level);
     }
 
     /// Refuses new requests: senders fail at once from now on.

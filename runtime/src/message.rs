@@ -137,17 +137,3 @@ pub fn note_answer(is_err: bool) {
         crate::scope::note_error();
     }
 }
-
-/// How a request served ended, for its span.
-#[cfg(feature = "tracing")]
-pub(crate) fn outcome<R>(
-    dispatched: &Result<Dispatched<R>, crate::error::PanicMessage>,
-) -> crate::trace::Outcome {
-    let noted = crate::scope::take_noted();
-    match dispatched {
-        Err(_) => crate::trace::Outcome::Panic,
-        Ok(_) if noted & crate::scope::NOTED_CANCELLED != 0 => crate::trace::Outcome::Cancelled,
-        Ok(_) if noted & crate::scope::NOTED_ERROR != 0 => crate::trace::Outcome::Error,
-        Ok(_) => crate::trace::Outcome::Ok,
-    }
-}

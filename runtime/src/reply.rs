@@ -46,7 +46,6 @@ pub struct Reply<T: 'static> {
     /// handler; see `scope`.
     chain: Option<Arc<Chain>>,
     /// When and as which call it was made, for its request's span.
-    #[cfg(feature = "tracing")]
     sent: crate::trace::Sent,
     /// When the caller gives up, for a remote server's request deadline.
     #[cfg(feature = "nats")]
@@ -91,7 +90,6 @@ pub(crate) fn channel<T: 'static>() -> (Reply<T>, ReplyReceiver<T>) {
     let reply = Reply {
         tx: Tx::Waited(tx),
         chain: None,
-        #[cfg(feature = "tracing")]
         sent: crate::trace::Sent::now(),
         #[cfg(feature = "nats")]
         deadline: None,
@@ -277,7 +275,6 @@ pub trait ReplySlot: Send {
     /// The request is waited for by the servers in `chain`.
     fn wait_through(&mut self, chain: Arc<Chain>);
     /// When and as which call the request was made.
-    #[cfg(feature = "tracing")]
     fn sent(&self) -> crate::trace::Sent;
     /// The caller gives up at `at` (its timeout): a remote server is told.
     #[cfg(feature = "nats")]
@@ -285,7 +282,6 @@ pub trait ReplySlot: Send {
 }
 
 impl<T: Send + 'static> ReplySlot for Reply<T> {
-    #[cfg(feature = "tracing")]
     fn sent(&self) -> crate::trace::Sent {
         self.sent
     }

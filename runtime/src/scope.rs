@@ -34,10 +34,8 @@ pub(crate) type Victim = Box<dyn FnOnce(&CallError)>;
 
 /// What the handler being served said of how it ended, for its span:
 /// `NOTED_ERROR` (it returned an `Err`), `NOTED_CANCELLED` (dropped because
-/// its caller gave up). Only with the `tracing` feature.
-#[cfg(feature = "tracing")]
+/// its caller gave up). Only noted with the `tracing` feature.
 pub(crate) const NOTED_ERROR: u8 = 1;
-#[cfg(feature = "tracing")]
 pub(crate) const NOTED_CANCELLED: u8 = 2;
 
 #[cfg(feature = "tracing")]
@@ -59,10 +57,14 @@ pub(crate) fn note_cancelled() {
     NOTED.set(NOTED.get() | NOTED_CANCELLED);
 }
 
-/// What was noted since the last call, cleared.
-#[cfg(feature = "tracing")]
+/// What was noted since the last call, cleared (nothing is noted without
+/// the `tracing` feature).
+#[inline(always)]
 pub(crate) fn take_noted() -> u8 {
-    NOTED.replace(0)
+    #[cfg(feature = "tracing")]
+    return NOTED.replace(0);
+    #[cfg(not(feature = "tracing"))]
+    0
 }
 
 thread_local! {

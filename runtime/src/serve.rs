@@ -12,18 +12,17 @@ use std::task::Poll;
 
 use tokio::sync::oneshot;
 
-use crate::control::{Control, DRAIN, EVENTS, Ending, FAULT, STOP_NOW, Then};
+use crate::control::{Control, Ending, Then};
+use crate::dispatch::{self, Handled};
 use crate::error::{CallError, PanicMessage, StopReason};
-use crate::inline::Slot;
+use crate::inline::{Slot, Taken};
 use crate::mailbox::Mailbox;
-use crate::message::{Dispatched, Inline, Message};
-use crate::reply::{Begin, ReplySlot};
+use crate::message::{Inline, Message};
 use crate::restart::{Restart, Restarts};
-use crate::scope::{self, catch, catch_in, catch_sync};
+use crate::scope::{self, catch, catch_sync};
 use crate::server::{Context, PanicPolicy, Server};
 use crate::timers::Timers;
-#[cfg(feature = "tracing")]
-use crate::trace;
+use crate::trace::{self, Outcome, RequestTrace};
 
 /// How a server ended, delivered by [`Exit`](crate::Exit).
 #[derive(Debug)]
@@ -276,8 +275,7 @@ async fn run<S: Server>(mut state: S, replica: &mut Replica<S>) -> Ended<S> {
         Ok(Err(why)) => return Ended::NotStarted(StopReason::StartFailed(why), state),
         Err(panic) => return Ended::NotStarted(StopReason::Panicked(panic), state),
     }
-    #[cfg(feature = "tracing")]
-    trace::started(trace::server_name::<S>(control));
+    trace::started::<S>(control);
     let served = match catch_sync(control, || state.periods()) {
         Ok(periods) => {
             let timers = Timers::new(periods);
@@ -295,12 +293,12 @@ async fn run<S: Server>(mut state: S, replica: &mut Replica<S>) -> Ended<S> {
             // that it does not grow every server's task (BENCHMARKS.md).
             // `None` while the state is lent to the slot; the loop has it
             // back whenever `next_or_signal` returns.
-            let mut held = Some(state);
+            let mut held = Held(Some(state));
             let served = match timers {
-                None if one_lane => requests.serve(&mut held, OneLane).await,
-                timers => Box::pin(requests.serve(&mut held, Lanes { timers })).await,
+                None if one_lane => requests.serve(&mut held.0, OneLane).await,
+                timers => Box::pin(requests.serve(&mut held.0, Lanes { timers })).await,
             };
-            state = match held.or_else(|| replica.slot.as_deref().and_then(Slot::take)) {
+            state = match held.0.take() {
                 Some(state) => state,
                 None => unreachable!("the loop holds its state when it stops serving"),
             };
@@ -328,6 +326,21 @@ async fn run<S: Server>(mut state: S, replica: &mut Replica<S>) -> Ended<S> {
             };
             control.set_cause(reason.clone());
             Ended::Stopped(Ending::Own(reason), None)
+        }
+    }
+}
+
+/// The state while the request loop runs. Dropped with it still inside
+/// only when the serve task itself is dropped mid-handler (a runtime
+/// shutting down): the replies the state holds are then answered as the
+/// drop guard answers those of a state lent to the slot, not left to be
+/// dropped unanswered.
+struct Held<S>(Option<S>);
+
+impl<S> Drop for Held<S> {
+    fn drop(&mut self) {
+        if let Some(state) = self.0.take() {
+            let _ = scope::dispose(state, &StopReason::Aborted.held_reply_error());
         }
     }
 }
@@ -366,6 +379,9 @@ trait Wait<R> {
 
     /// Timer `timer` has run.
     fn ticked(&mut self, timer: usize);
+
+    /// When the next timer is due, if there are timers.
+    fn next_due(&self) -> Option<tokio::time::Instant>;
 }
 
 /// One lane and no timers: a plain receive.
@@ -384,6 +400,10 @@ impl<R: Message> Wait<R> for OneLane {
     }
 
     fn ticked(&mut self, _: usize) {}
+
+    fn next_due(&self) -> Option<tokio::time::Instant> {
+        None
+    }
 }
 
 /// Timers, priority levels, or both: a due timer first, then the lanes in
@@ -413,6 +433,10 @@ impl<R: Message> Wait<R> for Lanes {
         if let Some(timers) = &mut self.timers {
             timers.reschedule(timer);
         }
+    }
+
+    fn next_due(&self) -> Option<tokio::time::Instant> {
+        self.timers.as_ref().and_then(Timers::next_due)
     }
 }
 
@@ -449,15 +473,16 @@ impl<S: Server> Requests<'_, S> {
                     Next::Closed | Next::Drained => return Served::Drained,
                     Next::Signal if control.stops_now() => return Served::Drained,
                     Next::Signal
-                        if control.signals() & FAULT != 0
+                        if control.signals().faulted()
                             && let Some(panic) = self.slot.and_then(Slot::take_fault) =>
                     {
                         // A call served on its caller's task panicked: as if
-                        // this loop had served it.
+                        // this loop had served it (its span and event are
+                        // told already).
                         if self.on_panic == PanicPolicy::Stop {
                             return Served::Faulted(panic);
                         }
-                        Ok(())
+                        continue;
                     }
                     // Boxed: a watched server's end is rare, and its future
                     // would otherwise be the largest part of every server's
@@ -468,54 +493,36 @@ impl<S: Server> Requests<'_, S> {
                         wait.ticked(timer);
                         ticked
                     }
-                    Next::Request(mut request) => {
-                        #[cfg(feature = "tracing")]
-                        let span = crate::inline::span::<S>(control, &mut request);
-                        if control.stops_now() {
-                            // The server's own code, or a linked server, stopped
-                            // it (another replica of a pool may have been
-                            // serving): requests still queued are refused.
-                            fail(&mut request, CallError::Closed);
-                            #[cfg(feature = "tracing")]
-                            trace::finish(&span, None, trace::Outcome::Closed);
-                            return Served::Drained;
-                        }
-                        let chain = match request.reply_slot().map(ReplySlot::begin) {
-                            Some(Begin::Abandoned) => {
-                                #[cfg(feature = "tracing")]
-                                trace::finish(&span, None, trace::Outcome::Cancelled);
-                                continue;
-                            }
-                            Some(Begin::Serve(chain)) => chain,
-                            None => None,
-                        };
-                        let dispatched = catch_in(control, chain, state.dispatch(request, context));
-                        #[cfg(feature = "tracing")]
-                        let (started, dispatched) = (
-                            trace::start(&span),
-                            tracing::Instrument::instrument(dispatched, span.clone()),
-                        );
-                        let dispatched = dispatched.await;
-                        #[cfg(feature = "tracing")]
-                        trace::finish(&span, started, crate::message::outcome(&dispatched));
-                        match dispatched {
-                            Ok(Dispatched::Served) => Ok(()),
-                            Ok(Dispatched::Terminal(request)) => {
+                    Next::Request(mut request) if control.stops_now() => {
+                        // The server's own code, or a linked server, stopped
+                        // it (another replica of a pool may have been
+                        // serving): requests still queued are refused.
+                        let sent = request.reply_slot().map(|reply| reply.sent());
+                        RequestTrace::new::<S>(control, request.name(), sent)
+                            .finish(Outcome::Closed);
+                        fail(&mut request, CallError::Closed);
+                        return Served::Drained;
+                    }
+                    Next::Request(request) => {
+                        match dispatch::request(state, request, context).await {
+                            Handled::Replied | Handled::Skipped => continue,
+                            Handled::Terminal(request) => {
                                 self.mailbox.close();
                                 return Served::Terminal(request);
                             }
-                            Err(panic) => Err(panic),
+                            Handled::Panicked(panic) if self.on_panic == PanicPolicy::Stop => {
+                                return Served::Faulted(panic);
+                            }
+                            Handled::Panicked(_) => continue,
                         }
                     }
                 };
-                #[cfg(feature = "tracing")]
-                if let Err(panic) = &ran {
-                    trace::panicked(trace::server_name::<S>(control), panic);
-                }
-                if let Err(panic) = ran
-                    && self.on_panic == PanicPolicy::Stop
-                {
-                    return Served::Faulted(panic);
+                // A tick or an `#[on_down]` hook.
+                if let Err(panic) = ran {
+                    trace::panicked::<S>(control, &panic);
+                    if self.on_panic == PanicPolicy::Stop {
+                        return Served::Faulted(panic);
+                    }
                 }
             }
         }
@@ -561,27 +568,36 @@ async fn next_or_signal<S: Server>(
     held: &mut Option<S>,
 ) -> Next<S::Request> {
     std::future::poll_fn(|cx| {
+        // The state back first, if it was lent: waiting as a task while a
+        // caller serves itself with it, never blocking this thread.
+        if let Some(slot) = slot
+            && held.is_none()
+        {
+            match slot.poll_take() {
+                Poll::Ready(Taken::State(state)) => *held = Some(state),
+                Poll::Ready(Taken::Empty) => {
+                    unreachable!("only the loop takes back the state it lent")
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
         // One unit of the task's budget per request or tick, as tokio's own
         // channels take it: once it is spent the loop yields, and a wait
         // that finds nothing gives the unit back.
         let budget = std::task::ready!(tokio::task::coop::poll_proceed(cx));
-        if let Some(slot) = slot
-            && held.is_none()
-        {
-            *held = slot.take();
-        }
         // One load per request: what was asked of the server.
-        let next = if control.signals() & (STOP_NOW | EVENTS | FAULT) != 0 {
+        let signals = control.signals();
+        let next = if signals.interrupts() {
             Next::Signal
         } else {
             match wait.poll_next(mailbox, cx) {
                 Poll::Ready(next) => next,
-                Poll::Pending if control.signals() & DRAIN != 0 => Next::Drained,
+                Poll::Pending if signals.draining() => Next::Drained,
                 Poll::Pending => {
                     if let Some(slot) = slot
                         && let Some(state) = held.take()
                     {
-                        slot.lend(state);
+                        slot.lend(state, wait.next_due());
                     }
                     return Poll::Pending;
                 }
@@ -619,8 +635,7 @@ impl<S: Server> Replica<S> {
         if !restarts.allow(started) {
             return Err((Ending::Own(reason), Some(broken)));
         }
-        #[cfg(feature = "tracing")]
-        trace::restarting(trace::server_name::<S>(&self.context.control), &reason);
+        trace::restarting::<S>(&self.context.control, &reason);
         // The broken state goes first; the replies it held learn why. A
         // panic from its `Drop` is caught and does not stop the restart.
         let _ = scope::dispose(broken, &reason.held_reply_error());
@@ -654,9 +669,17 @@ impl<S: Server> Drop for Replica<S> {
         if let Some(lent) = self.slot.as_ref().and_then(|slot| slot.take()) {
             let _ = scope::dispose(lent, &held);
         }
-        let reason = self.context.control.replica_ended(ending);
-        if let Some(reason) = &reason {
-            self.mailbox.close_and_drain(&reason.call_error());
+        let control = &self.context.control;
+        let ended = control.replica_ended(ending);
+        // Cloned only for an `Exit` that reports it.
+        let reported = ended.as_ref().filter(|_| self.exit.is_some()).cloned();
+        let last = ended.is_some();
+        if let Some(reason) = ended {
+            // Watchers first: a caller answered `Closed` below, or one who
+            // sees `closed()` resolve, then calling a watcher, finds its
+            // `#[on_down]` handled before its call.
+            control.finish(reason);
+            self.mailbox.close_and_drain(&control.closed_error());
         }
         let state = match &self.exit {
             Some(_) => state,
@@ -667,15 +690,11 @@ impl<S: Server> Drop for Replica<S> {
                 None
             }
         };
-        // Cloned only for an `Exit` that reports it.
-        let mut reported = None;
-        if let Some(reason) = reason {
-            #[cfg(feature = "tracing")]
-            trace::stopped(trace::server_name::<S>(&self.context.control), &reason);
-            if self.exit.is_some() {
-                reported = Some(reason.clone());
+        if last {
+            if let Some(reason) = control.reason() {
+                trace::stopped::<S>(control, reason);
             }
-            self.context.control.finish(reason);
+            control.announce();
         }
         if let Some(exit) = self.exit.take() {
             let reason = reported.unwrap_or(StopReason::Aborted);

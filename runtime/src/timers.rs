@@ -61,6 +61,11 @@ impl Timers {
         std::future::Future::poll(self.sleep.as_mut(), cx).map(|()| index)
     }
 
+    /// When the next timer is due; `None` if none ever is.
+    pub(crate) fn next_due(&self) -> Option<Instant> {
+        self.next.iter().flatten().min().copied()
+    }
+
     pub(crate) fn reschedule(&mut self, index: usize) {
         let period = self.periods[index];
         let now = Instant::now();

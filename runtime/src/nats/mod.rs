@@ -62,7 +62,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 
 use crate::call::Call;
-use crate::control::{Control, DRAIN, Ending, STOP_NOW};
+use crate::control::{Control, Ending};
 use crate::error::CallError;
 use crate::mailbox::{Mailbox, mailbox};
 use crate::message::Message;
@@ -753,7 +753,7 @@ async fn run_forwarder<S: RemoteServer>(
             while let Poll::Ready(Some(())) = in_flight.poll_next_unpin(cx) {}
             control.register(cx.waker());
             let signals = control.signals();
-            if signals & STOP_NOW != 0 {
+            if signals.stops_now() {
                 return Poll::Ready(Next::StopNow);
             }
             if in_flight.len() >= capacity {
@@ -763,7 +763,7 @@ async fn run_forwarder<S: RemoteServer>(
             match mailbox.poll_recv(cx) {
                 Poll::Ready(Some(request)) => Poll::Ready(Next::Request(request)),
                 Poll::Ready(None) => Poll::Ready(Next::Ended),
-                Poll::Pending if signals & DRAIN != 0 => Poll::Ready(Next::Ended),
+                Poll::Pending if signals.draining() => Poll::Ready(Next::Ended),
                 Poll::Pending => Poll::Pending,
             }
         })
@@ -799,6 +799,7 @@ async fn run_forwarder<S: RemoteServer>(
     while in_flight.next().await.is_some() {}
     if let Some(reason) = control.replica_ended(Ending::Drained) {
         control.finish(reason);
+        control.announce();
     }
 }
 
