@@ -430,3 +430,200 @@ async fn a_new_server_with_a_start_hook_starts_before_any_caller_serves_itself()
     }));
     caller.await.unwrap();
 }
+
+/// A server whose one synchronous handler runs for a long time.
+struct Slow {
+    entered: Arc<AtomicBool>,
+}
+
+#[server]
+impl Slow {
+    /// Blocks its thread for `millis`: a handler doing synchronous work.
+    fn work(&self, millis: u64) {
+        self.entered.store(true, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(millis));
+    }
+
+    fn task(&self) -> Option<tokio::task::Id> {
+        tokio::task::try_id()
+    }
+}
+
+/// Calls `task()` until it is served on the calling task: the server's
+/// loop has gone idle and lent its state.
+async fn until_idle(slow: &SlowHandle) {
+    for _ in 0..10_000 {
+        if slow.task().await.unwrap() == tokio::task::try_id() {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("the server never went idle");
+}
+
+/// Issue 26, item 1: while a caller runs a long synchronous handler on an
+/// idle server's state, a call that wakes the loop must not block the
+/// loop's worker thread waiting for the state: an unrelated task ticking
+/// every 5 ms keeps ticking (before the fix the loop took the slot's lock
+/// and froze the second worker for the whole handler).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_loop_waits_for_a_caller_serving_itself_as_a_task_not_by_blocking() {
+    within(LIMIT, async {
+        let entered = Arc::new(AtomicBool::new(false));
+        let slow = Slow {
+            entered: entered.clone(),
+        }
+        .spawn();
+        until_idle(&slow).await;
+        // The caller serves a 400 ms handler on its own worker.
+        let long = tokio::spawn({
+            let slow = slow.clone();
+            async move { slow.work(400).await }
+        });
+        common::until(|| entered.load(Ordering::SeqCst)).await;
+        // The server is busy with its caller: this call queues and wakes
+        // the loop, which finds the state taken.
+        let queued = tokio::spawn({
+            let slow = slow.clone();
+            async move { slow.work(0).await }
+        });
+        // Meanwhile, on the other worker, a task that ticks every 5 ms.
+        let started = std::time::Instant::now();
+        let mut longest = Duration::ZERO;
+        let mut last = started;
+        while !long.is_finished() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            let now = std::time::Instant::now();
+            longest = longest.max(now - last);
+            last = now;
+        }
+        assert_eq!(long.await.unwrap(), Ok(()));
+        assert_eq!(queued.await.unwrap(), Ok(()));
+        assert!(
+            longest < Duration::from_millis(200),
+            "a 5 ms ticker stalled for {longest:?} while a caller served itself"
+        );
+    })
+    .await;
+}
+
+/// Asks another server with `.blocking()` from inside its handler.
+struct Asker;
+
+#[server]
+impl Asker {
+    fn ask(&self, other: SlowHandle) -> Result<(), CallError> {
+        other.work(0).blocking()
+    }
+
+    fn ping(&self) {}
+
+    fn task(&self) -> Option<tokio::task::Id> {
+        tokio::task::try_id()
+    }
+}
+
+/// Issue 26, item 1: on a one-worker multi-thread runtime whose `block_on`
+/// thread is the caller, a handler served there that makes a `.blocking()`
+/// call gets `BlockingInRuntime` (it runs as server code on a thread that
+/// drives the runtime), never a deadlock, while another call wakes the
+/// server's loop on the only worker.
+#[test]
+fn a_blocking_call_from_a_handler_served_on_a_block_on_thread_is_refused() {
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let answer = runtime.block_on(async {
+            let asker = Asker.spawn();
+            let other = Slow {
+                entered: Arc::new(AtomicBool::new(false)),
+            }
+            .spawn();
+            // Until the asker is idle: a call served on this thread, which
+            // is no task, sees no task id.
+            let mut idle = false;
+            for _ in 0..10_000 {
+                if asker.task().await.unwrap().is_none() {
+                    idle = true;
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+            assert!(idle, "the server never went idle");
+            let pinger = tokio::spawn({
+                let asker = asker.clone();
+                async move { asker.ping().await }
+            });
+            let answer = asker.ask(other).await;
+            assert_eq!(pinger.await.unwrap(), Ok(()));
+            answer
+        });
+        let _ = done.send(answer);
+    });
+    let answer = finished
+        .recv_timeout(LIMIT)
+        .expect("the runtime deadlocked");
+    assert_eq!(answer, Ok(Err(CallError::BlockingInRuntime)));
+}
+
+/// Issue 26, item 2: a call with a deadline gets control back by it even
+/// when the server is idle (it is not served on its caller's task, where
+/// nothing could interrupt the handler).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_calls_deadline_holds_when_the_server_is_idle() {
+    within(LIMIT, async {
+        let slow = Slow {
+            entered: Arc::new(AtomicBool::new(false)),
+        }
+        .spawn();
+        until_idle(&slow).await;
+        let started = std::time::Instant::now();
+        let answer = slow.work(300).timeout(Duration::from_millis(10)).await;
+        let waited = started.elapsed();
+        assert_eq!(answer, Err(CallError::Timeout));
+        assert!(
+            waited < Duration::from_millis(250),
+            "a 10 ms deadline returned after {waited:?}"
+        );
+    })
+    .await;
+}
+
+/// A periodic worker, as users write them.
+struct Ticker {
+    ticks: u64,
+}
+
+#[server]
+impl Ticker {
+    #[every(Duration::from_secs(1))]
+    fn tick(&mut self) {
+        self.ticks += 1;
+    }
+
+    fn counts(&self) -> u64 {
+        self.ticks
+    }
+}
+
+/// Issue 26, item 3: under tokio's paused clock, advance past a tick, then
+/// call: the due tick runs before the call, as it does through the mailbox
+/// (before the fix the caller served itself first and saw one tick fewer).
+#[tokio::test(start_paused = true)]
+async fn a_due_tick_runs_before_a_later_call_served_by_its_caller() {
+    within(common::PAUSED_LIMIT, async {
+        let ticker = Ticker { ticks: 0 }.spawn();
+        assert_eq!(ticker.counts().await, Ok(0));
+        for expected in 1..=20 {
+            tokio::time::advance(Duration::from_millis(1_000)).await;
+            assert_eq!(ticker.counts().await, Ok(expected));
+            // Idle again between ticks: later calls are served here.
+            assert_eq!(ticker.counts().await, Ok(expected));
+        }
+    })
+    .await;
+}

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{LIMIT, PAUSED_LIMIT, within};
+use patchboard::PRIORITY_BURST;
 use patchboard::{
     Builder, CallError, PanicPolicy, Reply, Restart, Server, StopReason, Subscriber, Subscription,
     server, subscription,
@@ -763,4 +764,220 @@ async fn a_handler_awaiting_its_own_closed_fails_instead_of_hanging() {
         );
     })
     .await;
+}
+
+// Issue 26: the promises at their edges -----------------------------------
+
+/// A pool member that records the order it served things in.
+#[derive(Clone)]
+struct Burst {
+    log: Arc<std::sync::Mutex<Vec<&'static str>>>,
+}
+
+#[server(capacity = 512)]
+impl Burst {
+    async fn hold(&self, entered: Arc<Notify>, release: Arc<Notify>) {
+        entered.notify_one();
+        release.notified().await;
+    }
+
+    #[cast]
+    fn low(&self) {
+        self.log.lock().unwrap().push("low");
+    }
+
+    /// Yields once, so that the replicas take turns.
+    #[cast]
+    #[priority]
+    async fn high(&self) {
+        self.log.lock().unwrap().push("high");
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Issue 26, item 5: `PRIORITY_BURST` holds per server, whatever the number
+/// of replicas: in `pool(4)`, a waiting level-0 request is passed over at
+/// most a burst's worth of times (plus what the other replicas had taken
+/// at that moment), not once per replica (128 before the fix).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pools_priority_burst_is_counted_for_the_whole_pool() {
+    within(LIMIT, async {
+        const REPLICAS: usize = 4;
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let pool = Builder::new(Burst { log: log.clone() })
+            .pool(REPLICAS)
+            .spawn();
+        let mut releases = Vec::new();
+        for _ in 0..REPLICAS {
+            let pool = pool.clone();
+            releases.push(
+                common::hold(
+                    move |entered, release| async move { pool.hold(entered, release).await },
+                )
+                .await,
+            );
+        }
+        pool.low().await.unwrap();
+        for _ in 0..4 * PRIORITY_BURST {
+            pool.high().await.unwrap();
+        }
+        for release in releases {
+            release.notify_one();
+        }
+        common::until(|| log.lock().unwrap().len() == 4 * PRIORITY_BURST + 1).await;
+        let log = log.lock().unwrap();
+        let low = log.iter().position(|&served| served == "low").unwrap();
+        assert!(
+            low <= PRIORITY_BURST + REPLICAS,
+            "the level-0 request waited behind {low} higher ones"
+        );
+    })
+    .await;
+}
+
+/// Counts what it learns of the servers it watches.
+#[derive(Default)]
+struct Counter {
+    downs: usize,
+}
+
+#[server]
+impl Counter {
+    #[on_down]
+    fn down(&mut self, _down: patchboard::Down) {
+        self.downs += 1;
+    }
+
+    fn downs(&self) -> usize {
+        self.downs
+    }
+}
+
+/// A server whose code made many subscriptions: ending them takes a while.
+struct Publisher {
+    subscriptions: Vec<patchboard::Subscription<u64>>,
+}
+
+#[server]
+impl Publisher {
+    #[on_start]
+    fn subscribe(&mut self) {
+        for _ in 0..2_000 {
+            let (_, subscription) = patchboard::subscription(1);
+            self.subscriptions.push(subscription);
+        }
+    }
+
+    fn ping(&self) {}
+}
+
+/// Issue 26, item 6: once `closed()` has resolved for a watched server, a
+/// call to its watcher is served after the watcher's `#[on_down]`. An
+/// observer on another worker polls `closed()` as fast as it can while the
+/// watched server ends (before the fix the end was published before the
+/// watchers were told, and the 2 000 subscriptions its code made, ended in
+/// between, held the window open).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_down_runs_before_any_call_sent_once_the_end_is_observed() {
+    within(LIMIT, async {
+        for round in 0..50 {
+            let watcher = Counter::default().spawn();
+            let watched = Publisher {
+                subscriptions: Vec::new(),
+            }
+            .spawn();
+            watched.ping().await.unwrap();
+            watcher.monitor(&watched);
+            let stopping = tokio::spawn({
+                let watched = watched.clone();
+                async move { watched.stop().await }
+            });
+            let mut seen = false;
+            for _ in 0..100_000_000u64 {
+                let closed = std::pin::pin!(watched.closed());
+                let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+                if closed.poll(&mut cx).is_ready() {
+                    seen = true;
+                    break;
+                }
+                std::hint::spin_loop();
+            }
+            assert!(seen, "the server never ended");
+            assert_eq!(watcher.downs().await, Ok(1), "round {round}");
+            stopping.await.unwrap();
+        }
+    })
+    .await;
+}
+
+/// Keeps deferred replies in its state.
+#[derive(Default)]
+struct Parking {
+    parked: Vec<patchboard::Reply<u64>>,
+}
+
+#[server]
+impl Parking {
+    fn park(&mut self, reply: patchboard::Reply<u64>) {
+        self.parked.push(reply);
+    }
+
+    fn count(&self) -> usize {
+        self.parked.len()
+    }
+
+    async fn hold(&self, entered: Arc<Notify>, release: Arc<Notify>) {
+        entered.notify_one();
+        release.notified().await;
+    }
+}
+
+/// Issue 26, item 7: deferred replies kept in the state get `Closed` when
+/// the runtime shuts down while an `async` handler runs, as they do when
+/// the server was idle (before the fix they got `NoReply`: the state was
+/// dropped with the task, not disposed of).
+#[test]
+fn held_replies_get_closed_when_the_runtime_shuts_down_mid_handler() {
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    for busy in [false, true] {
+        let serving = runtime();
+        // The callers wait on a runtime of their own, which lives on.
+        let calling = runtime();
+        let parking = serving.block_on(async { Parking::default().spawn() });
+        let parked: Vec<_> = (0..3)
+            .map(|_| {
+                let parking = parking.clone();
+                calling.spawn(async move { parking.park().await })
+            })
+            .collect();
+        serving.block_on(within(LIMIT, async {
+            while parking.count().await != Ok(3) {
+                tokio::task::yield_now().await;
+            }
+            if busy {
+                let parking = parking.clone();
+                let release = common::hold(move |entered, release| async move {
+                    parking.hold(entered, release).await
+                })
+                .await;
+                std::mem::forget(release);
+            }
+        }));
+        serving.shutdown_timeout(Duration::from_secs(1));
+        let answers = calling.block_on(within(LIMIT, async {
+            let mut answers = Vec::new();
+            for call in parked {
+                answers.push(call.await.unwrap());
+            }
+            answers
+        }));
+        assert_eq!(answers, vec![Err(CallError::Closed); 3], "busy: {busy}");
+        drop(parking);
+    }
 }
