@@ -13,7 +13,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 use futures_core::Stream;
@@ -69,7 +69,8 @@ pub(crate) struct Mailbox<R> {
     /// a pool, so that the bound holds per server, whatever the number of
     /// replicas. (Locked only by servers with priority levels, for a few
     /// instructions of ours.)
-    passed: Arc<Mutex<Vec<usize>>>,
+    /// `None` (no allocation) for a server without priority levels.
+    passed: Option<Arc<Mutex<Vec<usize>>>>,
     /// The level of the request received last (for a remote server's
     /// forwarder, which passes it on).
     last: u8,
@@ -284,7 +285,7 @@ pub(crate) fn mailbox<R>(capacity: usize, levels: u8, replicas: usize) -> (Sende
     };
     let mailbox = Mailbox {
         normal: Lane::new(normal_rx),
-        passed: Arc::new(Mutex::new(vec![0; higher_rx.len()])),
+        passed: (!higher_rx.is_empty()).then(|| Arc::new(Mutex::new(vec![0; higher_rx.len()]))),
         last: 0,
         higher: higher_rx.into_iter().map(Lane::new).collect(),
     };
@@ -371,9 +372,14 @@ impl<R> Clone for WeakSenders<R> {
     }
 }
 
-fn lock(passed: &Mutex<Vec<usize>>) -> MutexGuard<'_, Vec<usize>> {
-    // Never held across user code: a poisoned lock still holds counts.
-    passed.lock().unwrap_or_else(PoisonError::into_inner)
+/// Runs `f` on the counts of passed-over requests, under their lock (none
+/// for a server without priority levels).
+fn with_counts<T>(passed: &Option<Arc<Mutex<Vec<usize>>>>, f: impl FnOnce(&mut [usize]) -> T) -> T {
+    match passed {
+        // Never held across user code: a poisoned lock still holds counts.
+        Some(passed) => f(&mut passed.lock().unwrap_or_else(PoisonError::into_inner)),
+        None => f(&mut []),
+    }
 }
 
 fn lane_of<'a, R>(
@@ -531,27 +537,28 @@ impl<R: Message> Mailbox<R> {
             passed,
             last,
         } = self;
-        let mut passed = lock(passed);
-        let mut taken = None;
-        for level in 0..passed.len() {
-            if passed[level] >= PRIORITY_BURST {
-                match lane_of(normal, higher, level).try_take() {
-                    Some(request) => {
-                        taken = Some((level, request));
-                        break;
+        with_counts(passed, |passed| {
+            let mut taken = None;
+            for level in 0..passed.len() {
+                if passed[level] >= PRIORITY_BURST {
+                    match lane_of(normal, higher, level).try_take() {
+                        Some(request) => {
+                            taken = Some((level, request));
+                            break;
+                        }
+                        None => passed[level] = 0,
                     }
-                    None => passed[level] = 0,
                 }
             }
-        }
-        if taken.is_none() {
-            taken = (0..=higher.len())
-                .rev()
-                .find_map(|level| Some((level, lane_of(normal, higher, level).try_take()?)));
-        }
-        let (level, request) = taken?;
-        served(normal, higher, &mut passed, last, level);
-        Some(request)
+            if taken.is_none() {
+                taken = (0..=higher.len())
+                    .rev()
+                    .find_map(|level| Some((level, lane_of(normal, higher, level).try_take()?)));
+            }
+            let (level, request) = taken?;
+            served(normal, higher, passed, last, level);
+            Some(request)
+        })
     }
 
     /// A request of `level` was taken while waiting on every lane.
@@ -562,7 +569,7 @@ impl<R: Message> Mailbox<R> {
             passed,
             last,
         } = self;
-        served(normal, higher, &mut lock(passed), last, level);
+        with_counts(passed, |passed| served(normal, higher, passed, last, level));
     }
 
     /// Refuses new requests: senders fail at once from now on.
