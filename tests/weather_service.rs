@@ -279,3 +279,151 @@ async fn the_page_shows_the_cities_and_updates_live_in_a_browser() {
     })
     .await;
 }
+
+/// Issue 26, item 19: the daily limit counts every request to the API,
+/// `/updates` included; the operator's `/admin/stats` (and the page) are
+/// not counted, so they answer past the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daily_limit_counts_update_streams_and_not_the_stats() {
+    within(LIMIT, async {
+        let fixture = start(2, &[], 10 * SECOND).await;
+        assert_eq!(fixture.get("/weather?q=WA").await.status(), 200);
+        let stream = fixture.get("/updates?q=WA").await;
+        assert_eq!(stream.status(), 200);
+        drop(stream);
+        for _ in 0..3 {
+            assert_eq!(fixture.get("/admin/stats").await.status(), 200);
+        }
+        let refused = fixture.get("/updates?q=WA").await;
+        assert_eq!(refused.status(), 429, "a stream past the limit is refused");
+        assert!(refused.headers().contains_key("retry-after"));
+        assert_eq!(fixture.get("/weather?q=WA").await.status(), 429);
+        assert_eq!(fixture.get("/").await.status(), 200);
+        let stats: serde_json::Value = fixture.get("/admin/stats").await.json().await.unwrap();
+        assert_eq!(
+            (stats["served"].as_u64(), stats["refused"].as_u64()),
+            (Some(2), Some(2)),
+            "two API requests served, two refused, the stats not counted: {stats}"
+        );
+        fixture.running.shut_down().await.unwrap();
+    })
+    .await;
+}
+
+/// Reads an SSE response until the stream ends, returning how it ended.
+async fn until_the_stream_ends(mut response: reqwest::Response) -> Result<(), reqwest::Error> {
+    while response.chunk().await?.is_some() {}
+    Ok(())
+}
+
+/// Issue 26, item 18: shutting down with a live-update stream open ends the
+/// stream and returns promptly, instead of streaming until the client
+/// disconnects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutting_down_ends_open_update_streams_promptly() {
+    within(LIMIT, async {
+        let fixture = start(100, &[], Duration::from_millis(100)).await;
+        let response = fixture.get("/updates?q=WA").await;
+        assert_eq!(response.status(), 200);
+        let streaming = tokio::spawn(until_the_stream_ends(response));
+        let shut_down = tokio::time::timeout(2 * SECOND, fixture.running.shut_down()).await;
+        assert!(
+            matches!(shut_down, Ok(Ok(()))),
+            "shut down within 2 s with a stream open: {shut_down:?}"
+        );
+        let ended = tokio::time::timeout(2 * SECOND, streaming).await;
+        assert!(
+            matches!(ended, Ok(Ok(Ok(())))),
+            "the open stream ended cleanly: {ended:?}"
+        );
+    })
+    .await;
+}
+
+/// Issue 26, item 18, as a user meets it: the example's process, with a
+/// live-update stream open, exits promptly and successfully on SIGINT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_process_stops_on_ctrl_c_with_a_stream_open() {
+    within(Duration::from_secs(300), async {
+        // The example's binary, built as `.ci/run` builds it (a no-op once
+        // built; cargo does not hold its lock while tests run).
+        let built = tokio::process::Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "--example", "weather_service"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .await
+            .expect("cargo runs");
+        assert!(built.success(), "the example builds");
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+        let binary = target.join("debug/examples/weather_service");
+        let mut service = tokio::process::Command::new(&binary)
+            .args([
+                "--addr",
+                "127.0.0.1:0",
+                "--latency-ms",
+                "10",
+                "--refresh-ms",
+                "100",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the example starts");
+        // Its output, read on a blocking thread to the end (tokio's
+        // `io-util` is not among the dev-dependency's features): the
+        // address it listens on first, then the rest.
+        let stdout = std::fs::File::from(service.stdout.take().unwrap().into_owned_fd().unwrap());
+        let (listening, address) = tokio::sync::oneshot::channel();
+        let output = tokio::task::spawn_blocking(move || {
+            use std::io::BufRead;
+            let mut listening = Some(listening);
+            let mut rest = Vec::new();
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                match line.strip_prefix("listening on ") {
+                    Some(addr) if listening.is_some() => {
+                        let _ = listening.take().unwrap().send(addr.to_owned());
+                    }
+                    _ => rest.push(line),
+                }
+            }
+            rest
+        });
+        let addr = tokio::time::timeout(LIMIT, address)
+            .await
+            .expect("it prints its address in time")
+            .expect("it prints its address");
+        let mut response = reqwest::get(format!("{addr}/updates?q=WA")).await.unwrap();
+        assert_eq!(response.status(), 200);
+        // An update arrived: the stream is live.
+        within(LIMIT, async {
+            let mut text = String::new();
+            while !text.contains("data:") {
+                let chunk = response.chunk().await.unwrap().expect("the stream goes on");
+                text.push_str(&String::from_utf8_lossy(&chunk));
+            }
+        })
+        .await;
+        let interrupted = tokio::process::Command::new("kill")
+            .args(["-INT", &service.id().unwrap().to_string()])
+            .status()
+            .await
+            .unwrap();
+        assert!(interrupted.success());
+        let exited = tokio::time::timeout(3 * SECOND, service.wait()).await;
+        let status = exited.expect("the process exits within 3 s of SIGINT with a stream open");
+        assert!(status.unwrap().success(), "and exits successfully");
+        let output = output.await.unwrap();
+        assert!(
+            output.iter().any(|line| line == "shutting down"),
+            "{output:?}"
+        );
+        let ended = tokio::time::timeout(2 * SECOND, until_the_stream_ends(response)).await;
+        assert!(matches!(ended, Ok(Ok(()))), "the stream ended: {ended:?}");
+    })
+    .await;
+}

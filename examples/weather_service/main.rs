@@ -8,10 +8,12 @@
 //!
 //! Run with `cargo run --example weather_service -- --addr 127.0.0.1:8080`
 //! and open the address it prints. Options: `--addr` (port 0 picks a free
-//! one), `--limit N` (requests per client per day, default 100),
+//! one), `--limit N` (API requests — `/weather`, `/updates` — per client
+//! per day, default 100),
 //! `--latency-ms N` (the upstream's, default 200), `--fail CITY` (the
 //! upstream fails for it; repeatable), `--refresh-ms N` (how often
-//! subscribed cities are fetched again, default 2000). Ctrl-C stops it.
+//! subscribed cities are fetched again, default 2000). Ctrl-C stops it,
+//! ending open update streams.
 
 mod service;
 mod upstream;

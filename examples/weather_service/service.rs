@@ -10,13 +10,15 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{ConnectInfo, Query, Request, State};
 use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -282,6 +284,9 @@ pub struct Config {
 struct App {
     cache: CacheHandle,
     limiter: LimiterHandle,
+    /// Becomes `true` when the service shuts down: open update streams end
+    /// on it, so that the graceful shutdown does not wait for their clients.
+    stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 /// The running service.
@@ -289,15 +294,16 @@ pub struct Running {
     pub addr: SocketAddr,
     cache: CacheHandle,
     limiter: LimiterHandle,
-    shutdown: tokio::sync::oneshot::Sender<()>,
+    shutdown: tokio::sync::watch::Sender<bool>,
     served: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 impl Running {
-    /// Stops taking connections, lets the ones open finish, then drains
-    /// both servers.
+    /// Stops taking connections, ends the open update streams (which would
+    /// otherwise last as long as their clients), lets the other requests in
+    /// flight finish, then drains both servers.
     pub async fn shut_down(self) -> std::io::Result<()> {
-        let _ = self.shutdown.send(());
+        let _ = self.shutdown.send(true);
         let served = self.served.await.unwrap_or(Ok(()));
         self.cache.drain().await;
         self.limiter.drain().await;
@@ -319,26 +325,33 @@ pub async fn start(config: Config) -> std::io::Result<Running> {
         refused: 0,
     };
     let limiter = Builder::new(limiter).name("limiter").spawn();
+    let (shutdown, stopping) = tokio::sync::watch::channel(false);
     let app = App {
         cache: cache.clone(),
         limiter: limiter.clone(),
+        stopping: stopping.clone(),
     };
-    let router = Router::new()
-        .route("/", get(page))
+    // The API's routes count against the daily limit; the page and the
+    // operator's stats do not (see the README's table).
+    let counted = Router::new()
         .route("/weather", get(weather))
         .route("/updates", get(updates))
+        .route_layer(middleware::from_fn_with_state(app.clone(), limit));
+    let router = Router::new()
+        .route("/", get(page))
         .route("/admin/stats", get(stats))
+        .merge(counted)
         .with_state(app);
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     let addr = listener.local_addr()?;
-    let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
+    let mut stop = stopping;
     let served = tokio::spawn(async move {
         axum::serve(
             listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(async {
-            let _ = stop.await;
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|stopping| *stopping).await;
         })
         .await
     });
@@ -387,10 +400,13 @@ fn unavailable(error_: CallError) -> Response {
     )
 }
 
-async fn weather(
+/// Counts a request against its client's daily limit: 429 with
+/// `Retry-After` past it, else on to the route.
+async fn limit(
     State(app): State<App>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Query(query): Query<WeatherQuery>,
+    request: Request,
+    next: Next,
 ) -> Response {
     match app.limiter.check(peer.ip()).await {
         Err(call) => return unavailable(call),
@@ -407,6 +423,10 @@ async fn weather(
         }
         Ok(Ok(_left)) => {}
     }
+    next.run(request).await
+}
+
+async fn weather(State(app): State<App>, Query(query): Query<WeatherQuery>) -> Response {
     let (_, cities) = match state(query.q.as_deref()) {
         Ok(state) => state,
         Err(why) => return error(StatusCode::BAD_REQUEST, why),
@@ -439,16 +459,21 @@ struct UpdatesQuery {
 }
 
 /// The subscription's updates as Server-Sent Events, mapped to the view
-/// asked for (`show=temp`: name and temperature only).
+/// asked for (`show=temp`: name and temperature only), until the service
+/// shuts down.
 struct Updates {
     subscription: Subscription<Weather>,
     temp_only: bool,
+    stopping: Pin<Box<dyn Future<Output = ()> + Send>>,
 }
 
 impl futures_core::Stream for Updates {
     type Item = Result<Event, Infallible>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+        if self.stopping.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(None);
+        }
         let temp_only = self.temp_only;
         Pin::new(&mut self.subscription)
             .poll_next(cx)
@@ -474,9 +499,13 @@ async fn updates(State(app): State<App>, Query(query): Query<UpdatesQuery>) -> R
         Ok(subscription) => subscription,
         Err(call) => return unavailable(call),
     };
+    let mut stopping = app.stopping.clone();
     let updates = Updates {
         subscription,
         temp_only: query.show.as_deref() == Some("temp"),
+        stopping: Box::pin(async move {
+            let _ = stopping.wait_for(|stopping| *stopping).await;
+        }),
     };
     Sse::new(updates)
         .keep_alive(KeepAlive::default())

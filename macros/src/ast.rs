@@ -18,6 +18,8 @@ pub struct Server<'a> {
     pub name: Ident,
     pub messages: Vec<Message<'a>>,
     pub hooks: Vec<Hook<'a>>,
+    /// Methods marked `#[helper]`: plain methods, left as they are.
+    pub helpers: Vec<Helper<'a>>,
     /// Associated functions without a receiver that carry our attributes.
     pub misplaced: Vec<MethodAttrs<'a>>,
 }
@@ -84,6 +86,12 @@ pub struct Hook<'a> {
     pub attrs: MethodAttrs<'a>,
 }
 
+/// A `#[helper]` method: kept in the impl as a plain method, no message;
+/// only its attributes are checked.
+pub struct Helper<'a> {
+    pub attrs: MethodAttrs<'a>,
+}
+
 impl<'a> Server<'a> {
     pub fn from_syn(original: &'a ItemImpl, args: Args, cx: &mut Ctxt) -> Option<Self> {
         let name = match &*original.self_ty {
@@ -102,11 +110,18 @@ impl<'a> Server<'a> {
             name,
             messages: Vec::new(),
             hooks: Vec::new(),
+            helpers: Vec::new(),
             misplaced: Vec::new(),
         };
         for item in &original.items {
             let ImplItem::Fn(method) = item else { continue };
             let attrs = MethodAttrs::from_syn(&method.attrs, cx);
+            // A helper is the user's own method: any receiver, any
+            // signature.
+            if attrs.helper.is_some() && method.sig.receiver().is_some() {
+                server.helpers.push(Helper { attrs });
+                continue;
+            }
             let receiver = method.sig.receiver().and_then(|r| receiver(r, cx));
             let has_receiver = method.sig.receiver().is_some();
             let hook_kind = if attrs.on_start.is_some() {

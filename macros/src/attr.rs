@@ -1,12 +1,13 @@
 //! The helper attributes on methods inside `#[server]`: `#[on_start]`,
-//! `#[on_stop]`, `#[on_down]`, `#[every(..)]`, `#[priority]`, `#[cast]`, `#[timeout(..)]`, `#[cancellable]`.
+//! `#[on_stop]`, `#[on_down]`, `#[every(..)]`, `#[priority]`, `#[cast]`, `#[timeout(..)]`, `#[cancellable]`, `#[helper]`.
 
 use syn::{Attribute, Expr, LitInt, LitStr, Meta};
 
 use crate::ctxt::Ctxt;
 use crate::duration::Duration;
 use crate::symbol::{
-    CANCELLABLE, CAST, EVERY, HELPERS, MAX_PRIORITY, ON_DOWN, ON_START, ON_STOP, PRIORITY, TIMEOUT,
+    CANCELLABLE, CAST, EVERY, HELPER, HELPERS, MAX_PRIORITY, ON_DOWN, ON_START, ON_STOP, PRIORITY,
+    TIMEOUT,
 };
 
 /// What the attributes of one method say.
@@ -25,6 +26,8 @@ pub struct MethodAttrs<'a> {
     pub cast: Option<&'a Attribute>,
     pub cancellable: Option<&'a Attribute>,
     pub timeout: Option<(&'a Attribute, Duration)>,
+    /// `#[helper]`: a plain method, not a message.
+    pub helper: Option<&'a Attribute>,
 }
 
 /// Whether `attr` is one of ours (and so is removed from the re-emitted impl).
@@ -64,6 +67,11 @@ impl<'a> MethodAttrs<'a> {
             } else if path.is_ident(EVERY) {
                 let period = every(cx, attr).map(|expr| (attr, expr));
                 set(cx, &mut out.every, attr, EVERY, period);
+            } else if path.is_ident(HELPER) {
+                // Still a helper when given arguments (the error says to
+                // remove them): the user meant a plain method.
+                let _ = flag(cx, attr, HELPER);
+                set(cx, &mut out.helper, attr, HELPER, Some(attr));
             } else if path.is_ident(TIMEOUT) {
                 let timeout = timeout(cx, attr).map(|duration| (attr, duration));
                 set(cx, &mut out.timeout, attr, TIMEOUT, timeout);
@@ -88,6 +96,7 @@ impl<'a> MethodAttrs<'a> {
         add(CAST, self.cast);
         add(CANCELLABLE, self.cancellable);
         add(TIMEOUT, self.timeout.as_ref().map(|(attr, _)| *attr));
+        add(HELPER, self.helper);
         found
     }
 }

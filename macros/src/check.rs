@@ -8,7 +8,7 @@ use syn::{GenericParam, ImplItemFn, Lifetime, Type, TypeImplTrait, TypeReference
 
 use crate::ast::{Hook, HookKind, Message, Receiver, Reply, Server};
 use crate::ctxt::Ctxt;
-use crate::symbol::{DOWN_TYPE, EVERY, ON_DOWN, ON_START, ON_STOP, REPLY_FIELD, RESERVED};
+use crate::symbol::{DOWN_TYPE, EVERY, HELPER, ON_DOWN, ON_START, ON_STOP, REPLY_FIELD, RESERVED};
 
 impl Server<'_> {
     pub fn validate(&self, cx: &mut Ctxt) {
@@ -55,8 +55,29 @@ impl Server<'_> {
             }
             *seen = true;
         }
+        for helper in &self.helpers {
+            for (other, attr) in helper.attrs.helpers() {
+                if other != HELPER {
+                    cx.error(
+                        attr,
+                        format!(
+                            "a `#[helper]` method is not a message, so `#[{other}]` does not \
+                             apply: remove `#[{other}]`, or remove `#[helper]` to make it a message"
+                        ),
+                    );
+                }
+            }
+        }
         for attrs in &self.misplaced {
             for (name, attr) in attrs.helpers() {
+                if name == HELPER {
+                    cx.error(
+                        attr,
+                        "an associated function without a receiver is never a message: \
+                         remove `#[helper]`",
+                    );
+                    continue;
+                }
                 cx.error(
                     attr,
                     format!(

@@ -63,6 +63,10 @@ use proc_macro::TokenStream;
 ///     pub fn name(&self) -> Option<&str>;
 ///     pub fn queued(&self) -> usize;
 ///     pub fn downgrade(&self) -> WeakHandle<Counter>;
+///     pub async fn drain(&self);
+///     pub fn monitor<W: Server>(&self, other: &impl AsRef<Handle<W>>);
+///     pub fn drain_after<W: Server>(&self, other: &impl AsRef<Handle<W>>);
+///     pub fn stop_with<W: Server>(&self, other: &impl AsRef<Handle<W>>);
 /// }
 ///
 /// impl patchboard::Server for Counter {
@@ -103,6 +107,39 @@ use proc_macro::TokenStream;
 ///   and in a message, `ctx.is_cancelled()`, `ctx.cancelled()`); it is not
 ///   part of the handle method.
 /// - associated functions without a receiver are left alone.
+/// - `#[helper]` on a method with a receiver keeps it a plain method of the
+///   impl, not a message: a helper the handlers call as `self.tidy()`, in
+///   any shape a plain method may have. The handle has no method for it.
+///
+/// ```
+/// use patchboard::{server, CallError, Server};
+///
+/// struct Cleaner { dirty: Vec<String> }
+///
+/// #[server]
+/// impl Cleaner {
+///     /// Adds a path; returns how many distinct paths wait.
+///     fn add(&mut self, path: String) -> usize {
+///         self.dirty.push(path);
+///         self.tidy();
+///         self.dirty.len()
+///     }
+///
+///     #[helper]
+///     fn tidy(&mut self) {
+///         self.dirty.sort();
+///         self.dirty.dedup();
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), CallError> {
+/// let cleaner = Cleaner { dirty: Vec::new() }.spawn();
+/// cleaner.add("a".into()).await?;
+/// assert_eq!(cleaner.add("a".into()).await?, 1);
+/// # Ok(())
+/// # }
+/// ```
 ///
 /// # Options: `#[server(..)]`
 ///
@@ -132,6 +169,7 @@ use proc_macro::TokenStream;
 /// | `#[cast]` | one-way: `.await` waits for mailbox space only; the method returns `()` |
 /// | `#[timeout("200ms")]` | default timeout of this message (the call site's `.timeout(..)` wins) |
 /// | `#[cancellable]` | on an `async fn` message: dropped at its next await once its caller gives up (timeout, dropped call) |
+/// | `#[helper]` | not a message: the method stays a plain method of the impl (no variant, no handle method); combined with any other attribute here it is an error |
 ///
 /// # Errors
 ///
@@ -140,8 +178,9 @@ use proc_macro::TokenStream;
 /// argument and return types, generic methods, lifetimes on the server type,
 /// `Box<Self>`-style receivers, pattern arguments, request variants that
 /// would collide, methods named like the handle's own methods (`stop`,
-/// `is_closed`, `closed`, `name`, `queued`, `downgrade`, `clone`), unknown
-/// options, misused helper attributes, and more (see `tests/ui`). Every
+/// `drain`, `is_closed`, `closed`, `name`, `queued`, `downgrade`, `monitor`,
+/// `drain_after`, `stop_with`, and from its traits `clone`, `as_ref`, `fmt`,
+/// `from`), unknown options, misused helper attributes, and more (see `tests/ui`). Every
 /// option is checked, so several mistakes are reported together; and one
 /// mistake is one error: the request enum, the handle with its methods and
 /// the `Server` impl still appear (as stand-ins that never run), so uses of

@@ -15,7 +15,7 @@ use quote::quote;
 use syn::visit::Visit;
 
 use super::{Names, handle};
-use crate::ast::Server;
+use crate::ast::{HookKind, Server};
 
 /// Stand-ins need a server type they can name as written: not a trait
 /// impl, and no lifetimes (whose error is the one to see).
@@ -51,7 +51,37 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
     let phantom = (!params.is_empty())
         .then(|| quote!(__Phantom(::core::marker::PhantomData<fn() -> (#(#params,)*)>)));
     let handle_items = handle::generate(server, &names);
+    // The `#[every(..)]` periods, which the stripped impl no longer names:
+    // kept in a method that never runs, so that what they use (an import, a
+    // constant) is used as in a valid impl, and no unused-import warning
+    // joins the error.
+    let periods: Vec<_> = server
+        .hooks
+        .iter()
+        .filter_map(|hook| match &hook.kind {
+            HookKind::Every(period) => Some(period),
+            _ => None,
+        })
+        .chain(
+            server
+                .helpers
+                .iter()
+                .filter_map(|helper| helper.attrs.every.as_ref().map(|(_, period)| period)),
+        )
+        .collect();
+    let periods = (!periods.is_empty()).then(|| {
+        quote! {
+            #[allow(dead_code, clippy::all)]
+            impl #impl_generics #self_ty #where_clause {
+                fn __patchboard_periods(&self) {
+                    #(let _ = || #periods;)*
+                }
+            }
+        }
+    });
     quote! {
+        #periods
+
         #[allow(missing_docs, private_interfaces)]
         pub enum #request #generics #where_clause { #phantom }
 

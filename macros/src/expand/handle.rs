@@ -9,7 +9,6 @@ use quote::quote;
 
 use super::{Names, replace_self};
 use crate::ast::{Message, Reply, Server};
-use crate::symbol::RESERVED;
 
 pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
     let Names {
@@ -27,16 +26,24 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
         server.name
     );
     let name = handle.to_string();
+    let message_names: Vec<String> = server
+        .messages
+        .iter()
+        .map(|m| m.ident.to_string().trim_start_matches("r#").to_owned())
+        .collect();
     let methods = server
         .messages
         .iter()
-        // A stand-in cannot name a method's own generic parameters, nor
-        // repeat a method every handle has (the user's mistake).
-        .filter(|m| {
-            let reserved = RESERVED.contains(&m.ident.to_string().trim_start_matches("r#"));
-            !names.stand_in || (m.original.sig.generics.params.is_empty() && !reserved)
-        })
+        // A stand-in cannot name a method's own generic parameters.
+        .filter(|m| !names.stand_in || m.original.sig.generics.params.is_empty())
         .map(|m| method(m, server, names, self_ty));
+    // A message named like one of these is the user's mistake: the stand-in
+    // handle has the message instead, so that the user's own calls to it
+    // add no knock-on errors.
+    let built_in = built_in(names, self_ty)
+        .into_iter()
+        .filter(|(name, _)| !(names.stand_in && message_names.iter().any(|m| m == name)))
+        .map(|(_, tokens)| tokens);
     quote! {
         #[doc = #doc]
         pub struct #handle #generics (#private::Handle<#self_ty>) #where_clause;
@@ -79,13 +86,31 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
         impl #impl_generics #handle #ty_generics #where_clause {
             #(#methods)*
 
+            #(#built_in)*
+        }
+    }
+}
+
+/// The methods every handle has besides its messages, by name: forwarded to
+/// `patchboard::Handle`. Their names, with the trait methods the handle
+/// implements, are `symbol::RESERVED` (a test keeps the lists in step).
+fn built_in(names: &Names, self_ty: &syn::Type) -> Vec<(&'static str, TokenStream)> {
+    let private = &names.private;
+    vec![
+        (
+            "stop",
+            quote! {
             /// Stops the server and waits until it has stopped: requests
             /// queued before the stop are served, later calls get
             /// `CallError::Closed`. See `patchboard::Handle::stop`.
             pub async fn stop(&self) {
                 self.0.stop().await
             }
-
+            },
+        ),
+        (
+            "drain",
+            quote! {
             /// Stops the server gracefully and waits until it has stopped:
             /// calls from outside are refused, everything queued and every
             /// follow-up the server sends itself is served. See
@@ -93,52 +118,85 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
             pub async fn drain(&self) {
                 self.0.drain().await
             }
-
+            },
+        ),
+        (
+            "is_closed",
+            quote! {
             /// `true` once the server refuses new requests.
             pub fn is_closed(&self) -> bool {
                 self.0.is_closed()
             }
-
+            },
+        ),
+        (
+            "closed",
+            quote! {
             /// Waits until the server has stopped, and tells why.
             pub async fn closed(&self) -> #private::StopReason {
                 self.0.closed().await
             }
-
+            },
+        ),
+        (
+            "name",
+            quote! {
             /// The name given with `Builder::name`, if any.
             pub fn name(&self) -> ::core::option::Option<&str> {
                 self.0.name()
             }
-
+            },
+        ),
+        (
+            "queued",
+            quote! {
             /// Requests waiting in the mailbox.
             pub fn queued(&self) -> usize {
                 self.0.queued()
             }
-
+            },
+        ),
+        (
+            "downgrade",
+            quote! {
             /// A handle that does not keep the server alive; `upgrade()` it
             /// to call. See `patchboard::Handle::downgrade`.
             pub fn downgrade(&self) -> #private::WeakHandle<#self_ty> {
                 self.0.downgrade()
             }
-
+            },
+        ),
+        (
+            "monitor",
+            quote! {
             /// This server's `#[on_down]` hook runs once `other` stops. See
             /// `patchboard::Handle::monitor`.
             pub fn monitor<W: #private::Server>(&self, other: &impl ::core::convert::AsRef<#private::Handle<W>>) {
                 self.0.monitor(other)
             }
-
+            },
+        ),
+        (
+            "drain_after",
+            quote! {
             /// This server drains once `other` has stopped. See
             /// `patchboard::Handle::drain_after`.
             pub fn drain_after<W: #private::Server>(&self, other: &impl ::core::convert::AsRef<#private::Handle<W>>) {
                 self.0.drain_after(other)
             }
-
+            },
+        ),
+        (
+            "stop_with",
+            quote! {
             /// This server stops once `other` has stopped. See
             /// `patchboard::Handle::stop_with`.
             pub fn stop_with<W: #private::Server>(&self, other: &impl ::core::convert::AsRef<#private::Handle<W>>) {
                 self.0.stop_with(other)
             }
-        }
-    }
+            },
+        ),
+    ]
 }
 
 fn method(
