@@ -43,6 +43,7 @@ pub const RESERVED: &[&str] = &[
     "drain",
     "is_closed",
     "closed",
+    "id",
     "name",
     "queued",
     "downgrade",

@@ -16,6 +16,8 @@
 
 // Layers, lowest first: a module uses only modules above it in this list.
 // (One per paragraph, so that rustfmt keeps the order.)
+mod id;
+
 mod error;
 
 mod control;
@@ -61,6 +63,7 @@ pub use builder::{Builder, Exit, MAX_POOL_SIZE};
 pub use call::{Call, CallFuture, Flatten, OwnedCall};
 pub use combine::{BoundedMap, Merge, bounded_map, first_ok, merge};
 pub use error::{CallError, Down, PanicMessage, StopReason};
+pub use id::ServerId;
 pub use mailbox::{DEFAULT_CAPACITY, MAX_CAPACITY, MAX_PRIORITY, PRIORITY_BURST};
 pub use reply::Reply;
 pub use restart::Restart;
@@ -81,7 +84,8 @@ pub mod __private {
     pub use crate::serve::{Spawn, Task, run_task, spawn_local, spawn_send};
     pub use crate::server::Options;
     pub use crate::{
-        Builder, Call, Context, Down, Handle, PanicPolicy, Reply, Server, StopReason, WeakHandle,
+        Builder, Call, Context, Down, Handle, PanicPolicy, Reply, Server, ServerId, StopReason,
+        WeakHandle,
     };
     pub use std::sync::Arc;
     pub use std::time::Duration;

@@ -104,6 +104,12 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
                 self.0.closed().await
             }
 
+            /// The server's id: unique in the process, the same across its
+            /// restarts. See `patchboard::ServerId`.
+            pub fn id(&self) -> #private::ServerId {
+                self.0.id()
+            }
+
             /// The name given with `Builder::name`, if any.
             pub fn name(&self) -> ::core::option::Option<&str> {
                 self.0.name()
