@@ -55,6 +55,8 @@ mod builder;
 
 mod combine;
 
+mod registry;
+
 #[cfg(feature = "nats")]
 #[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
 pub mod nats;
@@ -65,6 +67,7 @@ pub use combine::{BoundedMap, Merge, bounded_map, first_ok, merge};
 pub use error::{CallError, Down, PanicMessage, StopReason};
 pub use id::ServerId;
 pub use mailbox::{DEFAULT_CAPACITY, MAX_CAPACITY, MAX_PRIORITY, PRIORITY_BURST};
+pub use registry::{LookupError, RegisterError, Registry};
 pub use reply::Reply;
 pub use restart::Restart;
 pub use serve::Exited;
