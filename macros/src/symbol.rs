@@ -46,6 +46,7 @@ pub const RESERVED: &[&str] = &[
     "drain",
     "is_closed",
     "closed",
+    "id",
     "name",
     "queued",
     "downgrade",

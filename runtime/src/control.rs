@@ -12,6 +12,7 @@ use std::task::Waker;
 use tokio::sync::Notify;
 
 use crate::error::{CallError, Down, StopReason};
+use crate::id::ServerId;
 
 /// Something created by a server's code that must end when the server
 /// stops, wherever it is then (a subscription kept in the final state).
@@ -134,6 +135,7 @@ impl Wakers {
 
 /// State shared by the handles and the serve loop(s) of one server.
 pub(crate) struct Control {
+    id: ServerId,
     name: Option<Arc<str>>,
     /// What was asked of the server: [`Signals`]' bits.
     signals: AtomicU8,
@@ -163,6 +165,7 @@ pub(crate) enum Ending {
 impl Control {
     pub(crate) fn new(name: Option<Arc<str>>, replicas: usize) -> Arc<Self> {
         Arc::new(Control {
+            id: ServerId::next(),
             name,
             signals: AtomicU8::new(0),
             handles: AtomicUsize::new(0),
@@ -179,10 +182,11 @@ impl Control {
         self.shared.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Identifies the server for self-call and cycle detection.
+    /// Identifies the server: to its users, and for self-call and cycle
+    /// detection.
     #[inline]
-    pub(crate) fn id(&self) -> usize {
-        std::ptr::from_ref(self) as usize
+    pub(crate) fn id(&self) -> ServerId {
+        self.id
     }
 
     pub(crate) fn name(&self) -> Option<&str> {
@@ -293,7 +297,7 @@ impl Control {
 
     fn down(&self, reason: StopReason) -> Down {
         Down {
-            server: self.id(),
+            id: self.id,
             name: self.name.clone(),
             reason,
         }

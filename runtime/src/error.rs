@@ -3,6 +3,8 @@
 use std::fmt;
 use std::sync::Arc;
 
+use crate::id::ServerId;
+
 /// What went wrong *around* a call: the server's own answer, including its
 /// own error type, always arrives inside the `Ok`.
 ///
@@ -191,9 +193,12 @@ impl fmt::Display for StopReason {
 
 /// A server that another one watched has stopped: what the watcher's
 /// `#[on_down]` hook receives (see [`Handle::monitor`](crate::Handle::monitor)).
+///
+/// Its [`id`](Self::id) compares with any handle's: `handle.id() == down.id`.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Down {
-    pub(crate) server: usize,
+    /// The id of the server that stopped.
+    pub id: ServerId,
     pub(crate) name: Option<Arc<str>>,
     pub(crate) reason: StopReason,
 }

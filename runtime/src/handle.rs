@@ -7,6 +7,7 @@ use std::task::Poll;
 
 use crate::control::{Control, Then};
 use crate::error::{Down, StopReason};
+use crate::id::ServerId;
 use crate::mailbox::Senders;
 use crate::scope;
 use crate::server::{Context, Handle, Server, WeakHandle};
@@ -93,6 +94,12 @@ impl<S: Server> Handle<S> {
              call `stop()` instead, or await `closed()` from another task"
         );
         self.control.closed_reason().await
+    }
+
+    /// The server's id: unique in the process, the same across its
+    /// restarts; see [`ServerId`].
+    pub fn id(&self) -> ServerId {
+        self.control.id()
     }
 
     /// The name given with [`Builder::name`](crate::Builder::name), if any.
@@ -195,7 +202,7 @@ impl<S: Server> Drop for Handle<S> {
 impl Down {
     /// `true` if the stopped server is the one `handle` reaches.
     pub fn is<W: Server>(&self, handle: &impl AsRef<Handle<W>>) -> bool {
-        self.server == handle.as_ref().control.id()
+        self.id == handle.as_ref().control.id()
     }
 }
 
@@ -209,6 +216,7 @@ impl<S: Server> fmt::Debug for Handle<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Handle")
             .field("server", &std::any::type_name::<S>())
+            .field("id", &self.id())
             .field("name", &self.name())
             .field("closed", &self.is_closed())
             .field("queued", &self.queued())
@@ -217,6 +225,11 @@ impl<S: Server> fmt::Debug for Handle<S> {
 }
 
 impl<S: Server> WeakHandle<S> {
+    /// The server's id, whether it still runs or not; see [`ServerId`].
+    pub fn id(&self) -> ServerId {
+        self.control.id()
+    }
+
     /// A full handle, or `None` once the server refuses new requests: it
     /// has stopped, or is stopping or draining (every full handle gone
     /// starts a drain). From the server's own code it works while the
@@ -243,6 +256,7 @@ impl<S: Server> fmt::Debug for WeakHandle<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WeakHandle")
             .field("server", &std::any::type_name::<S>())
+            .field("id", &self.id())
             .field("name", &self.control.name())
             .finish()
     }
@@ -279,9 +293,51 @@ impl<S: Server> Context<S> {
         }
     }
 
+    /// This server's id; see [`ServerId`].
+    pub fn id(&self) -> ServerId {
+        self.control.id()
+    }
+
     /// The name given with [`Builder::name`](crate::Builder::name), if any.
     pub fn name(&self) -> Option<&str> {
         self.control.name()
+    }
+
+    /// Stops this server once the current handler (or hook, or timer)
+    /// returns: from synchronous code too, with no `.await`. Requests still
+    /// queued get [`CallError::Closed`](crate::CallError::Closed), then
+    /// `#[on_stop]` runs; the stop reason is [`StopReason::Stopped`]. The
+    /// same as awaiting [`Handle::stop`] from the server's own code.
+    ///
+    /// ```
+    /// use patchboard::{server, Builder, CallError, Context, StopReason};
+    ///
+    /// struct Countdown(u32);
+    ///
+    /// #[server]
+    /// impl Countdown {
+    ///     fn tick(&mut self, ctx: &Context<Self>) -> u32 {
+    ///         self.0 -= 1;
+    ///         if self.0 == 0 {
+    ///             ctx.stop();
+    ///         }
+    ///         self.0
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let (countdown, exit) = Builder::new(Countdown(2)).spawn_with_exit();
+    /// assert_eq!(countdown.tick().await, Ok(1));
+    /// assert_eq!(countdown.tick().await, Ok(0));
+    /// assert_eq!(countdown.tick().await, Err(CallError::Closed));
+    /// assert_eq!(exit.await.reason, StopReason::Stopped);
+    /// # }
+    /// ```
+    pub fn stop(&self) {
+        self.control.request_stop_now(StopReason::Stopped);
+        // Wakes the other replicas of a pool, and refuses new calls.
+        self.senders.close();
     }
 
     /// Requests waiting in the mailbox, besides the one being served.

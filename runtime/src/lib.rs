@@ -16,6 +16,8 @@
 
 // Layers, lowest first: a module uses only modules above it in this list.
 // (One per paragraph, so that rustfmt keeps the order.)
+mod id;
+
 mod error;
 
 mod control;
@@ -54,6 +56,8 @@ mod builder;
 
 mod combine;
 
+mod registry;
+
 #[cfg(feature = "nats")]
 #[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
 pub mod nats;
@@ -62,7 +66,9 @@ pub use builder::{Builder, Exit, MAX_POOL_SIZE};
 pub use call::{Call, CallFuture, Flatten, OwnedCall};
 pub use combine::{BoundedMap, Merge, bounded_map, first_ok, merge};
 pub use error::{CallError, Down, PanicMessage, StopReason};
+pub use id::ServerId;
 pub use mailbox::{DEFAULT_CAPACITY, MAX_CAPACITY, MAX_PRIORITY, PRIORITY_BURST};
+pub use registry::{LookupError, RegisterError, Registry};
 pub use reply::Reply;
 pub use restart::Restart;
 pub use serve::Exited;
@@ -82,7 +88,8 @@ pub mod __private {
     pub use crate::serve::{Spawn, Task, run_task, spawn_local, spawn_send};
     pub use crate::server::Options;
     pub use crate::{
-        Builder, Call, Context, Down, Handle, PanicPolicy, Reply, Server, StopReason, WeakHandle,
+        Builder, Call, Context, Down, Handle, PanicPolicy, Reply, Server, ServerId, StopReason,
+        WeakHandle,
     };
     pub use std::sync::Arc;
     pub use std::time::Duration;

@@ -28,6 +28,7 @@ use std::task::{Context, Poll};
 
 use crate::control::{Control, Ends};
 use crate::error::{CallError, PanicMessage};
+use crate::id::ServerId;
 
 /// Answers one reply that was dropped while its answer was not yet known.
 pub(crate) type Victim = Box<dyn FnOnce(&CallError)>;
@@ -68,8 +69,8 @@ pub(crate) fn take_noted() -> u8 {
 }
 
 thread_local! {
-    /// The id of the server whose code is being polled; 0 for none.
-    static SERVING: Cell<usize> = const { Cell::new(0) };
+    /// The id of the server whose code is being polled.
+    static SERVING: Cell<Option<ServerId>> = const { Cell::new(None) };
     /// What waits to be handled after the current poll: `VICTIMS` and/or
     /// `BOUND`.
     static PENDING: Cell<u8> = const { Cell::new(0) };
@@ -107,12 +108,12 @@ const HAS_BOUND: u8 = 2;
 /// Not a public API: generated code never names it.
 #[doc(hidden)]
 pub struct Chain {
-    server: usize,
+    server: ServerId,
     next: Option<Arc<Chain>>,
 }
 
 impl Chain {
-    fn contains(&self, server: usize) -> bool {
+    fn contains(&self, server: ServerId) -> bool {
         let mut link = Some(self);
         while let Some(chain) = link {
             if chain.server == server {
@@ -132,11 +133,8 @@ impl std::fmt::Debug for Chain {
 
 /// The id of the server whose code runs on this thread, if any.
 #[inline]
-pub(crate) fn serving() -> Option<usize> {
-    match SERVING.get() {
-        0 => None,
-        id => Some(id),
-    }
+pub(crate) fn serving() -> Option<ServerId> {
+    SERVING.get()
 }
 
 /// What a call that waits for `target` from the current thread would do.
@@ -150,7 +148,7 @@ pub(crate) enum Waiting {
 }
 
 /// Checks a call that will wait for server `target`'s reply.
-pub(crate) fn waiting_for(target: usize) -> Waiting {
+pub(crate) fn waiting_for(target: ServerId) -> Waiting {
     let Some(caller) = serving() else {
         return Waiting::Outside;
     };
@@ -205,7 +203,7 @@ pub(crate) fn collects() -> bool {
 
 /// Leaves a dropped reply's sender to be answered once the error is known.
 pub(crate) fn defer(victim: Victim) {
-    if SERVING.get() == 0 && !COLLECTING.get() {
+    if SERVING.get().is_none() && !COLLECTING.get() {
         // Dropped by a panicking thread that no serve loop watches, e.g. a
         // task the handler spawned with the reply.
         victim(&CallError::Panicked(PanicMessage::new(
@@ -220,7 +218,7 @@ pub(crate) fn defer(victim: Victim) {
 /// Binds `value` to the server whose code runs on this thread, if any: it
 /// ends when that server stops. `false` outside server code.
 pub(crate) fn bind(value: std::sync::Weak<dyn Ends>) -> bool {
-    if SERVING.get() == 0 {
+    if SERVING.get().is_none() {
         return false;
     }
     BOUND.with_borrow_mut(|bound| bound.push(value));
@@ -268,7 +266,7 @@ pub(crate) fn message_of(payload: Box<dyn Any + Send>) -> PanicMessage {
 /// Runs synchronous code of `control`'s server (an `#[every]` expression,
 /// the restart factory), catching its panic.
 pub(crate) fn catch_sync<T>(control: &Control, f: impl FnOnce() -> T) -> Result<T, PanicMessage> {
-    let outer = SERVING.replace(control.id());
+    let outer = SERVING.replace(Some(control.id()));
     let result = catch_unwind(AssertUnwindSafe(f));
     SERVING.set(outer);
     finish_poll(control, result)
@@ -361,7 +359,7 @@ impl<F: Future> Future for CatchUnwind<'_, F> {
         let Some(inner) = this.inner.as_mut().as_pin_mut() else {
             return Poll::Pending;
         };
-        let outer = SERVING.replace(this.control.id());
+        let outer = SERVING.replace(Some(this.control.id()));
         let outer_chain = this.chain.take().map(|chain| CHAIN.replace(Some(chain)));
         let result = catch_unwind(AssertUnwindSafe(|| inner.poll(cx)));
         if let Some(outer_chain) = outer_chain {

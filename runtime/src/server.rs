@@ -150,7 +150,8 @@ pub struct WeakHandle<S: Server> {
 /// name), and the macro passes it in. Methods that do not ask pay nothing.
 ///
 /// - its own server: [`handle`](Self::handle), [`weak`](Self::weak),
-///   [`name`](Self::name), [`queued`](Self::queued);
+///   [`id`](Self::id), [`name`](Self::name), [`queued`](Self::queued),
+///   [`stop`](Self::stop);
 /// - the call being served: [`is_cancelled`](Self::is_cancelled),
 ///   [`cancelled`](Self::cancelled);
 /// - other servers: [`monitor`](Self::monitor),

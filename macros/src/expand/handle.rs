@@ -139,6 +139,16 @@ fn built_in(names: &Names, self_ty: &syn::Type) -> Vec<(&'static str, TokenStrea
             },
         ),
         (
+            "id",
+            quote! {
+            /// The server's id: unique in the process, the same across its
+            /// restarts. See `patchboard::ServerId`.
+            pub fn id(&self) -> #private::ServerId {
+                self.0.id()
+            }
+            },
+        ),
+        (
             "name",
             quote! {
             /// The name given with `Builder::name`, if any.
