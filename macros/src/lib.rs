@@ -178,7 +178,7 @@ use proc_macro::TokenStream;
 /// argument and return types, generic methods, lifetimes on the server type,
 /// `Box<Self>`-style receivers, pattern arguments, request variants that
 /// would collide, methods named like the handle's own methods (`stop`,
-/// `drain`, `is_closed`, `closed`, `name`, `queued`, `downgrade`, `monitor`,
+/// `drain`, `is_closed`, `closed`, `id`, `name`, `queued`, `downgrade`, `monitor`,
 /// `drain_after`, `stop_with`, and from its traits `clone`, `as_ref`, `fmt`,
 /// `from`), unknown options, misused helper attributes, and more (see `tests/ui`). Every
 /// option is checked, so several mistakes are reported together; and one

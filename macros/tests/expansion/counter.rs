@@ -118,6 +118,11 @@ impl CounterHandle {
     pub async fn closed(&self) -> ::patchboard::__private::StopReason {
         self.0.closed().await
     }
+    /// The server's id: unique in the process, the same across its
+    /// restarts. See `patchboard::ServerId`.
+    pub fn id(&self) -> ::patchboard::__private::ServerId {
+        self.0.id()
+    }
     /// The name given with `Builder::name`, if any.
     pub fn name(&self) -> ::core::option::Option<&str> {
         self.0.name()
