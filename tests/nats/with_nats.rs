@@ -90,6 +90,17 @@ impl Account {
     fn store(&mut self, blob: Vec<u8>) -> usize {
         blob.len()
     }
+
+    /// Panics with `message` (for error text on the wire).
+    fn fail(&self, message: String) -> u64 {
+        panic!("{message}")
+    }
+
+    /// A one-way message with a big argument (for the payload limit).
+    #[cast]
+    fn stash(&mut self, blob: Vec<u8>) {
+        self.notes.push(format!("stash of {}", blob.len()));
+    }
 }
 
 /// A server that only publishes: its ticks go to a subject.
@@ -720,6 +731,296 @@ async fn a_subscription_crosses_processes_and_a_slow_subscriber_never_blocks() {
         ticker.tick(9_999).await.unwrap();
         assert_eq!(fresh.recv().await, Some(9_999));
         assert_eq!(fresh.missed(), 1);
+    })
+    .await;
+}
+
+// ------------------------------------------- issue 26, items 8 to 17
+
+/// Item 8: a call sees every one-way message sent before it, however long
+/// the burst and however busy the server (the service takes at most 32
+/// messages of a subject per pass).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_sees_every_cast_of_a_long_burst_sent_before_it() {
+    let nats = nats_server!();
+    within(LIMIT, async {
+        let state = Account::default();
+        let holds = state.holds.clone();
+        let account = state.spawn();
+        let _serving = Service::new(&connect(&nats).await, "burst")
+            .serve(&account)
+            .await
+            .unwrap();
+        let remote = Remote::new(&connect(&nats).await, "burst").handle::<Account>();
+        let mut sent = 0;
+        for burst in [200, 400, 1_000] {
+            for n in 0..burst {
+                remote.note(format!("{burst}-{n}")).await.unwrap();
+            }
+            sent += burst;
+            assert_eq!(
+                remote.notes().await.unwrap().len(),
+                sent,
+                "a call after a burst of {burst} casts sees them all"
+            );
+        }
+        // With the server busy: its mailbox fills while the casts arrive.
+        let held = tokio::spawn({
+            let account = account.clone();
+            async move { account.hold(300).await }
+        });
+        while holds.load(Ordering::SeqCst) < 1 {
+            tokio::task::yield_now().await;
+        }
+        for n in 0..300 {
+            remote.note(format!("busy-{n}")).await.unwrap();
+        }
+        sent += 300;
+        let seen = remote.notes().await.unwrap().len();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let later = remote.notes().await.unwrap().len();
+        assert_eq!((seen, later), (sent, sent), "busy server");
+        held.await.unwrap().unwrap();
+    })
+    .await;
+}
+
+/// Item 9: with NATS gone, every call ends by its deadline (the remote
+/// default here), even with more calls in flight than async-nats' send
+/// buffer (2 048 messages) holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_call_ends_by_its_deadline_during_an_outage() {
+    let mut nats = nats_server!();
+    within(LIMIT, async {
+        let client = connect(&nats).await;
+        let remotes: Vec<AccountHandle> = (0..12)
+            .map(|_| {
+                Remote::new(&client, "outage")
+                    .timeout(Duration::from_secs(1))
+                    .handle::<Account>()
+            })
+            .collect();
+        nats.kill();
+        let started = std::time::Instant::now();
+        let calls: Vec<_> = remotes
+            .iter()
+            .flat_map(|remote| (0..256).map(move |_| remote.balance().owned()))
+            .map(tokio::spawn)
+            .collect();
+        for call in calls {
+            let outcome = call.await.unwrap();
+            assert!(outcome.is_err(), "nobody can answer: {outcome:?}");
+        }
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_millis(2_500),
+            "3 072 calls with a 1 s deadline all ended after {took:?}"
+        );
+    })
+    .await;
+}
+
+/// Item 9: a burst of casts that cannot be sent (NATS gone, the send
+/// buffer full) does not hold the calls behind it past their deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_behind_casts_that_cannot_be_sent_ends_by_its_deadline() {
+    let mut nats = nats_server!();
+    within(LIMIT, async {
+        let remote = Remote::new(&connect(&nats).await, "stuck")
+            .timeout(Duration::from_millis(500))
+            .handle::<Account>();
+        nats.kill();
+        // Enough to fill async-nats' send buffer and the handle's mailbox.
+        let casts = tokio::spawn({
+            let remote = remote.clone();
+            async move {
+                for n in 0..3_000 {
+                    let _ = remote.note(format!("{n}")).await;
+                }
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let started = std::time::Instant::now();
+        let outcome = remote.balance().await;
+        let took = started.elapsed();
+        assert!(outcome.is_err(), "{outcome:?}");
+        assert!(
+            took < Duration::from_millis(1_500),
+            "a call with a 500 ms deadline ended after {took:?}"
+        );
+        casts.abort();
+    })
+    .await;
+}
+
+/// Item 10: error text with any bytes, of any length, arrives intact, and
+/// the connection carries on (no reconnect, the next call at once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_text_of_any_bytes_and_length_arrives_intact() {
+    let nats = nats_server!();
+    within(LIMIT, async {
+        let account = Account::default().spawn();
+        let serving_client = connect(&nats).await;
+        let _serving = Service::new(&serving_client, "texts")
+            .serve(&account)
+            .await
+            .unwrap();
+        let client = connect(&nats).await;
+        let remote = Remote::new(&client, "texts")
+            .timeout(Duration::from_secs(2))
+            .handle::<Account>();
+        let long = "é".repeat(10_000); // 20 000 bytes
+        let assertion = "assertion `left == right` failed\n  left: 1\n right: 2".to_owned();
+        for message in [
+            "line one\nline two".to_owned(),
+            "carriage\r\nreturn and a tab\tand a nul \0".to_owned(),
+            assertion,
+            long,
+        ] {
+            match remote.fail(message.clone()).await {
+                Err(CallError::Panicked(got)) => assert_eq!(got.as_str(), message),
+                other => panic!("a remote panic is `Panicked`, got {other:?}"),
+            }
+            assert_eq!(remote.balance().await, Ok(0), "the next call is answered");
+        }
+        let reconnects = |client: &async_nats::Client| client.statistics().connects.load(Ordering::Relaxed);
+        assert_eq!(reconnects(&client), 1, "the caller's connection was never cut");
+        assert_eq!(reconnects(&serving_client), 1, "nor the server's");
+    })
+    .await;
+}
+
+/// Item 11: the payload limit counts what NATS counts (headers included):
+/// a request just under `max_payload` with a deadline is `Transport`, an
+/// oversized cast is refused, and nothing else is disturbed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_payload_limit_counts_the_headers_and_disturbs_nothing_else() {
+    let Some(nats) = NatsServer::start_with_config("max_payload: 4096") else {
+        return;
+    };
+    within(LIMIT, async {
+        let account = Account::default().spawn();
+        let serving_client = connect(&nats).await;
+        let _serving = Service::new(&serving_client, "limit")
+            .serve(&account)
+            .await
+            .unwrap();
+        let client = connect(&nats).await;
+        let remote = Remote::new(&client, "limit").handle::<Account>();
+        // 4 086 bytes of payload: under the limit alone, over it with the
+        // headers this call adds.
+        let blob = vec![7u8; 4_070];
+        match remote
+            .store(blob.clone())
+            .timeout(Duration::from_secs(1))
+            .priority(1)
+            .await
+        {
+            Err(CallError::Transport(why)) => assert!(why.contains("max_payload"), "{why}"),
+            other => panic!("over the limit with its headers is `Transport`, got {other:?}"),
+        }
+        assert_eq!(remote.deposit(1).await, Ok(1), "the connection carries on");
+        // An oversized cast, then 200 small ones: those all arrive.
+        remote.stash(vec![1; 10_000]).await.unwrap();
+        for n in 0..200 {
+            remote.note(format!("{n}")).await.unwrap();
+        }
+        let notes = remote.notes().await.unwrap();
+        assert_eq!(notes.len(), 200, "{:?}", &notes[..notes.len().min(3)]);
+        let connects = |client: &async_nats::Client| client.statistics().connects.load(Ordering::Relaxed);
+        assert_eq!(connects(&client), 1, "the caller's connection was never cut");
+        assert_eq!(connects(&serving_client), 1, "nor the server's");
+    })
+    .await;
+}
+
+/// Item 12: a remote handle whose runtime has shut down answers `Closed`
+/// at once, as a local one does.
+#[test]
+fn a_remote_handle_whose_runtime_has_shut_down_answers_closed_at_once() {
+    let Some(nats) = NatsServer::start() else {
+        return;
+    };
+    let first = tokio::runtime::Runtime::new().unwrap();
+    let (remote, account, _serving) = first.block_on(async {
+        let account = Account::default().spawn();
+        let serving = Service::new(&connect(&nats).await, "gone")
+            .serve(&account)
+            .await
+            .unwrap();
+        let remote = Remote::new(&connect(&nats).await, "gone").handle::<Account>();
+        assert_eq!(remote.deposit(1).await, Ok(1));
+        (remote, account, serving)
+    });
+    drop(first);
+    let second = tokio::runtime::Runtime::new().unwrap();
+    second.block_on(async {
+        let started = std::time::Instant::now();
+        assert_eq!(remote.balance().await, Err(CallError::Closed));
+        assert_eq!(account.balance().await, Err(CallError::Closed));
+        assert!(started.elapsed() < Duration::from_millis(500));
+    });
+}
+
+/// Item 15: `Remote::new` checks the name as `Service::serve` does: a
+/// name NATS cannot carry fails each call at once, and the shared
+/// connection is not disturbed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_with_an_invalid_name_fails_at_once_and_disturbs_nothing() {
+    let nats = nats_server!();
+    within(LIMIT, async {
+        let client = connect(&nats).await;
+        let account = Account::default().spawn();
+        let _serving = Service::new(&client, "named").serve(&account).await.unwrap();
+        assert!(Service::new(&client, "bad name").serve(&account).await.is_err());
+        for name in ["bad name", "a.b", "", "star*", "gt>"] {
+            let bad = Remote::new(&client, name)
+                .timeout(Duration::from_secs(3600))
+                .handle::<Account>();
+            match bad.balance().await {
+                Err(CallError::Transport(why)) => assert!(why.contains("name"), "{why}"),
+                other => panic!("{name:?}: an invalid name is `Transport`, got {other:?}"),
+            }
+            bad.note("lost".into()).await.unwrap();
+        }
+        let good = Remote::new(&client, "named").handle::<Account>();
+        assert_eq!(good.deposit(2).await, Ok(2));
+        assert_eq!(client.statistics().connects.load(Ordering::Relaxed), 1);
+    })
+    .await;
+}
+
+/// Item 16: with only `Remote::timeout`, the server sees that deadline
+/// too: a call it cannot start in time is skipped, not run after its
+/// caller was told `Timeout`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_remote_default_is_the_deadline_the_server_sees() {
+    let nats = nats_server!();
+    within(LIMIT, async {
+        let state = Account::default();
+        let holds = state.holds.clone();
+        let account = state.spawn();
+        let _serving = Service::new(&connect(&nats).await, "late")
+            .serve(&account)
+            .await
+            .unwrap();
+        let remote = Remote::new(&connect(&nats).await, "late")
+            .timeout(Duration::from_millis(200))
+            .handle::<Account>();
+        let held = tokio::spawn({
+            let account = account.clone();
+            async move { account.hold(600).await }
+        });
+        while holds.load(Ordering::SeqCst) < 1 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(remote.deposit(1).await, Err(CallError::Timeout));
+        held.await.unwrap().unwrap();
+        assert_eq!(
+            account.balance().await,
+            Ok(0),
+            "the deposit was skipped, not run after its caller gave up"
+        );
     })
     .await;
 }

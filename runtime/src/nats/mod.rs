@@ -73,7 +73,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use crate::server::{Handle, Server};
 
 pub use pubsub::{publish, subscribe};
-pub use remote::{Forwarded, Link, Remote};
+pub use remote::{Forwarded, Link, Remote, confirm};
 pub use service::{Incoming, Service, Serving};
 pub use wire::{Answering, Decode, Encode, NotWire, Response, VERSION, ViaSerde, WireTag};
 

@@ -2,6 +2,7 @@
 //! task per service that takes requests from one endpoint per message and
 //! answers them through the server's local handle.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::pin::{Pin, pin};
@@ -100,6 +101,7 @@ impl Service {
         self,
         handle: &impl AsRef<Handle<S>>,
     ) -> Result<Serving, async_nats::Error> {
+        wire::check_name(&self.name)?;
         let mut builder = self.client.service_builder();
         if let Some(description) = &self.description {
             builder = builder.description(description);
@@ -220,8 +222,10 @@ async fn run_service<S: RemoteServer>(
     finished.as_mut().enable();
     let mut next_first = 0;
     let mut batch = Vec::new();
-    // Calls taken in the last pass, answered after the next one.
-    let mut held = Vec::new();
+    // Calls taken, each with the pass that took it, answered once every
+    // endpoint has been seen empty after that pass.
+    let mut held = VecDeque::new();
+    let mut passes = Passes::new(endpoints.len());
     // The requests being answered, polled by this task.
     let mut in_flight = FuturesUnordered::new();
     let handle = || {
@@ -246,14 +250,32 @@ async fn run_service<S: RemoteServer>(
             // Everything that has arrived, a bounded batch per message,
             // round robin so that a busy message does not starve the
             // others.
+            passes.begin();
             let count = endpoints.len();
             for offset in 0..count {
                 let at = (next_first + offset) % count;
-                for _ in 0..BATCH {
-                    match Pin::new(&mut endpoints[at]).poll_next(cx) {
-                        Poll::Ready(Some(request)) => batch.push((at, request)),
+                let mut taken = 0;
+                loop {
+                    if taken == BATCH {
+                        break;
+                    }
+                    // Outside tokio's budget: a receiver out of budget
+                    // answers `Pending` with messages waiting, which would
+                    // pass for an endpoint found empty.
+                    let endpoint = &mut endpoints[at];
+                    let mut next = tokio::task::unconstrained(std::future::poll_fn(|cx| {
+                        Pin::new(&mut *endpoint).poll_next(cx)
+                    }));
+                    match Pin::new(&mut next).poll(cx) {
+                        Poll::Ready(Some(request)) => {
+                            batch.push((at, request));
+                            taken += 1;
+                        }
                         Poll::Ready(None) => return Poll::Ready(None),
-                        Poll::Pending => break,
+                        Poll::Pending => {
+                            passes.drained(at);
+                            break;
+                        }
                     }
                 }
             }
@@ -268,13 +290,19 @@ async fn run_service<S: RemoteServer>(
         if next.is_none() {
             break;
         }
-        let previous = std::mem::take(&mut held);
-        sort_in(&mut batch, &mut held, &messages, &handle).await;
-        // The calls of the pass before: every one-way message sent
-        // before them has now been enqueued.
-        for (at, request) in previous {
-            in_flight.push(respond(handle(), messages[at], request));
+        sort_in(&client, &mut batch, &mut held, passes.current(), &messages, &handle).await;
+        // The calls every one-way message sent before which has now been
+        // enqueued.
+        while let Some((taken, ..)) = held.front() {
+            if !passes.all_drained_after(*taken) {
+                break;
+            }
+            let (_, at, request) = held.pop_front().expect("a front");
+            in_flight.push(respond(client.clone(), handle(), messages[at], request));
         }
+        // The endpoints are read outside the budget: give way here when
+        // it is spent, so that a flood does not hold this worker.
+        tokio::task::consume_budget().await;
     }
     // Leave the group, and wait until the NATS server has seen it: from
     // then on a request goes to another process of the group, or finds
@@ -289,64 +317,131 @@ async fn run_service<S: RemoteServer>(
             batch.push((at, request));
         }
     }
-    sort_in(&mut batch, &mut held, &messages, &handle).await;
-    for (at, request) in held.drain(..) {
-        in_flight.push(respond(handle(), messages[at], request));
+    sort_in(&client, &mut batch, &mut held, passes.current(), &messages, &handle).await;
+    for (_, at, request) in held.drain(..) {
+        in_flight.push(respond(client.clone(), handle(), messages[at], request));
     }
     while in_flight.next().await.is_some() {}
     let _ = service.stop().await;
 }
 
 /// Enqueues the one-way messages of `batch` at once, in order, as a local
-/// caller's casts are; moves its calls to `held`.
+/// caller's casts are; moves its calls to `held`, as taken by pass `pass`.
 async fn sort_in<S: RemoteServer>(
+    client: &async_nats::Client,
     batch: &mut Vec<(usize, async_nats::service::Request)>,
-    held: &mut Vec<(usize, async_nats::service::Request)>,
+    held: &mut VecDeque<(u64, usize, async_nats::service::Request)>,
+    pass: u64,
     messages: &[&'static str],
     handle: &impl Fn() -> Option<Handle<S>>,
 ) {
     for (at, request) in batch.drain(..) {
-        if request.message.reply.is_none() {
-            respond(handle(), messages[at], request).await;
+        if wire::is_one_way(&request.message) {
+            respond(client.clone(), handle(), messages[at], request).await;
         } else {
-            held.push((at, request));
+            held.push_back((pass, at, request));
         }
     }
 }
 
+/// When a held call may be answered: the passes over the endpoints, and
+/// for each endpoint the last pass that found it empty.
+///
+/// By the time a call is in its endpoint, every one-way message sent
+/// before it on the same connection is in its own endpoint (the client
+/// delivers a connection's messages in order). An endpoint seen empty in
+/// a later pass than the one that took the call has therefore given up
+/// all of those: once every endpoint has, they are all enqueued, however
+/// many there were (a pass takes at most [`BATCH`] of each).
+#[derive(Debug)]
+struct Passes {
+    pass: u64,
+    drained: Vec<u64>,
+}
+
+impl Passes {
+    fn new(endpoints: usize) -> Self {
+        Passes {
+            pass: 0,
+            drained: vec![0; endpoints],
+        }
+    }
+
+    /// A new pass over the endpoints begins.
+    fn begin(&mut self) {
+        self.pass += 1;
+    }
+
+    fn current(&self) -> u64 {
+        self.pass
+    }
+
+    /// The endpoint `at` had nothing more in this pass.
+    fn drained(&mut self, at: usize) {
+        self.drained[at] = self.pass;
+    }
+
+    /// Every endpoint has been found empty in a pass after `taken`.
+    fn all_drained_after(&self, taken: u64) -> bool {
+        self.drained.iter().all(|&pass| pass > taken)
+    }
+}
 
 /// Answers one request: decodes it, calls the server, encodes the answer.
 async fn respond<S: RemoteServer>(
+    client: async_nats::Client,
     handle: Option<Handle<S>>,
     message: &'static str,
     request: async_nats::service::Request,
 ) {
     let incoming = Incoming::new(&request.message);
-    let waits = incoming.waits;
+    let answers = incoming.waits || incoming.acks;
     let response = match handle {
         Some(handle) => S::answer(&handle, message, incoming).await,
         None => Response::error(&CallError::Closed),
     };
-    if !waits {
+    if !answers {
         return;
     }
     let answer = match response {
-        Response::Value(bytes) => Ok(bytes),
-        Response::Error(code, status) => Err(async_nats::service::error::Error { status, code }),
-        Response::None => return,
+        Response::Value(bytes) => bytes,
+        // A one-way message taken: said with an empty answer.
+        Response::None => Bytes::new(),
+        Response::Error(code, text) => return answer_error(&client, &request, code, &text).await,
     };
     // A caller that has gone (or a connection that dropped) is not an
     // error of the server's; an answer over NATS's size limit is one the
     // caller must hear of.
-    if let Err(error) = request.respond(answer).await
+    if let Err(error) = request.respond(Ok(answer)).await
         && error.kind() == async_nats::client::PublishErrorKind::MaxPayloadExceeded
     {
-        let error = async_nats::service::error::Error {
-            status: format!("the answer is too large for NATS: {error}"),
-            code: wire::code::TOO_LARGE,
-        };
-        let _ = request.respond(Err(error)).await;
+        let text = format!("the answer is too large for NATS: {error}");
+        answer_error(&client, &request, wire::code::TOO_LARGE, &text).await;
     }
+}
+
+/// Answers `request` with a service error: its code, and its text whole
+/// in the payload (see [`wire::error_message`]).
+async fn answer_error(
+    client: &async_nats::Client,
+    request: &async_nats::service::Request,
+    code: usize,
+    text: &str,
+) {
+    let Some(reply) = request.message.reply.clone() else {
+        return;
+    };
+    let limit = client.server_info().max_payload;
+    let (headers, payload) = wire::error_message(code, text, limit);
+    let _ = client.publish_with_headers(reply, headers, payload).await;
+    // `$SRV.STATS` counts an endpoint's errors only through async-nats'
+    // `respond`, which sends the text in a header and no payload: it
+    // sends its own copy, with the header-safe summary only, after ours.
+    // The caller takes the first answer on its inbox and drops the copy.
+    let status = wire::summary(text);
+    let _ = request
+        .respond(Err(async_nats::service::error::Error { status, code }))
+        .await;
 }
 
 /// A request that arrived on a subject: its payload and its options.
@@ -357,8 +452,12 @@ pub struct Incoming {
     payload: Bytes,
     level: Option<u8>,
     timeout: Option<Duration>,
-    /// The caller waits for the answer (the request has a reply subject).
+    /// The caller waits for the answer (the request has a reply subject
+    /// and is not one-way).
     waits: bool,
+    /// A one-way message whose sender waits to hear it was taken (a
+    /// confirmed cast).
+    acks: bool,
 }
 
 impl Incoming {
@@ -368,7 +467,8 @@ impl Incoming {
             payload: message.payload.clone(),
             level,
             timeout,
-            waits: message.reply.is_some(),
+            waits: !wire::is_one_way(message),
+            acks: message.reply.is_some() && wire::is_one_way(message),
         }
     }
 
@@ -392,8 +492,10 @@ impl Incoming {
             call = call.timeout(timeout);
         }
         if !self.waits {
-            let _ = call.no_wait().await;
-            return Response::None;
+            return match call.no_wait().await {
+                Err(error) if self.acks => Response::error(&error),
+                _ => Response::None,
+            };
         }
         match call.await {
             Ok(value) => match encode(&value) {
@@ -409,5 +511,34 @@ impl Incoming {
     pub fn unknown(self, message: &str) -> Answering {
         let why = format!("the remote server has no message `{message}`");
         Box::pin(async move { Response::Error(wire::code::UNKNOWN_MESSAGE, why) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_held_call_waits_until_every_endpoint_has_been_empty_after_it() {
+        let mut passes = Passes::new(3);
+        passes.begin();
+        // Pass 1 takes a call; endpoint 2 still has more (a full batch).
+        passes.drained(0);
+        passes.drained(1);
+        let taken = passes.current();
+        assert!(!passes.all_drained_after(taken));
+        // Pass 2: endpoint 2 is still not empty.
+        passes.begin();
+        passes.drained(0);
+        passes.drained(1);
+        assert!(!passes.all_drained_after(taken));
+        // Pass 3: it is, and so are the others.
+        passes.begin();
+        for at in 0..3 {
+            passes.drained(at);
+        }
+        assert!(passes.all_drained_after(taken));
+        // A call taken in pass 3 waits for pass 4.
+        assert!(!passes.all_drained_after(passes.current()));
     }
 }

@@ -53,6 +53,100 @@ pub(crate) const ERROR_CODE_HEADER: &str = "Nats-Service-Error-Code";
 /// Header of the NATS services protocol: the error's text.
 pub(crate) const ERROR_HEADER: &str = "Nats-Service-Error";
 
+/// Header: a one-way message whose sender wants to know it was taken
+/// (a confirmed cast): served in order with the other one-way messages,
+/// and answered, with an empty payload, once it is in the server's
+/// mailbox.
+pub(crate) const ONE_WAY_HEADER: &str = "Patchboard-One-Way";
+
+/// Longest error text carried in the [`ERROR_HEADER`] (the NATS tooling's
+/// summary); the whole text travels in the payload.
+const SUMMARY: usize = 200;
+
+/// A message that nobody answers with a value: no reply subject, or
+/// marked one-way (answered only to say it was taken).
+pub(crate) fn is_one_way(message: &async_nats::Message) -> bool {
+    message.reply.is_none() || header(message, ONE_WAY_HEADER).is_some()
+}
+
+/// `Ok` for a name NATS can carry as one token of a subject and as a
+/// service name: letters, digits, `-` and `_`, as the NATS services
+/// protocol asks.
+pub(crate) fn check_name(name: &str) -> Result<(), String> {
+    let valid = !name.is_empty()
+        && name
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_');
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not a valid service name (letters, digits, `-` and `_`)"
+        ))
+    }
+}
+
+/// The service error carrying `text`, in at most `limit` bytes of headers
+/// and payload (the NATS server's `max_payload`): the code and a short,
+/// header-safe summary in the headers of the NATS services protocol, the
+/// whole text in the payload. (A header value cannot hold a line break,
+/// and NATS limits a header's size; a payload holds any bytes.)
+pub(crate) fn error_message(code: usize, text: &str, limit: usize) -> (HeaderMap, Bytes) {
+    let mut headers = HeaderMap::new();
+    headers.insert(ERROR_CODE_HEADER, code.to_string().as_str());
+    headers.insert(ERROR_HEADER, summary(text).as_str());
+    let room = limit.saturating_sub(headers_len(&headers));
+    let mut end = text.len().min(room);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    (headers, Bytes::copy_from_slice(&text.as_bytes()[..end]))
+}
+
+/// The text of a service error answer: its payload (the whole text), or
+/// the header's summary from a peer that sends none.
+pub(crate) fn error_text(message: &async_nats::Message) -> String {
+    if message.payload.is_empty() {
+        header(message, ERROR_HEADER).unwrap_or_default().to_owned()
+    } else {
+        String::from_utf8_lossy(&message.payload).into_owned()
+    }
+}
+
+/// `text` as a header value: one line of printable ASCII, at most
+/// [`SUMMARY`] bytes.
+pub(crate) fn summary(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { ' ' })
+        .take(SUMMARY)
+        .collect();
+    if text.chars().count() > SUMMARY {
+        out.push_str("...");
+    }
+    out
+}
+
+/// The bytes `headers` take in a NATS message (`NATS/1.0\r\n`, a
+/// `name: value\r\n` line each, a blank line): what NATS counts against
+/// `max_payload` besides the payload.
+pub(crate) fn headers_len(headers: &HeaderMap) -> usize {
+    if headers.is_empty() {
+        return 0;
+    }
+    let lines: usize = headers
+        .iter()
+        .map(|(name, values)| {
+            let name: &str = name.as_ref();
+            values
+                .iter()
+                .map(|value| name.len() + 2 + value.as_str().len() + 2)
+                .sum::<usize>()
+        })
+        .sum();
+    "NATS/1.0\r\n".len() + lines + 2
+}
+
 /// The value of header `name` of `message`, if it has one.
 pub(crate) fn header<'m>(message: &'m async_nats::Message, name: &str) -> Option<&'m str> {
     message
@@ -334,8 +428,8 @@ mod tests {
     #[test]
     fn the_wire_tag_picks_serde_and_its_stand_ins_refuse() {
         let tag = WireTag::<u64>::new();
-        let bytes = (&tag).encoder()(&7).unwrap();
-        assert_eq!((&tag).decoder()(&bytes), Ok(7));
+        let bytes = tag.encoder()(&7).unwrap();
+        assert_eq!(tag.decoder()(&bytes), Ok(7));
         // The stand-ins, never run by generated code, say why.
         let stand_in = <&WireTag<u64> as NotWire<u64>>::encoder(&&tag);
         assert!(stand_in(&7).unwrap_err().contains("Serialize"));
