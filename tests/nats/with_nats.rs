@@ -13,13 +13,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use patchboard::nats::{Remote, Service, async_nats};
+use patchboard::nats::{Remote, Service, async_nats, confirm};
 use patchboard::{Builder, CallError, Server, Subscription, server, subscription};
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use common::within;
-use nats_server::NatsServer;
+use nats_server::{NatsCluster, NatsServer};
 
 /// The account of the examples, offered remotely.
 #[derive(Default, Clone)]
@@ -849,6 +849,11 @@ async fn a_call_behind_casts_that_cannot_be_sent_ends_by_its_deadline() {
             "a call with a 500 ms deadline ended after {took:?}"
         );
         casts.abort();
+        // The casts that could not be sent are reported, each by its
+        // deadline.
+        let started = std::time::Instant::now();
+        assert_eq!(confirm(&remote).await, Err(CallError::Timeout));
+        assert!(started.elapsed() < Duration::from_millis(1_500));
     })
     .await;
 }
@@ -922,6 +927,10 @@ async fn the_payload_limit_counts_the_headers_and_disturbs_nothing_else() {
         assert_eq!(remote.deposit(1).await, Ok(1), "the connection carries on");
         // An oversized cast, then 200 small ones: those all arrive.
         remote.stash(vec![1; 10_000]).await.unwrap();
+        match confirm(&remote).await {
+            Err(CallError::Transport(why)) => assert!(why.contains("max_payload"), "{why}"),
+            other => panic!("`confirm` reports the oversized cast, got {other:?}"),
+        }
         for n in 0..200 {
             remote.note(format!("{n}")).await.unwrap();
         }
@@ -1023,4 +1032,175 @@ async fn the_remote_default_is_the_deadline_the_server_sees() {
         );
     })
     .await;
+}
+
+/// Item 17: a cast is published once (NATS core: at most once); with
+/// `confirm_casts`, `confirm` says whether every cast before it reached
+/// the server's mailbox: `NoResponders` when nobody serves, `Ok` once the
+/// service has enqueued them, in order with the calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confirmed_cast_says_whether_the_service_took_it() {
+    let nats = nats_server!();
+    within(LIMIT, async {
+        let client = connect(&nats).await;
+        // Nobody serves: a plain cast is sent (and lost), `confirm` can
+        // only say it was sent; a confirmed one says nobody took it.
+        let plain = Remote::new(&client, "ledger").handle::<Account>();
+        plain.note("lost".into()).await.unwrap();
+        assert_eq!(confirm(&plain).await, Ok(()));
+        let confirmed = Remote::new(&client, "ledger")
+            .timeout(Duration::from_secs(3600))
+            .confirm_casts()
+            .handle::<Account>();
+        confirmed.note("lost too".into()).await.unwrap();
+        assert_eq!(confirm(&confirmed).await, Err(CallError::NoResponders));
+        assert_eq!(confirm(&confirmed).await, Ok(()), "each failure is told once");
+
+        let account = Account::default().spawn();
+        let _serving = Service::new(&connect(&nats).await, "ledger")
+            .serve(&account)
+            .await
+            .unwrap();
+        for n in 0..300 {
+            confirmed.note(format!("{n}")).await.unwrap();
+            if n % 100 == 99 {
+                assert_eq!(confirm(&confirmed).await, Ok(()));
+                // Taken: the local handle, whose call queues behind them,
+                // sees them all.
+                assert_eq!(account.notes().await.unwrap().len(), n + 1);
+            }
+        }
+        // Confirmed casts keep their order, with each other and with the
+        // calls after them.
+        let expected: Vec<String> = (0..300).map(|n| n.to_string()).collect();
+        assert_eq!(confirmed.notes().await.unwrap(), expected);
+        // A local handle's casts are taken when their `.await` returns.
+        assert_eq!(confirm(&account).await, Ok(()));
+        confirmed.stop().await;
+        assert_eq!(confirm(&confirmed).await, Err(CallError::Closed));
+    })
+    .await;
+}
+
+/// Item 14: on a real three-node cluster, joining and leaving are
+/// confirmed on the node the service (or subscriber) is connected to, and
+/// only there: a caller on that node is served from the moment `serve`
+/// returns and finds `NoResponders` from the moment `stop` returns; a
+/// caller on another node may, until the cluster's routes have carried
+/// the change (typically milliseconds), see `NoResponders` after `serve`
+/// and `Timeout` after `stop`, and a value published there right after
+/// `subscribe` may be lost. Every call still ends by its deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn across_a_cluster_joining_and_leaving_are_confirmed_on_the_serving_node() {
+    let Some(cluster) = NatsCluster::start(3) else {
+        return;
+    };
+    tokio::task::block_in_place(|| cluster.routed());
+    within(LIMIT, async {
+        let deadline = Duration::from_millis(500);
+        let serving_client = connect(&cluster.nodes[0]).await;
+        let same_node = connect(&cluster.nodes[0]).await;
+        let other_node = connect(&cluster.nodes[1]).await;
+        for round in 0..3 {
+            let name = format!("cluster{round}");
+            let account = Account::default().spawn();
+            let near = Remote::new(&same_node, &name)
+                .timeout(deadline)
+                .handle::<Account>();
+            let far = Remote::new(&other_node, &name)
+                .timeout(deadline)
+                .handle::<Account>();
+            let serving = Service::new(&serving_client, &name)
+                .serve(&account)
+                .await
+                .unwrap();
+            // Right after `serve`: through the same node, every call is
+            // served; through another, each is served or `NoResponders`,
+            // and within a short while all are served.
+            let (near_calls, far_calls) = tokio::join!(
+                all((0..100).map(|_| near.deposit(1).owned())),
+                all((0..100).map(|_| far.deposit(1).owned())),
+            );
+            assert!(near_calls.iter().all(Result::is_ok), "{near_calls:?}");
+            let refused = far_calls
+                .iter()
+                .filter(|call| **call == Err(CallError::NoResponders))
+                .count();
+            assert!(
+                far_calls
+                    .iter()
+                    .all(|call| call.is_ok() || *call == Err(CallError::NoResponders)),
+                "{far_calls:?}"
+            );
+            let settled = std::time::Instant::now();
+            while far.deposit(1).await.is_err() {
+                assert!(settled.elapsed() < Duration::from_secs(2), "the route never carried the service");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            eprintln!("round {round}: {refused} of 100 calls through another node right after `serve` found no responders");
+
+            // Right after `stop`: through the same node, `NoResponders`
+            // at once; through another, every call ends by its deadline.
+            serving.stop().await;
+            let started = std::time::Instant::now();
+            let (near_calls, far_calls) = tokio::join!(
+                all((0..100).map(|_| near.deposit(1).owned())),
+                all((0..100).map(|_| far.deposit(1).owned())),
+            );
+            assert!(
+                near_calls.iter().all(|call| *call == Err(CallError::NoResponders)),
+                "{near_calls:?}"
+            );
+            assert!(far_calls.iter().all(|call| matches!(
+                call,
+                Err(CallError::NoResponders | CallError::Timeout)
+            )));
+            assert!(started.elapsed() < deadline + Duration::from_millis(500));
+            let timed_out = far_calls
+                .iter()
+                .filter(|call| **call == Err(CallError::Timeout))
+                .count();
+            eprintln!("round {round}: {timed_out} of 100 calls through another node right after `stop` timed out");
+        }
+
+        // A subscription on one node, values published through another:
+        // what is published once the route has carried the subscription
+        // arrives; right after `subscribe`, some may be lost.
+        let mut values: Subscription<u64> = patchboard::nats::subscribe(&other_node, "values", 1_000)
+            .await
+            .unwrap();
+        for n in 0..100u64 {
+            serving_client
+                .publish("values", patchboard_wire(n).into())
+                .await
+                .unwrap();
+        }
+        serving_client.flush().await.unwrap();
+        let mut received = 0;
+        while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(300), values.recv()).await {
+            received += 1;
+        }
+        eprintln!("{received} of 100 values published through another node right after `subscribe` arrived");
+        assert!(received <= 100);
+    })
+    .await;
+}
+
+/// `n` as patchboard's wire format (`nats::publish` writes it so).
+fn patchboard_wire(n: u64) -> Vec<u8> {
+    let mut out = vec![patchboard::nats::VERSION];
+    out.extend(rmp_serde::to_vec_named(&n).unwrap());
+    out
+}
+
+/// Makes every call at once and collects their outcomes, in order.
+async fn all<T: Send + 'static>(
+    calls: impl Iterator<Item = patchboard::OwnedCall<T>>,
+) -> Vec<Result<T, CallError>> {
+    let tasks: Vec<_> = calls.map(tokio::spawn).collect();
+    let mut outcomes = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        outcomes.push(task.await.unwrap());
+    }
+    outcomes
 }

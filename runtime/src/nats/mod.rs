@@ -27,23 +27,75 @@
 //!
 //! | option | remote meaning |
 //! | --- | --- |
-//! | `.await` | request/reply, with the remote's default timeout ([`Remote::timeout`]) as the deadline |
+//! | `.await` | request/reply, with the remote's default timeout ([`Remote::timeout`]) as the deadline, which the remote server is told too |
 //! | `.timeout(d)`, `#[timeout]` | the request's deadline; the remote server skips the request if it cannot start it in time |
 //! | `.priority(level)`, `#[priority]` | the level in the remote server's mailbox |
-//! | `.no_wait()`, `#[cast]` | published without waiting for an answer |
-//! | `.try_now()` | `Full` at once when [`Remote::capacity`] calls are already in flight |
+//! | `.no_wait()`, `#[cast]` | published without waiting for an answer, in order; see [delivery](#delivery) |
+//! | `.try_now()` | `Full` at once when [`Remote::capacity`] requests are already in flight and as many queued |
 //! | `stop()`, `drain()`, `closed()` | this process's forwarder, not the remote server |
+//!
+//! Every call ends by its deadline, whatever the connection and its
+//! buffers are doing (NATS unreachable, async-nats' send buffer full): the
+//! forwarder never waits on the network itself, every request is a future
+//! with a deadline. A remote handle whose runtime has shut down answers
+//! [`CallError::Closed`] at once, as a local one does.
 //!
 //! Errors only a network has: [`CallError::NoResponders`] at once when
 //! nothing serves the subject, [`CallError::Transport`] when the request or
-//! its answer is refused or lost on the way (too large for the NATS
-//! server's `max_payload`, undecodable, the connection gone). A NATS server
-//! reports a permission violation to the connection, not to the request:
-//! such a call fails with [`CallError::Timeout`] at its deadline.
+//! its answer is refused or lost on the way (over the NATS server's
+//! `max_payload`, counted as NATS counts it, headers included; undecodable;
+//! the connection gone; a service name NATS cannot carry, checked before
+//! anything is sent). Error text (a panic message, `StartFailed`'s reason)
+//! travels whole in the answer's payload, whatever its bytes and length,
+//! with a one-line summary in the `Nats-Service-Error` header for the NATS
+//! tooling. A NATS server reports a permission violation to the
+//! connection, not to the request: a call it refuses fails with
+//! [`CallError::Timeout`] at its deadline, and a subscription it refuses
+//! (a user without subscribe permission) is not seen by [`Service::serve`]
+//! or [`subscribe`], which return `Ok`: it reaches only the client's event
+//! callback (`ConnectOptions::event_callback`, `Event::ServerError`).
+//!
+//! # Delivery
+//!
+//! NATS core delivers each message at most once, and so does this module;
+//! nothing is stored or sent again.
+//!
+//! - **A call** is answered exactly once: with the server's answer, or an
+//!   error. A call that failed with `Timeout` may still have run, once (it
+//!   had started when its deadline passed, or its answer was lost); a call
+//!   that failed with `NoResponders` or `Transport` before it was sent did
+//!   not run. A request whose deadline passed before the remote server
+//!   could start it is skipped.
+//! - **A one-way message** (`#[cast]`, `.no_wait()`) returns `Ok` once the
+//!   remote handle has it, before it is sent: sent while nobody serves, it
+//!   is lost; if it cannot be sent by the remote default deadline, it is
+//!   dropped. [`confirm`] reports such failures, and with
+//!   [`Remote::confirm_casts`] it also waits until the serving process has
+//!   taken each message into the server's mailbox (or reports
+//!   [`CallError::NoResponders`]).
+//! - **Order**: one handle's one-way messages are sent in the order given
+//!   (one that fails leaves a gap, never a swap), and a call is sent after
+//!   every one-way message given before it; a serving process enqueues
+//!   them in that order, so a call sees every one-way message sent before
+//!   it on the same handle (read your writes), however many. Across
+//!   processes of one name (a pool across machines), each message goes to
+//!   one of them: order holds per serving process.
+//!
+//! # Joining and leaving
+//!
+//! [`Service::serve`], [`Serving::stop`] and [`subscribe`] return once the
+//! NATS server the client is connected to has seen the subscription come or
+//! go (a round trip, not just a flush). In a NATS cluster that is all they
+//! can confirm: the other nodes learn of it over the cluster's routes a
+//! moment later (typically milliseconds). So a caller connected to the same
+//! node is served from the moment `serve` returns, and finds another
+//! process or `NoResponders` from the moment `stop` returns; a caller
+//! connected to another node may, for that moment, still see
+//! `NoResponders` after `serve`, see `Timeout` after `stop` (its request
+//! was routed to the process that left), and a value published on another
+//! node right after `subscribe` may be lost.
 //!
 //! [`Call`]: crate::Call
-
-
 //!
 //! # Where the code is
 //!
