@@ -12,6 +12,8 @@ pub struct NatsServer {
     binary: PathBuf,
     port: u16,
     config: Option<PathBuf>,
+    /// More arguments (a cluster node's).
+    args: Vec<String>,
     child: Option<Child>,
 }
 
@@ -65,6 +67,7 @@ impl NatsServer {
             binary,
             port: 0,
             config,
+            args: Vec::new(),
             child: None,
         };
         server.spawn();
@@ -104,6 +107,7 @@ impl NatsServer {
         if let Some(config) = &self.config {
             command.arg("-c").arg(config);
         }
+        command.args(&self.args);
         let mut child = command
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -148,5 +152,105 @@ impl Drop for NatsServer {
         if let Some(config) = &self.config {
             let _ = std::fs::remove_file(config);
         }
+    }
+}
+
+/// A cluster of `nats-server` nodes on loopback, each routed to the others
+/// (`--cluster`, `--routes`); killed when dropped.
+#[allow(dead_code)] // Not every user of this module starts a cluster.
+pub struct NatsCluster {
+    pub nodes: Vec<NatsServer>,
+}
+
+#[allow(dead_code)]
+impl NatsCluster {
+    /// Starts `size` nodes, or `None` (after saying so) if `nats-server`
+    /// is not installed. The routes come up shortly after: see
+    /// [`routed`](Self::routed).
+    pub fn start(size: usize) -> Option<Self> {
+        let binary = binary()?;
+        // Ports for the routes, picked by the system (and freed just
+        // before the nodes take them).
+        let routes: Vec<u16> = (0..size)
+            .map(|_| {
+                std::net::TcpListener::bind("127.0.0.1:0")
+                    .and_then(|listener| listener.local_addr())
+                    .map(|address| address.port())
+                    .expect("a free loopback port")
+            })
+            .collect();
+        let urls: Vec<String> = routes
+            .iter()
+            .map(|port| format!("nats://127.0.0.1:{port}"))
+            .collect();
+        let nodes = routes
+            .iter()
+            .map(|port| {
+                let mut node = NatsServer {
+                    binary: binary.clone(),
+                    port: 0,
+                    config: None,
+                    args: vec![
+                        "--cluster_name".into(),
+                        "patchboard".into(),
+                        "--cluster".into(),
+                        format!("nats://127.0.0.1:{port}"),
+                        "--routes".into(),
+                        urls.join(","),
+                    ],
+                    child: None,
+                };
+                node.spawn();
+                node
+            })
+            .collect();
+        Some(NatsCluster { nodes })
+    }
+
+    /// Blocks until every node has a route to every other (their
+    /// monitoring is off; the log is not kept): a message published on
+    /// one node reaches a subscriber on each other, checked with a raw
+    /// client per node. Bounded: panics after 10 s.
+    pub fn routed(&self) {
+        use std::io::{Read, Write};
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let connect = |node: &NatsServer| {
+            let mut stream = std::net::TcpStream::connect(("127.0.0.1", node.port)).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+            let mut info = [0u8; 4096];
+            let _ = stream.read(&mut info);
+            stream
+                .write_all(b"CONNECT {\"verbose\":false}\r\nSUB routed.probe 1\r\nPING\r\n")
+                .unwrap();
+            stream
+        };
+        let mut streams: Vec<_> = self.nodes.iter().map(connect).collect();
+        'round: while std::time::Instant::now() < deadline {
+            for (at, stream) in streams.iter_mut().enumerate() {
+                let _ = stream.write_all(format!("PUB routed.probe 1\r\n{at}\r\nPING\r\n").as_bytes());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            for stream in &mut streams {
+                let mut seen = Vec::new();
+                let mut buffer = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut buffer) {
+                    if n == 0 {
+                        break;
+                    }
+                    seen.extend_from_slice(&buffer[..n]);
+                }
+                let seen = String::from_utf8_lossy(&seen);
+                let from = (0..self.nodes.len())
+                    .filter(|at| seen.contains(&format!("MSG routed.probe 1 1\r\n{at}\r\n")))
+                    .count();
+                if from < self.nodes.len() {
+                    continue 'round;
+                }
+            }
+            return;
+        }
+        panic!("the cluster's routes did not come up within 10 s");
     }
 }

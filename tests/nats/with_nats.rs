@@ -13,13 +13,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use patchboard::nats::{Remote, Service, async_nats};
+use patchboard::nats::{Remote, Service, async_nats, confirm};
 use patchboard::{Builder, CallError, Server, Subscription, server, subscription};
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use common::within;
-use nats_server::NatsServer;
+use nats_server::{NatsCluster, NatsServer};
 
 /// The account of the examples, offered remotely.
 #[derive(Default, Clone)]
@@ -89,6 +89,17 @@ impl Account {
     /// Takes a big argument (for the payload limit).
     fn store(&mut self, blob: Vec<u8>) -> usize {
         blob.len()
+    }
+
+    /// Panics with `message` (for error text on the wire).
+    fn fail(&self, message: String) -> u64 {
+        panic!("{message}")
+    }
+
+    /// A one-way message with a big argument (for the payload limit).
+    #[cast]
+    fn stash(&mut self, blob: Vec<u8>) {
+        self.notes.push(format!("stash of {}", blob.len()));
     }
 }
 
@@ -722,4 +733,474 @@ async fn a_subscription_crosses_processes_and_a_slow_subscriber_never_blocks() {
         assert_eq!(fresh.missed(), 1);
     })
     .await;
+}
+
+// ------------------------------------------- issue 26, items 8 to 17
+
+/// Item 8: a call sees every one-way message sent before it, however long
+/// the burst and however busy the server (the service takes at most 32
+/// messages of a subject per pass).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_sees_every_cast_of_a_long_burst_sent_before_it() {
+    let nats = nats_server!();
+    within(LIMIT, async {
+        let state = Account::default();
+        let holds = state.holds.clone();
+        let account = state.spawn();
+        let _serving = Service::new(&connect(&nats).await, "burst")
+            .serve(&account)
+            .await
+            .unwrap();
+        let remote = Remote::new(&connect(&nats).await, "burst").handle::<Account>();
+        let mut sent = 0;
+        for burst in [200, 400, 1_000] {
+            for n in 0..burst {
+                remote.note(format!("{burst}-{n}")).await.unwrap();
+            }
+            sent += burst;
+            assert_eq!(
+                remote.notes().await.unwrap().len(),
+                sent,
+                "a call after a burst of {burst} casts sees them all"
+            );
+        }
+        // With the server busy: its mailbox fills while the casts arrive.
+        let held = tokio::spawn({
+            let account = account.clone();
+            async move { account.hold(300).await }
+        });
+        while holds.load(Ordering::SeqCst) < 1 {
+            tokio::task::yield_now().await;
+        }
+        for n in 0..300 {
+            remote.note(format!("busy-{n}")).await.unwrap();
+        }
+        sent += 300;
+        let seen = remote.notes().await.unwrap().len();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let later = remote.notes().await.unwrap().len();
+        assert_eq!((seen, later), (sent, sent), "busy server");
+        held.await.unwrap().unwrap();
+    })
+    .await;
+}
+
+/// Item 9: with NATS gone, every call ends by its deadline (the remote
+/// default here), even with more calls in flight than async-nats' send
+/// buffer (2 048 messages) holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_call_ends_by_its_deadline_during_an_outage() {
+    let mut nats = nats_server!();
+    within(LIMIT, async {
+        let client = connect(&nats).await;
+        let remotes: Vec<AccountHandle> = (0..12)
+            .map(|_| {
+                Remote::new(&client, "outage")
+                    .timeout(Duration::from_secs(1))
+                    .handle::<Account>()
+            })
+            .collect();
+        nats.kill();
+        let started = std::time::Instant::now();
+        let calls: Vec<_> = remotes
+            .iter()
+            .flat_map(|remote| (0..256).map(move |_| remote.balance().owned()))
+            .map(tokio::spawn)
+            .collect();
+        for call in calls {
+            let outcome = call.await.unwrap();
+            assert!(outcome.is_err(), "nobody can answer: {outcome:?}");
+        }
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_millis(2_500),
+            "3 072 calls with a 1 s deadline all ended after {took:?}"
+        );
+    })
+    .await;
+}
+
+/// Item 9: a burst of casts that cannot be sent (NATS gone, the send
+/// buffer full) does not hold the calls behind it past their deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_behind_casts_that_cannot_be_sent_ends_by_its_deadline() {
+    let mut nats = nats_server!();
+    within(LIMIT, async {
+        let remote = Remote::new(&connect(&nats).await, "stuck")
+            .timeout(Duration::from_millis(500))
+            .handle::<Account>();
+        nats.kill();
+        // Enough to fill async-nats' send buffer and the handle's mailbox.
+        let casts = tokio::spawn({
+            let remote = remote.clone();
+            async move {
+                for n in 0..3_000 {
+                    let _ = remote.note(format!("{n}")).await;
+                }
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let started = std::time::Instant::now();
+        let outcome = remote.balance().await;
+        let took = started.elapsed();
+        assert!(outcome.is_err(), "{outcome:?}");
+        assert!(
+            took < Duration::from_millis(1_500),
+            "a call with a 500 ms deadline ended after {took:?}"
+        );
+        casts.abort();
+        // The casts that could not be sent are reported, each by its
+        // deadline.
+        let started = std::time::Instant::now();
+        assert_eq!(confirm(&remote).await, Err(CallError::Timeout));
+        assert!(started.elapsed() < Duration::from_millis(1_500));
+    })
+    .await;
+}
+
+/// Item 10: error text with any bytes, of any length, arrives intact, and
+/// the connection carries on (no reconnect, the next call at once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_text_of_any_bytes_and_length_arrives_intact() {
+    let nats = nats_server!();
+    within(LIMIT, async {
+        let account = Account::default().spawn();
+        let serving_client = connect(&nats).await;
+        let _serving = Service::new(&serving_client, "texts")
+            .serve(&account)
+            .await
+            .unwrap();
+        let client = connect(&nats).await;
+        let remote = Remote::new(&client, "texts")
+            .timeout(Duration::from_secs(2))
+            .handle::<Account>();
+        let long = "é".repeat(10_000); // 20 000 bytes
+        let assertion = "assertion `left == right` failed\n  left: 1\n right: 2".to_owned();
+        for message in [
+            "line one\nline two".to_owned(),
+            "carriage\r\nreturn and a tab\tand a nul \0".to_owned(),
+            assertion,
+            long,
+        ] {
+            match remote.fail(message.clone()).await {
+                Err(CallError::Panicked(got)) => assert_eq!(got.as_str(), message),
+                other => panic!("a remote panic is `Panicked`, got {other:?}"),
+            }
+            assert_eq!(remote.balance().await, Ok(0), "the next call is answered");
+        }
+        let reconnects = |client: &async_nats::Client| client.statistics().connects.load(Ordering::Relaxed);
+        assert_eq!(reconnects(&client), 1, "the caller's connection was never cut");
+        assert_eq!(reconnects(&serving_client), 1, "nor the server's");
+    })
+    .await;
+}
+
+/// Item 11: the payload limit counts what NATS counts (headers included):
+/// a request just under `max_payload` with a deadline is `Transport`, an
+/// oversized cast is refused, and nothing else is disturbed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_payload_limit_counts_the_headers_and_disturbs_nothing_else() {
+    let Some(nats) = NatsServer::start_with_config("max_payload: 4096") else {
+        return;
+    };
+    within(LIMIT, async {
+        let account = Account::default().spawn();
+        let serving_client = connect(&nats).await;
+        let _serving = Service::new(&serving_client, "limit")
+            .serve(&account)
+            .await
+            .unwrap();
+        let client = connect(&nats).await;
+        let remote = Remote::new(&client, "limit").handle::<Account>();
+        // 4 086 bytes of payload: under the limit alone, over it with the
+        // headers this call adds.
+        let blob = vec![7u8; 4_070];
+        match remote
+            .store(blob.clone())
+            .timeout(Duration::from_secs(1))
+            .priority(1)
+            .await
+        {
+            Err(CallError::Transport(why)) => assert!(why.contains("max_payload"), "{why}"),
+            other => panic!("over the limit with its headers is `Transport`, got {other:?}"),
+        }
+        assert_eq!(remote.deposit(1).await, Ok(1), "the connection carries on");
+        // An oversized cast, then 200 small ones: those all arrive.
+        remote.stash(vec![1; 10_000]).await.unwrap();
+        match confirm(&remote).await {
+            Err(CallError::Transport(why)) => assert!(why.contains("max_payload"), "{why}"),
+            other => panic!("`confirm` reports the oversized cast, got {other:?}"),
+        }
+        for n in 0..200 {
+            remote.note(format!("{n}")).await.unwrap();
+        }
+        let notes = remote.notes().await.unwrap();
+        assert_eq!(notes.len(), 200, "{:?}", &notes[..notes.len().min(3)]);
+        let connects = |client: &async_nats::Client| client.statistics().connects.load(Ordering::Relaxed);
+        assert_eq!(connects(&client), 1, "the caller's connection was never cut");
+        assert_eq!(connects(&serving_client), 1, "nor the server's");
+    })
+    .await;
+}
+
+/// Item 12: a remote handle whose runtime has shut down answers `Closed`
+/// at once, as a local one does.
+#[test]
+fn a_remote_handle_whose_runtime_has_shut_down_answers_closed_at_once() {
+    let Some(nats) = NatsServer::start() else {
+        return;
+    };
+    let first = tokio::runtime::Runtime::new().unwrap();
+    let (remote, account, _serving) = first.block_on(async {
+        let account = Account::default().spawn();
+        let serving = Service::new(&connect(&nats).await, "gone")
+            .serve(&account)
+            .await
+            .unwrap();
+        let remote = Remote::new(&connect(&nats).await, "gone").handle::<Account>();
+        assert_eq!(remote.deposit(1).await, Ok(1));
+        (remote, account, serving)
+    });
+    drop(first);
+    let second = tokio::runtime::Runtime::new().unwrap();
+    second.block_on(async {
+        let started = std::time::Instant::now();
+        assert_eq!(remote.balance().await, Err(CallError::Closed));
+        assert_eq!(account.balance().await, Err(CallError::Closed));
+        assert!(started.elapsed() < Duration::from_millis(500));
+    });
+}
+
+/// Item 15: `Remote::new` checks the name as `Service::serve` does: a
+/// name NATS cannot carry fails each call at once, and the shared
+/// connection is not disturbed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_with_an_invalid_name_fails_at_once_and_disturbs_nothing() {
+    let nats = nats_server!();
+    within(LIMIT, async {
+        let client = connect(&nats).await;
+        let account = Account::default().spawn();
+        let _serving = Service::new(&client, "named").serve(&account).await.unwrap();
+        assert!(Service::new(&client, "bad name").serve(&account).await.is_err());
+        for name in ["bad name", "a.b", "", "star*", "gt>"] {
+            let bad = Remote::new(&client, name)
+                .timeout(Duration::from_secs(3600))
+                .handle::<Account>();
+            match bad.balance().await {
+                Err(CallError::Transport(why)) => assert!(why.contains("name"), "{why}"),
+                other => panic!("{name:?}: an invalid name is `Transport`, got {other:?}"),
+            }
+            bad.note("lost".into()).await.unwrap();
+        }
+        let good = Remote::new(&client, "named").handle::<Account>();
+        assert_eq!(good.deposit(2).await, Ok(2));
+        assert_eq!(client.statistics().connects.load(Ordering::Relaxed), 1);
+    })
+    .await;
+}
+
+/// Item 16: with only `Remote::timeout`, the server sees that deadline
+/// too: a call it cannot start in time is skipped, not run after its
+/// caller was told `Timeout`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_remote_default_is_the_deadline_the_server_sees() {
+    let nats = nats_server!();
+    within(LIMIT, async {
+        let state = Account::default();
+        let holds = state.holds.clone();
+        let account = state.spawn();
+        let _serving = Service::new(&connect(&nats).await, "late")
+            .serve(&account)
+            .await
+            .unwrap();
+        let remote = Remote::new(&connect(&nats).await, "late")
+            .timeout(Duration::from_millis(200))
+            .handle::<Account>();
+        let held = tokio::spawn({
+            let account = account.clone();
+            async move { account.hold(600).await }
+        });
+        while holds.load(Ordering::SeqCst) < 1 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(remote.deposit(1).await, Err(CallError::Timeout));
+        held.await.unwrap().unwrap();
+        assert_eq!(
+            account.balance().await,
+            Ok(0),
+            "the deposit was skipped, not run after its caller gave up"
+        );
+    })
+    .await;
+}
+
+/// Item 17: a cast is published once (NATS core: at most once); with
+/// `confirm_casts`, `confirm` says whether every cast before it reached
+/// the server's mailbox: `NoResponders` when nobody serves, `Ok` once the
+/// service has enqueued them, in order with the calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confirmed_cast_says_whether_the_service_took_it() {
+    let nats = nats_server!();
+    within(LIMIT, async {
+        let client = connect(&nats).await;
+        // Nobody serves: a plain cast is sent (and lost), `confirm` can
+        // only say it was sent; a confirmed one says nobody took it.
+        let plain = Remote::new(&client, "ledger").handle::<Account>();
+        plain.note("lost".into()).await.unwrap();
+        assert_eq!(confirm(&plain).await, Ok(()));
+        let confirmed = Remote::new(&client, "ledger")
+            .timeout(Duration::from_secs(3600))
+            .confirm_casts()
+            .handle::<Account>();
+        confirmed.note("lost too".into()).await.unwrap();
+        assert_eq!(confirm(&confirmed).await, Err(CallError::NoResponders));
+        assert_eq!(confirm(&confirmed).await, Ok(()), "each failure is told once");
+
+        let account = Account::default().spawn();
+        let _serving = Service::new(&connect(&nats).await, "ledger")
+            .serve(&account)
+            .await
+            .unwrap();
+        for n in 0..300 {
+            confirmed.note(format!("{n}")).await.unwrap();
+            if n % 100 == 99 {
+                assert_eq!(confirm(&confirmed).await, Ok(()));
+                // Taken: the local handle, whose call queues behind them,
+                // sees them all.
+                assert_eq!(account.notes().await.unwrap().len(), n + 1);
+            }
+        }
+        // Confirmed casts keep their order, with each other and with the
+        // calls after them.
+        let expected: Vec<String> = (0..300).map(|n| n.to_string()).collect();
+        assert_eq!(confirmed.notes().await.unwrap(), expected);
+        // A local handle's casts are taken when their `.await` returns.
+        assert_eq!(confirm(&account).await, Ok(()));
+        confirmed.stop().await;
+        assert_eq!(confirm(&confirmed).await, Err(CallError::Closed));
+    })
+    .await;
+}
+
+/// Item 14: on a real three-node cluster, joining and leaving are
+/// confirmed on the node the service (or subscriber) is connected to, and
+/// only there: a caller on that node is served from the moment `serve`
+/// returns and finds `NoResponders` from the moment `stop` returns; a
+/// caller on another node may, until the cluster's routes have carried
+/// the change (typically milliseconds), see `NoResponders` after `serve`
+/// and `Timeout` after `stop`, and a value published there right after
+/// `subscribe` may be lost. Every call still ends by its deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn across_a_cluster_joining_and_leaving_are_confirmed_on_the_serving_node() {
+    let Some(cluster) = NatsCluster::start(3) else {
+        return;
+    };
+    tokio::task::block_in_place(|| cluster.routed());
+    within(LIMIT, async {
+        let deadline = Duration::from_millis(500);
+        let serving_client = connect(&cluster.nodes[0]).await;
+        let same_node = connect(&cluster.nodes[0]).await;
+        let other_node = connect(&cluster.nodes[1]).await;
+        for round in 0..3 {
+            let name = format!("cluster{round}");
+            let account = Account::default().spawn();
+            let near = Remote::new(&same_node, &name)
+                .timeout(deadline)
+                .handle::<Account>();
+            let far = Remote::new(&other_node, &name)
+                .timeout(deadline)
+                .handle::<Account>();
+            let serving = Service::new(&serving_client, &name)
+                .serve(&account)
+                .await
+                .unwrap();
+            // Right after `serve`: through the same node, every call is
+            // served; through another, each is served or `NoResponders`,
+            // and within a short while all are served.
+            let (near_calls, far_calls) = tokio::join!(
+                all((0..100).map(|_| near.deposit(1).owned())),
+                all((0..100).map(|_| far.deposit(1).owned())),
+            );
+            assert!(near_calls.iter().all(Result::is_ok), "{near_calls:?}");
+            let refused = far_calls
+                .iter()
+                .filter(|call| **call == Err(CallError::NoResponders))
+                .count();
+            assert!(
+                far_calls
+                    .iter()
+                    .all(|call| call.is_ok() || *call == Err(CallError::NoResponders)),
+                "{far_calls:?}"
+            );
+            let settled = std::time::Instant::now();
+            while far.deposit(1).await.is_err() {
+                assert!(settled.elapsed() < Duration::from_secs(2), "the route never carried the service");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            eprintln!("round {round}: {refused} of 100 calls through another node right after `serve` found no responders");
+
+            // Right after `stop`: through the same node, `NoResponders`
+            // at once; through another, every call ends by its deadline.
+            serving.stop().await;
+            let started = std::time::Instant::now();
+            let (near_calls, far_calls) = tokio::join!(
+                all((0..100).map(|_| near.deposit(1).owned())),
+                all((0..100).map(|_| far.deposit(1).owned())),
+            );
+            assert!(
+                near_calls.iter().all(|call| *call == Err(CallError::NoResponders)),
+                "{near_calls:?}"
+            );
+            assert!(far_calls.iter().all(|call| matches!(
+                call,
+                Err(CallError::NoResponders | CallError::Timeout)
+            )));
+            assert!(started.elapsed() < deadline + Duration::from_millis(500));
+            let timed_out = far_calls
+                .iter()
+                .filter(|call| **call == Err(CallError::Timeout))
+                .count();
+            eprintln!("round {round}: {timed_out} of 100 calls through another node right after `stop` timed out");
+        }
+
+        // A subscription on one node, values published through another:
+        // what is published once the route has carried the subscription
+        // arrives; right after `subscribe`, some may be lost.
+        let mut values: Subscription<u64> = patchboard::nats::subscribe(&other_node, "values", 1_000)
+            .await
+            .unwrap();
+        for n in 0..100u64 {
+            serving_client
+                .publish("values", patchboard_wire(n).into())
+                .await
+                .unwrap();
+        }
+        serving_client.flush().await.unwrap();
+        let mut received = 0;
+        while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(300), values.recv()).await {
+            received += 1;
+        }
+        eprintln!("{received} of 100 values published through another node right after `subscribe` arrived");
+        assert!(received <= 100);
+    })
+    .await;
+}
+
+/// `n` as patchboard's wire format (`nats::publish` writes it so).
+fn patchboard_wire(n: u64) -> Vec<u8> {
+    let mut out = vec![patchboard::nats::VERSION];
+    out.extend(rmp_serde::to_vec_named(&n).unwrap());
+    out
+}
+
+/// Makes every call at once and collects their outcomes, in order.
+async fn all<T: Send + 'static>(
+    calls: impl Iterator<Item = patchboard::OwnedCall<T>>,
+) -> Vec<Result<T, CallError>> {
+    let tasks: Vec<_> = calls.map(tokio::spawn).collect();
+    let mut outcomes = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        outcomes.push(task.await.unwrap());
+    }
+    outcomes
 }
