@@ -68,8 +68,40 @@ async fn sequential<A: Account>(account: A, iters: u64) -> Duration {
     start.elapsed()
 }
 
+/// One caller, sequential calls to an `async fn` handler (always through
+/// the mailbox).
+async fn sequential_async<A: Account>(account: A, iters: u64) -> Duration {
+    let start = Instant::now();
+    for _ in 0..iters {
+        std::hint::black_box(account.deposit_async(1).await);
+    }
+    start.elapsed()
+}
+
+/// 64 concurrent callers of an `async fn` handler.
+async fn contended_async<A: Account>(account: A, iters: u64) -> Duration {
+    contended_by(account, iters, |account| async move {
+        std::hint::black_box(account.deposit_async(1).await);
+    })
+    .await
+}
+
 /// 64 concurrent callers.
 async fn contended_calls<A: Account>(account: A, iters: u64) -> Duration {
+    contended_by(account, iters, |account| async move {
+        std::hint::black_box(account.deposit(1).await);
+    })
+    .await
+}
+
+/// 64 concurrent callers, each making its share of `iters` calls with
+/// `call`.
+async fn contended_by<A, F, Fut>(account: A, iters: u64, call: F) -> Duration
+where
+    A: Account,
+    F: Fn(A) -> Fut + Copy + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
     const CALLERS: u64 = 64;
     let per_caller = iters.div_ceil(CALLERS);
     let start = Instant::now();
@@ -78,7 +110,7 @@ async fn contended_calls<A: Account>(account: A, iters: u64) -> Duration {
             let account = account.clone();
             tokio::spawn(async move {
                 for _ in 0..per_caller {
-                    std::hint::black_box(account.deposit(1).await);
+                    call(account.clone()).await;
                 }
             })
         })
@@ -101,6 +133,24 @@ async fn casts<A: Account>(account: A, iters: u64) -> Duration {
     std::hint::black_box(account.balance().await);
     start.elapsed()
 }
+
+/// Issue 31's flood: a fresh server, 1 000 000 casts into its 64-slot
+/// mailbox, then one call that sees them all; `iters` floods.
+async fn floods<A: Account>(_: A, iters: u64) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let account = A::spawn();
+        let start = Instant::now();
+        for _ in 0..FLOOD {
+            account.deposit_cast(1).await;
+        }
+        std::hint::black_box(account.balance().await);
+        total += start.elapsed();
+    }
+    total
+}
+
+const FLOOD: u64 = 1_000_000;
 
 /// Spawn 10 000 servers, then one call to each, awaited one by one. The
 /// account given is not used: every round spawns its own. A round's
@@ -176,12 +226,37 @@ fn seq(c: &mut Criterion) {
     }
 }
 
+fn seq_async(c: &mut Criterion) {
+    for (runtime_name, make) in RUNTIMES {
+        let mut group = c.benchmark_group(format!("seq_async/{runtime_name}"));
+        group.throughput(Throughput::Elements(1));
+        let runtime = make();
+        for_each_impl!(&mut group, &runtime, sequential_async);
+        group.finish();
+    }
+}
+
 fn contended(c: &mut Criterion) {
     for (runtime_name, make) in RUNTIMES {
         let mut group = c.benchmark_group(format!("contended_64/{runtime_name}"));
         group.throughput(Throughput::Elements(1));
         let runtime = make();
         for_each_impl!(&mut group, &runtime, contended_calls);
+        group.finish();
+        let mut group = c.benchmark_group(format!("contended_64_async/{runtime_name}"));
+        group.throughput(Throughput::Elements(1));
+        for_each_impl!(&mut group, &runtime, contended_async);
+        group.finish();
+    }
+}
+
+fn flood(c: &mut Criterion) {
+    for (runtime_name, make) in RUNTIMES {
+        let mut group = c.benchmark_group(format!("cast_flood_1m/{runtime_name}"));
+        group.throughput(Throughput::Elements(FLOOD));
+        group.sample_size(10);
+        let runtime = make();
+        for_each_impl!(&mut group, &runtime, floods);
         group.finish();
     }
 }
@@ -219,6 +294,6 @@ criterion_group! {
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = seq, contended, cast, spawn
+    targets = seq, seq_async, contended, cast, flood, spawn
 }
 criterion_main!(benches);

@@ -3,7 +3,7 @@
 //! callgrind (steadier than wall time on a shared machine). Under plain
 //! `cargo bench` it runs each workload once, as a smoke test.
 //!
-//! Usage: `instructions <patchboard|tokio_mpsc|async_channel> <seq|cast|spawn> <n>`.
+//! Usage: `instructions <patchboard|tokio_mpsc|async_channel> <seq|async|cast|flood|spawn> <n>`.
 
 mod impls;
 
@@ -11,6 +11,15 @@ use impls::{Account, ChannelActor, Patchboard, TokioActor};
 
 async fn run<A: Account>(workload: &str, n: u64) {
     let account = A::spawn();
+    if workload == "flood" {
+        // A fresh server flooded with casts, then one call that sees them
+        // all: issue 31's workload (no warm-up, as the harness ran it).
+        for _ in 0..n {
+            account.deposit_cast(1).await;
+        }
+        std::hint::black_box(account.balance().await);
+        return;
+    }
     // Warm-up: lazily allocated parts, first wake-ups.
     for _ in 0..100 {
         std::hint::black_box(account.deposit(1).await);
@@ -19,6 +28,11 @@ async fn run<A: Account>(workload: &str, n: u64) {
         "seq" => {
             for _ in 0..n {
                 std::hint::black_box(account.deposit(1).await);
+            }
+        }
+        "async" => {
+            for _ in 0..n {
+                std::hint::black_box(account.deposit_async(1).await);
             }
         }
         "cast" => {
@@ -49,7 +63,7 @@ fn main() {
     if args.len() != 3 {
         // `cargo bench` passes `--bench`: run everything once.
         for implementation in ["patchboard", "tokio_mpsc", "async_channel"] {
-            for workload in ["seq", "cast", "spawn"] {
+            for workload in ["seq", "async", "cast", "flood", "spawn"] {
                 runtime.block_on(dispatch(implementation, workload, 10));
             }
         }

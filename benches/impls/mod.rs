@@ -16,13 +16,18 @@ use std::sync::{Arc, Mutex};
 use patchboard::{Builder, server};
 use tokio::sync::{mpsc, oneshot};
 
-pub const CAPACITY: usize = patchboard::DEFAULT_CAPACITY;
+/// The mailbox capacity of every implementation: 64, as the independent
+/// harness of issue 31 used.
+pub const CAPACITY: usize = 64;
 
 /// The common face of the four implementations.
 pub trait Account: Clone + Send + Sync + 'static {
     fn spawn() -> Self;
     fn deposit(&self, amount: u64) -> impl Future<Output = u64> + Send;
     fn deposit_cast(&self, amount: u64) -> impl Future<Output = ()> + Send;
+    /// `deposit` with an `async fn` handler (the hand-written actors'
+    /// handlers are the same code either way).
+    fn deposit_async(&self, amount: u64) -> impl Future<Output = u64> + Send;
     fn balance(&self) -> impl Future<Output = u64> + Send;
 }
 
@@ -44,6 +49,12 @@ impl PatchboardState {
         self.balance += amount;
     }
 
+    /// An `async fn` handler: always served through the mailbox.
+    pub async fn deposit_async(&mut self, amount: u64) -> u64 {
+        self.balance += amount;
+        self.balance
+    }
+
     pub fn balance(&self) -> u64 {
         self.balance
     }
@@ -62,6 +73,10 @@ impl Account for Patchboard {
 
     async fn deposit_cast(&self, amount: u64) {
         Patchboard::deposit_cast(self, amount).await.unwrap()
+    }
+
+    async fn deposit_async(&self, amount: u64) -> u64 {
+        Patchboard::deposit_async(self, amount).await.unwrap()
     }
 
     async fn balance(&self) -> u64 {
@@ -124,6 +139,10 @@ impl Account for TokioActor {
         self.tx.send(Msg::DepositCast { amount }).await.unwrap();
     }
 
+    async fn deposit_async(&self, amount: u64) -> u64 {
+        self.deposit(amount).await
+    }
+
     async fn balance(&self) -> u64 {
         let (reply, rx) = oneshot::channel();
         self.tx.send(Msg::Balance { reply }).await.unwrap();
@@ -160,6 +179,10 @@ impl Account for ChannelActor {
         self.tx.send(Msg::DepositCast { amount }).await.unwrap();
     }
 
+    async fn deposit_async(&self, amount: u64) -> u64 {
+        self.deposit(amount).await
+    }
+
     async fn balance(&self) -> u64 {
         let (reply, rx) = oneshot::channel();
         self.tx.send(Msg::Balance { reply }).await.unwrap();
@@ -189,6 +212,10 @@ impl Account for MutexAccount {
 
     async fn deposit_cast(&self, amount: u64) {
         *self.balance.lock().unwrap() += amount;
+    }
+
+    async fn deposit_async(&self, amount: u64) -> u64 {
+        self.deposit(amount).await
     }
 
     async fn balance(&self) -> u64 {

@@ -67,6 +67,11 @@ pub struct Slot<S: Server> {
     /// The serve loop found the room locked by a caller serving itself and
     /// waits as a task: the caller wakes it once it has released the lock.
     wanted: AtomicBool,
+    /// A hint that the state is in the room, so that a caller does not take
+    /// the lock for nothing while the loop is busy (the lock decides; a
+    /// stale hint only sends a request through the mailbox, or costs a
+    /// `try_lock`).
+    lent: AtomicBool,
     /// The context handlers served here are given.
     context: Context<S>,
     on_panic: PanicPolicy,
@@ -99,6 +104,7 @@ impl<S: Server> Slot<S> {
                 due: None,
             }),
             wanted: AtomicBool::new(false),
+            lent: AtomicBool::new(false),
             context: Context::new(context.senders.clone(), context.control.clone()),
             on_panic,
         })
@@ -117,6 +123,7 @@ impl<S: Server> Slot<S> {
         let mut room = self.room();
         room.state = Some(state);
         room.due = due;
+        self.lent.store(true, Ordering::Release);
     }
 
     /// The serve loop wakes: the state back, or `Pending` while a caller
@@ -138,6 +145,7 @@ impl<S: Server> Slot<S> {
                 }
             }
         };
+        self.lent.store(false, Ordering::Relaxed);
         Poll::Ready(room.state.take().map_or(Taken::Empty, Taken::State))
     }
 
@@ -145,6 +153,7 @@ impl<S: Server> Slot<S> {
     /// once a caller serving itself has finished. Blocks: for the drop
     /// guard, which cannot wait as a task.
     pub(crate) fn take(&self) -> Option<S> {
+        self.lent.store(false, Ordering::Relaxed);
         self.room().state.take()
     }
 
@@ -157,7 +166,7 @@ impl<S: Server> Slot<S> {
 
     fn try_serve(&self, request: S::Request, cx: &mut TaskContext<'_>) -> Inlined<S::Request> {
         let control = &*self.context.control;
-        if control.signals().any() {
+        if control.signals().any() || !self.lent.load(Ordering::Acquire) {
             return Inlined::Queue(request);
         }
         let mut room = match self.room.try_lock() {
@@ -169,7 +178,8 @@ impl<S: Server> Slot<S> {
         drop(room);
         // The loop may have asked for the state while the lock was held,
         // however briefly: it waits to be woken.
-        if self.wanted.swap(false, Ordering::SeqCst) {
+        // (A load first: the swap's write is needed only when it was set.)
+        if self.wanted.load(Ordering::SeqCst) && self.wanted.swap(false, Ordering::SeqCst) {
             control.wake_loops();
         }
         inlined
