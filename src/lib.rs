@@ -18,3 +18,46 @@ pub use patchboard_runtime::nats;
 
 #[doc(hidden)]
 pub use patchboard_runtime::__private;
+
+/// The guide, one topic per chapter: the same text as `guide/*.md` in the
+/// repository, here so that every example in it is compiled and run by
+/// `cargo test`.
+#[doc = include_str!("../guide/index.md")]
+pub mod guide {
+    #[doc = include_str!("../guide/servers.md")]
+    pub mod servers {}
+
+    #[doc = include_str!("../guide/lifecycle.md")]
+    pub mod lifecycle {}
+
+    #[doc = include_str!("../guide/calling.md")]
+    pub mod calling {}
+
+    #[doc = include_str!("../guide/inside.md")]
+    pub mod inside {}
+
+    #[doc = include_str!("../guide/stopping.md")]
+    pub mod stopping {}
+
+    #[doc = include_str!("../guide/many.md")]
+    pub mod many {}
+
+    #[doc = include_str!("../guide/patterns.md")]
+    pub mod patterns {}
+
+    #[doc = include_str!("../guide/tracing.md")]
+    pub mod tracing {}
+
+    /// (Its example needs the `nats` feature, and a `nats-server` to run.)
+    #[cfg(feature = "nats")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
+    #[doc = include_str!("../guide/nats.md")]
+    pub mod nats {}
+
+    #[doc = include_str!("../guide/performance.md")]
+    pub mod performance {}
+
+    #[doc = include_str!("../guide/coming-from.md")]
+    pub mod coming_from {}
+}
+
