@@ -72,7 +72,7 @@
 //!   dropped. [`confirm`] reports such failures, and with
 //!   [`Remote::confirm_casts`] it also waits until the serving process has
 //!   taken each message into the server's mailbox (or reports
-//!   [`CallError::NoResponders`]).
+//!   [`CallError::NoResponders`](crate::CallError::NoResponders)).
 //! - **Order**: one handle's one-way messages are sent in the order given
 //!   (one that fails leaves a gap, never a swap), and a call is sent after
 //!   every one-way message given before it; a serving process enqueues
