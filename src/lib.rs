@@ -60,4 +60,3 @@ pub mod guide {
     #[doc = include_str!("../guide/coming-from.md")]
     pub mod coming_from {}
 }
-

@@ -38,10 +38,10 @@
 //! buffers are doing (NATS unreachable, async-nats' send buffer full): the
 //! forwarder never waits on the network itself, every request is a future
 //! with a deadline. A remote handle whose runtime has shut down answers
-//! [`CallError::Closed`] at once, as a local one does.
+//! [`CallError::Closed`](crate::CallError::Closed) at once, as a local one does.
 //!
-//! Errors only a network has: [`CallError::NoResponders`] at once when
-//! nothing serves the subject, [`CallError::Transport`] when the request or
+//! Errors only a network has: [`CallError::NoResponders`](crate::CallError::NoResponders) at once when
+//! nothing serves the subject, [`CallError::Transport`](crate::CallError::Transport) when the request or
 //! its answer is refused or lost on the way (over the NATS server's
 //! `max_payload`, counted as NATS counts it, headers included; undecodable;
 //! the connection gone; a service name NATS cannot carry, checked before
@@ -50,7 +50,7 @@
 //! with a one-line summary in the `Nats-Service-Error` header for the NATS
 //! tooling. A NATS server reports a permission violation to the
 //! connection, not to the request: a call it refuses fails with
-//! [`CallError::Timeout`] at its deadline, and a subscription it refuses
+//! [`CallError::Timeout`](crate::CallError::Timeout) at its deadline, and a subscription it refuses
 //! (a user without subscribe permission) is not seen by [`Service::serve`]
 //! or [`subscribe`], which return `Ok`: it reaches only the client's event
 //! callback (`ConnectOptions::event_callback`, `Event::ServerError`).

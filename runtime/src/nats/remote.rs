@@ -92,7 +92,7 @@ impl Remote {
     /// The name is checked as [`Service::serve`] checks it: a name NATS
     /// cannot carry (anything but letters, digits, `-` and `_`) is never
     /// sent, and every call through the handle fails at once with
-    /// [`CallError::Transport`] saying so.
+    /// [`CallError::Transport`](crate::CallError::Transport) saying so.
     ///
     /// [`Service::new`]: super::Service::new
     /// [`Service::serve`]: super::Service::serve
@@ -128,8 +128,8 @@ impl Remote {
     /// Has the serving process confirm every one-way message (`#[cast]`,
     /// `.no_wait()`) once it is in the server's mailbox, so that
     /// [`confirm`] can tell that they were taken: a message nobody served
-    /// fails with [`CallError::NoResponders`], one whose confirmation did
-    /// not come within the remote default with [`CallError::Timeout`].
+    /// fails with [`CallError::NoResponders`](crate::CallError::NoResponders), one whose confirmation did
+    /// not come within the remote default with [`CallError::Timeout`](crate::CallError::Timeout).
     /// Costs a subscription and an answer per message; order is kept.
     pub fn confirm_casts(mut self) -> Self {
         self.confirm = true;
@@ -138,7 +138,7 @@ impl Remote {
 
     /// The handle. Its forwarder runs on the current tokio runtime until
     /// every clone of the handle is dropped (or it is stopped, or the
-    /// runtime shuts down: calls then fail with [`CallError::Closed`]).
+    /// runtime shuts down: calls then fail with [`CallError::Closed`](crate::CallError::Closed)).
     ///
     /// # Panics
     ///
@@ -172,10 +172,10 @@ impl Remote {
 ///
 /// Returns the first failure since the previous `confirm` (of this
 /// handle and its clones): a message that could not be sent by the remote
-/// default deadline ([`CallError::Timeout`]: NATS unreachable, the send
+/// default deadline ([`CallError::Timeout`](crate::CallError::Timeout): NATS unreachable, the send
 /// buffer full), that is over the NATS server's `max_payload` or could
-/// not be encoded ([`CallError::Transport`]), or, with `confirm_casts`,
-/// that nobody served ([`CallError::NoResponders`]). `Ok` for a local
+/// not be encoded ([`CallError::Transport`](crate::CallError::Transport)), or, with `confirm_casts`,
+/// that nobody served ([`CallError::NoResponders`](crate::CallError::NoResponders)). `Ok` for a local
 /// handle, whose casts are taken when their `.await` returns; `Closed`
 /// for a handle whose forwarder has stopped.
 ///

@@ -159,10 +159,10 @@ impl Serving {
     /// Stops answering and waits until the NATS server has seen this
     /// process leave: a request sent after `stop` returns goes to another
     /// process serving the same name, or fails at once with
-    /// [`CallError::NoResponders`]. Requests that had arrived are answered
+    /// [`CallError::NoResponders`](crate::CallError::NoResponders). Requests that had arrived are answered
     /// first. (One that NATS routed here in the instant between leaving
     /// and the NATS server hearing of it is dropped by the client, and ends
-    /// at its caller's deadline with [`CallError::Timeout`].)
+    /// at its caller's deadline with [`CallError::Timeout`](crate::CallError::Timeout).)
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
