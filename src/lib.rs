@@ -3,12 +3,13 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
-pub use patchboard_macros::server;
+pub use patchboard_macros::{protocol, server};
 pub use patchboard_runtime::{
     BoundedMap, Builder, Call, CallError, CallFuture, Context, DEFAULT_CAPACITY, Delivery, Down,
-    Exit, Exited, Flatten, Handle, MAX_CAPACITY, MAX_POOL_SIZE, MAX_PRIORITY, Merge, OwnedCall,
-    PRIORITY_BURST, PanicMessage, PanicPolicy, Reply, Restart, Server, StopReason, Subscriber,
-    Subscription, WeakHandle, bounded_map, first_ok, merge, subscription,
+    Exit, Exited, Flatten, Handle, MAX_CAPACITY, MAX_POOL_SIZE, MAX_PRIORITY, Merge, NoWait,
+    OwnedCall, PRIORITY_BURST, PanicMessage, PanicPolicy, ProtocolCall, ProtocolFuture, Reply,
+    Restart, Server, StopReason, Subscriber, Subscription, WeakHandle, bounded_map, first_ok,
+    merge, subscription,
 };
 
 #[cfg(feature = "nats")]

@@ -155,7 +155,7 @@ impl<'a> Server<'a> {
     }
 }
 
-fn receiver(receiver: &syn::Receiver, cx: &mut Ctxt) -> Option<Receiver> {
+pub fn receiver(receiver: &syn::Receiver, cx: &mut Ctxt) -> Option<Receiver> {
     match &receiver.kind {
         ReceiverKind::Value => Some(Receiver::Value),
         ReceiverKind::Reference(_, Some(lifetime), _) => {
@@ -182,7 +182,7 @@ fn receiver(receiver: &syn::Receiver, cx: &mut Ctxt) -> Option<Receiver> {
 }
 
 impl<'a> Message<'a> {
-    fn from_syn(
+    pub fn from_syn(
         original: &'a ImplItemFn,
         receiver: Receiver,
         attrs: MethodAttrs<'a>,

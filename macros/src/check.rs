@@ -117,6 +117,15 @@ impl Server<'_> {
             cx.error(lifetime, BORROWING_SERVER);
         }
         if self.args.remote.is_some()
+            && let Some(path) = self.args.protocols.first()
+        {
+            cx.error(
+                path,
+                "a `remote` server cannot implement protocols yet: offer its messages over NATS \
+                 as inherent methods, or serve the protocol locally",
+            );
+        }
+        if self.args.remote.is_some()
             && let Some(param) = item.generics.type_params().next()
         {
             cx.error(
@@ -129,7 +138,7 @@ impl Server<'_> {
 }
 
 impl Message<'_> {
-    fn check(&self, cx: &mut Ctxt) {
+    pub fn check(&self, cx: &mut Ctxt) {
         check_signature(self.original, cx);
         self.check_name(cx);
         self.check_args(cx);

@@ -53,6 +53,8 @@ mod builder;
 
 mod combine;
 
+mod protocol;
+
 #[cfg(feature = "nats")]
 #[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
 pub mod nats;
@@ -62,6 +64,7 @@ pub use call::{Call, CallFuture, Flatten, OwnedCall};
 pub use combine::{BoundedMap, Merge, bounded_map, first_ok, merge};
 pub use error::{CallError, Down, PanicMessage, StopReason};
 pub use mailbox::{DEFAULT_CAPACITY, MAX_CAPACITY, MAX_PRIORITY, PRIORITY_BURST};
+pub use protocol::{NoWait, ProtocolCall, ProtocolFuture};
 pub use reply::Reply;
 pub use restart::Restart;
 pub use serve::Exited;
@@ -77,11 +80,13 @@ pub mod __private {
     pub use crate::message::{
         Dispatched, Inline, Message, OtherAnswer, ResultAnswer, StartOutcome, Tag, note_answer,
     };
+    pub use crate::protocol::{Endpoint, Implements, Lists, Protocol, assert_implements, erase};
     pub use crate::reply::{Observed, ReplySlot, observe};
     pub use crate::serve::{Spawn, Task, run_task, spawn_local, spawn_send};
     pub use crate::server::Options;
     pub use crate::{
-        Builder, Call, Context, Down, Handle, PanicPolicy, Reply, Server, StopReason, WeakHandle,
+        Builder, Call, Context, Down, Handle, PanicPolicy, ProtocolCall, Reply, Server, StopReason,
+        WeakHandle,
     };
     pub use std::sync::Arc;
     pub use std::time::Duration;

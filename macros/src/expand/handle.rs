@@ -26,6 +26,19 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
         server.name
     );
     let name = handle.to_string();
+    // The client of each protocol the server lists is made from its handle.
+    let protocol_clients = server.args.protocols.iter().map(|path| {
+        quote! {
+            #[automatically_derived]
+            impl #impl_generics ::core::convert::From<#handle #ty_generics>
+                for <dyn #path as #private::Protocol>::Client #where_clause
+            {
+                fn from(handle: #handle #ty_generics) -> Self {
+                    <dyn #path as #private::Protocol>::client(handle.0)
+                }
+            }
+        }
+    });
     let message_names: Vec<String> = server
         .messages
         .iter()
@@ -70,6 +83,8 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
                 &self.0
             }
         }
+
+        #(#protocol_clients)*
 
         #[automatically_derived]
         impl #impl_generics ::core::convert::From<#private::Handle<#self_ty>>
