@@ -272,3 +272,131 @@ async fn calls_through_a_client_take_every_option() {
     })
     .await;
 }
+
+/// A rate limiter: a protocol with a deferred reply, implemented by a
+/// generic server.
+#[protocol]
+pub trait Limiter {
+    /// Whether `client` may go on; answered through `reply`.
+    fn allow(&mut self, client: String, reply: patchboard::Reply<bool>);
+}
+
+/// At most `limit` requests per key.
+pub struct Counting<K> {
+    limit: usize,
+    seen: Vec<K>,
+}
+
+#[server(protocols(Limiter))]
+impl<K: From<String> + PartialEq> Counting<K> {}
+
+#[server]
+impl<K: From<String> + PartialEq> Limiter for Counting<K> {
+    fn allow(&mut self, client: String, reply: patchboard::Reply<bool>) {
+        let key = K::from(client);
+        let count = self.seen.iter().filter(|k| **k == key).count();
+        if count < self.limit {
+            self.seen.push(key);
+        }
+        let _ = reply.send(count < self.limit);
+    }
+}
+
+#[tokio::test]
+async fn a_generic_server_answers_a_deferred_protocol_method() {
+    within(LIMIT, async {
+        let limiter = LimiterClient::from(
+            Counting::<String> {
+                limit: 2,
+                seen: Vec::new(),
+            }
+            .spawn(),
+        );
+        let mut answers = Vec::new();
+        for _ in 0..3 {
+            answers.push(limiter.allow("ada".into()).await.unwrap());
+        }
+        assert_eq!(answers, [true, true, false]);
+        assert_eq!(limiter.allow("bob".into()).await, Ok(true));
+    })
+    .await;
+}
+
+/// The code under test depends on the protocol, not on a server.
+async fn sign_in(store: &SessionStoreClient, user: &str) -> Result<String, CallError> {
+    let session = format!("session-of-{user}");
+    if store.get(session.clone()).await?.is_none() {
+        store.put(session.clone(), user.to_owned()).await?;
+    }
+    Ok(session)
+}
+
+/// A fake: a small server implementing the protocol that records what it
+/// was asked, answering from a script.
+#[derive(Default)]
+pub struct Recording {
+    calls: Vec<String>,
+}
+
+#[server(protocols(SessionStore))]
+impl Recording {
+    /// What the fake was asked, in order.
+    pub fn calls(&self) -> Vec<String> {
+        self.calls.clone()
+    }
+}
+
+#[server]
+impl SessionStore for Recording {
+    fn get(&self, key: String) -> Option<String> {
+        // A `&self` method cannot record: answer "absent", and let `put`
+        // show that `get` came first.
+        let _ = key;
+        None
+    }
+
+    fn put(&mut self, key: String, value: String) -> Option<String> {
+        self.calls.push(format!("put {key} = {value}"));
+        None
+    }
+
+    fn forget(&mut self, key: String) {
+        self.calls.push(format!("forget {key}"));
+    }
+
+    async fn count(&self) -> usize {
+        0
+    }
+
+    async fn hold(&self, entered: Arc<Notify>, release: Arc<Notify>) {
+        entered.notify_one();
+        release.notified().await;
+    }
+
+    fn kind(&self) -> String {
+        "fake".to_owned()
+    }
+}
+
+#[tokio::test]
+async fn a_recording_fake_stands_in_for_the_real_store() {
+    within(LIMIT, async {
+        // The real store.
+        let real = SessionStoreClient::from(MemoryStore::default().spawn());
+        assert_eq!(sign_in(&real, "ada").await, Ok("session-of-ada".into()));
+        assert_eq!(
+            real.get("session-of-ada".into()).await,
+            Ok(Some("ada".into()))
+        );
+
+        // The fake, through the same client type.
+        let fake = Recording::default().spawn();
+        let store = SessionStoreClient::from(fake.clone());
+        assert_eq!(sign_in(&store, "bob").await, Ok("session-of-bob".into()));
+        assert_eq!(
+            fake.calls().await,
+            Ok(vec!["put session-of-bob = bob".to_owned()])
+        );
+    })
+    .await;
+}
