@@ -89,6 +89,7 @@ pub struct Hook<'a> {
 /// A `#[helper]` method: kept in the impl as a plain method, no message;
 /// only its attributes are checked.
 pub struct Helper<'a> {
+    pub sig: &'a syn::Signature,
     pub attrs: MethodAttrs<'a>,
 }
 
@@ -119,7 +120,10 @@ impl<'a> Server<'a> {
             // A helper is the user's own method: any receiver, any
             // signature.
             if attrs.helper.is_some() && method.sig.receiver().is_some() {
-                server.helpers.push(Helper { attrs });
+                server.helpers.push(Helper {
+                    sig: &method.sig,
+                    attrs,
+                });
                 continue;
             }
             let receiver = method.sig.receiver().and_then(|r| receiver(r, cx));

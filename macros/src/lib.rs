@@ -110,7 +110,8 @@ use proc_macro::TokenStream;
 /// - associated functions without a receiver are left alone.
 /// - `#[helper]` on a method with a receiver keeps it a plain method of the
 ///   impl, not a message: a helper the handlers call as `self.tidy()`, in
-///   any shape a plain method may have. The handle has no method for it.
+///   any shape a plain method may have. Calling it through the handle is
+///   one error that says it is a helper, not a message.
 ///
 /// ```
 /// use patchboard::{server, CallError, Server};

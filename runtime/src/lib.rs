@@ -80,7 +80,9 @@ pub mod __private {
     pub use crate::message::{
         Dispatched, Inline, Message, OtherAnswer, ResultAnswer, StartOutcome, Tag, note_answer,
     };
-    pub use crate::protocol::{Endpoint, Implements, Lists, Protocol, assert_implements, erase};
+    pub use crate::protocol::{
+        Endpoint, Implements, Lists, NotAMessage, Protocol, assert_implements, erase,
+    };
     pub use crate::reply::{Observed, ReplySlot, observe};
     pub use crate::serve::{Spawn, Task, run_task, spawn_local, spawn_send};
     pub use crate::server::Options;

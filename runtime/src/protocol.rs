@@ -64,6 +64,17 @@ pub trait Implements<P: ?Sized> {}
 #[doc(hidden)]
 pub fn assert_implements<S: Implements<P>, P: ?Sized>() {}
 
+/// Never implemented: the bound of the stand-in a handle has for each
+/// `#[helper]` method, so that calling one through the handle says why it
+/// is not there. Not a public API.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "this method of the server is a `#[helper]`, not a message: `{Self}` has no method for it",
+    label = "a `#[helper]`, not a message",
+    note = "call it from the server's own methods, or remove `#[helper]` to make it a message"
+)]
+pub trait NotAMessage {}
+
 /// What every protocol client can do besides calling: the handle's own
 /// methods, whatever the server. Not a public API.
 #[doc(hidden)]

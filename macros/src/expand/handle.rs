@@ -14,6 +14,7 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
     let Names {
         private,
         handle,
+        request,
         generics,
         ..
     } = names;
@@ -50,6 +51,37 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
         // A stand-in cannot name a method's own generic parameters.
         .filter(|m| !names.stand_in || m.original.sig.generics.params.is_empty())
         .map(|m| method(m, server, names, self_ty));
+    // A `#[helper]` called through the handle: an error that says why
+    // (a bound that never holds, checked where it is called).
+    let reserved = crate::symbol::RESERVED;
+    let helpers = server
+        .helpers
+        .iter()
+        .filter(|helper| {
+            let name = helper.sig.ident.to_string();
+            !reserved.contains(&name.trim_start_matches("r#"))
+        })
+        .map(|helper| {
+            let ident = &helper.sig.ident;
+            let cfgs = &helper.attrs.cfgs;
+            // What the user's call expects back, where a call can carry it,
+            // so that the one error is the bound's.
+            let answer = crate::ast::returned(&helper.sig.output)
+                .filter(|ty| !mentions_impl(ty) && !borrows(ty) && helper.sig.generics.params.is_empty())
+                .map_or_else(|| quote!(()), |ty| replace_self(ty, self_ty));
+            let doc = format!("`{ident}` is a `#[helper]` of the server, not a message.");
+            quote! {
+                #[doc = #doc]
+                #[doc(hidden)]
+                #(#cfgs)*
+                pub fn #ident<'__h>(&'__h self) -> #private::Call<'__h, #request #ty_generics, #answer>
+                where
+                    &'__h Self: #private::NotAMessage,
+                {
+                    ::core::unreachable!()
+                }
+            }
+        });
     // A message named like one of these is the user's mistake: the stand-in
     // handle has the message instead, so that the user's own calls to it
     // add no knock-on errors.
@@ -100,6 +132,7 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
         #[allow(private_interfaces)]
         impl #impl_generics #handle #ty_generics #where_clause {
             #(#methods)*
+            #(#helpers)*
 
             #(#built_in)*
         }
@@ -275,6 +308,18 @@ fn method(
             #body
         }
     }
+}
+
+/// `ty` borrows somewhere (`&T`, or a lifetime).
+fn borrows(ty: &syn::Type) -> bool {
+    fn walk(tokens: TokenStream) -> bool {
+        tokens.into_iter().any(|token| match token {
+            proc_macro2::TokenTree::Punct(punct) => matches!(punct.as_char(), '&' | '\''),
+            proc_macro2::TokenTree::Group(group) => walk(group.stream()),
+            _ => false,
+        })
+    }
+    walk(quote::ToTokens::to_token_stream(ty))
 }
 
 /// `ty` contains `impl Trait` somewhere.
