@@ -90,6 +90,17 @@ impl<'a> Protocol<'a> {
             if hooked {
                 continue;
             }
+            // Said for a protocol here (the server's own wording would
+            // point at the impl).
+            if let Some(param) = method.sig.generics.params.first() {
+                cx.error(
+                    param,
+                    "a protocol method cannot be generic: its client and request enum need \
+                     concrete types, so name one (e.g. `key: String`), or declare one method \
+                     per type",
+                );
+                continue;
+            }
             if let Some(message) = Message::from_syn(method, kind, attrs, cx) {
                 protocol.messages.push(message);
             }
@@ -162,9 +173,16 @@ impl<'a> Protocol<'a> {
         let mut variants: Vec<(&syn::Ident, &syn::Ident)> = Vec::new();
         for message in &self.messages {
             message.check(cx);
-            if message.context.is_some() {
+            if let Some(position) = message.context {
+                let argument = message
+                    .original
+                    .sig
+                    .inputs
+                    .iter()
+                    .filter(|input| matches!(input, syn::FnArg::Typed(_)))
+                    .nth(position);
                 cx.error(
-                    &message.original.sig.inputs,
+                    argument,
                     "a protocol method cannot take `&Context<..>` (its servers differ): \
                      remove it, and call an inherent method of the server that takes it",
                 );
