@@ -70,13 +70,17 @@ impl Args {
 
     /// No option but `crate = ..` was given.
     pub fn only_crate(&self) -> bool {
+        self.remote.is_none() && self.only_crate_or_remote()
+    }
+
+    /// No option but `crate = ..` and `remote` was given.
+    pub fn only_crate_or_remote(&self) -> bool {
         self.handle.is_none()
             && self.request.is_none()
             && self.capacity.is_none()
             && self.timeout.is_none()
             && !self.on_panic_continue
             && !self.local
-            && self.remote.is_none()
             && self.protocols.is_empty()
     }
 

@@ -117,15 +117,6 @@ impl Server<'_> {
             cx.error(lifetime, BORROWING_SERVER);
         }
         if self.args.remote.is_some()
-            && let Some(path) = self.args.protocols.first()
-        {
-            cx.error(
-                path,
-                "a `remote` server cannot implement protocols yet: offer its messages over NATS \
-                 as inherent methods, or serve the protocol locally",
-            );
-        }
-        if self.args.remote.is_some()
             && let Some(param) = item.generics.type_params().next()
         {
             cx.error(

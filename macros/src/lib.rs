@@ -153,6 +153,7 @@ use proc_macro::TokenStream;
 /// | `timeout = "5s"` | default timeout of every call (units `ns`, `us`, `ms`, `s`, `m`, `h`) |
 /// | `on_panic = "stop"` or `"continue"` | what a handler panic does to the server (default `"stop"`) |
 /// | `local` | the state need not be `Send`: the server runs on the current thread's `tokio::task::LocalSet` (spawn it inside one); its handle is still `Send + Sync` |
+/// | `protocols(A, B)` | the `#[protocol]` traits the server implements, each in a `#[server] impl A for Server` (see `#[protocol]`) |
 /// | `crate = path` | where patchboard is, for crates that re-export it |
 ///
 /// Without `local`, the state (and what its handlers hold across an
@@ -264,6 +265,14 @@ pub fn server(args: TokenStream, input: TokenStream) -> TokenStream {
 /// inherent method of the same name are an error (`duplicate definitions`)
 /// on both, as two protocols with a method of the same name on one server
 /// are.
+///
+/// # Options
+///
+/// `#[protocol(remote)]`: the protocol crosses NATS with its servers (the
+/// `nats` feature): a `#[server(remote, protocols(..))]` server offers its
+/// protocol messages beside its own, and its remote handle converts into
+/// the client as a local one does. `#[protocol(crate = path)]` as for
+/// `#[server]`.
 ///
 /// # What a protocol method can be
 ///

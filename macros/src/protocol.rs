@@ -110,11 +110,11 @@ impl<'a> Protocol<'a> {
 
     pub fn validate(&self, cx: &mut Ctxt) {
         let item = self.original;
-        if !self.args.only_crate() {
+        if !self.args.only_crate_or_remote() {
             cx.error(
                 &item.ident,
-                "`#[protocol]` takes no options but `crate = path`: give the others on each \
-                 server's inherent `#[server(..)]` impl",
+                "`#[protocol]` takes no options but `remote` and `crate = path`: give the \
+                 others on each server's inherent `#[server(..)]` impl",
             );
         }
         if let Some(unsafety) = &item.unsafety {

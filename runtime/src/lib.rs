@@ -53,11 +53,11 @@ mod builder;
 
 mod combine;
 
-mod protocol;
-
 #[cfg(feature = "nats")]
 #[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
 pub mod nats;
+
+mod protocol;
 
 pub use builder::{Builder, Exit, MAX_POOL_SIZE};
 pub use call::{Call, CallFuture, Flatten, OwnedCall};
@@ -101,6 +101,7 @@ pub mod __private {
             Answering, Forwarded, Incoming, Link, NotWire, RemoteServer, Response, ViaSerde,
             WireTag,
         };
+        pub use crate::protocol::RemoteProtocol;
         pub use serde;
         pub use std::boxed::Box;
 

@@ -39,6 +39,34 @@ pub trait Protocol {
         S::Request: From<Self::Request>;
 }
 
+/// A protocol declared `#[protocol(remote)]`: its messages cross NATS
+/// for a `#[server(remote, protocols(..))]` server. Not a public API.
+#[cfg(feature = "nats")]
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "the protocol `{Self}` does not cross NATS",
+    label = "a `remote` server's protocols must cross NATS too",
+    note = "declare the protocol `#[protocol(remote)]`"
+)]
+pub trait RemoteProtocol: Protocol {
+    /// Adds the protocol's messages, as named on the subjects.
+    fn messages(messages: &mut Vec<&'static str>);
+
+    /// Sends `request` to the remote server through `link`.
+    fn forward(request: Self::Request, link: crate::nats::Link) -> crate::nats::Forwarded;
+
+    /// Serves a request that arrived on the subject of `message` through
+    /// `handle`, or hands `incoming` back if the message is not one of the
+    /// protocol's.
+    fn answer<S: Server>(
+        handle: &Handle<S>,
+        message: &str,
+        incoming: crate::nats::Incoming,
+    ) -> Result<crate::nats::Answering, crate::nats::Incoming>
+    where
+        S::Request: From<Self::Request>;
+}
+
 /// A server's `#[server(protocols(P))]` lists the protocol `P`. Not a
 /// public API.
 #[doc(hidden)]

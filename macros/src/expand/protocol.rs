@@ -17,6 +17,7 @@ use syn::{ItemTrait, TraitItem};
 use super::dispatch::{arm, context_ident};
 use super::request::variant;
 use crate::args::Args;
+use crate::ast::Message;
 use crate::attr::is_helper;
 use crate::ctxt::Ctxt;
 use crate::protocol::{Protocol, methods};
@@ -169,17 +170,7 @@ fn generate(protocol: &Protocol<'_>, stand_in: bool) -> TokenStream {
         });
         let fields: Vec<_> = m.args.iter().map(|arg| arg.ident).collect();
         let answer = m.answer().map_or_else(|| quote!(()), |ty| quote!(#ty));
-        let mut kind = quote!(#private::Kind::CALL);
-        if let Some((_, level)) = m.attrs.priority {
-            kind = quote!(#kind.priority(#level));
-        }
-        if matches!(m.reply, crate::ast::Reply::Deferred { .. }) {
-            kind = quote!(#kind.deferred());
-        }
-        if let Some((_, timeout)) = m.attrs.timeout.as_ref().filter(|_| !m.is_cast()) {
-            let duration = timeout.to_expr_in(&private);
-            kind = quote!(#kind.timeout(#duration));
-        }
+        let kind = kind(m, &private);
         let call = if m.is_cast() {
             quote! {
                 #private::cast(self, #kind, ::core::convert::From::from(#request::#variant { #(#fields),* }))
@@ -340,8 +331,14 @@ fn generate(protocol: &Protocol<'_>, stand_in: bool) -> TokenStream {
             },
         )
     };
+    let remote = protocol
+        .args
+        .remote
+        .filter(|_| !stand_in && plain)
+        .map(|_| remote(protocol, &request, &private));
     quote! {
         #the_trait
+        #remote
 
         #[doc = #request_doc]
         #vis enum #request {
@@ -398,6 +395,185 @@ fn generate(protocol: &Protocol<'_>, stand_in: bool) -> TokenStream {
 
         #protocol_impl
     }
+}
+
+/// How a message is called, as declared on its method.
+fn kind(message: &Message<'_>, private: &TokenStream) -> TokenStream {
+    let mut kind = quote!(#private::Kind::CALL);
+    if let Some((_, level)) = message.attrs.priority {
+        kind = quote!(#kind.priority(#level));
+    }
+    if matches!(message.reply, crate::ast::Reply::Deferred { .. }) {
+        kind = quote!(#kind.deferred());
+    }
+    if let Some((_, timeout)) = message
+        .attrs
+        .timeout
+        .as_ref()
+        .filter(|_| !message.is_cast())
+    {
+        let duration = timeout.to_expr_in(private);
+        kind = quote!(#kind.timeout(#duration));
+    }
+    kind
+}
+
+/// `#[protocol(remote)]`: the protocol's messages over NATS, for servers
+/// offered with `#[server(remote, protocols(..))]`. As `#[server(remote)]`
+/// does for a server's own messages (`expand/remote.rs`): a serde struct
+/// per message, forwarding from a remote handle, and answering through any
+/// implementing server's handle.
+fn remote(protocol: &Protocol<'_>, request: &syn::Ident, private: &TokenStream) -> TokenStream {
+    let ident = &protocol.original.ident;
+    let messages = &protocol.messages;
+    let serde_path = format!("{private}::nats::serde");
+    let wire_name = |m: &Message<'_>| format_ident!("__{}{}Wire", ident, m.variant);
+    let wire_type = |m: &Message<'_>| {
+        let wire = wire_name(m);
+        if m.args.is_empty() {
+            quote!(#wire)
+        } else {
+            let tys = m.args.iter().map(|arg| arg.ty);
+            quote!(#wire<#(#tys),*>)
+        }
+    };
+    let answer_type = |m: &Message<'_>| m.answer().map_or_else(|| quote!(()), |ty| quote!(#ty));
+    let tag = |ty: TokenStream| quote!((&#private::nats::WireTag::<#ty>::new()));
+    let wires = messages.iter().map(|m| {
+        let wire = wire_name(m);
+        let cfgs = &m.attrs.cfgs;
+        let params: Vec<_> = (0..m.args.len()).map(|at| format_ident!("A{at}")).collect();
+        let fields = m.args.iter().zip(&params).map(|(arg, param)| {
+            let name = arg.ident;
+            quote!(#name: #param)
+        });
+        let generics = (!params.is_empty()).then(|| quote!(<#(#params),*>));
+        quote! {
+            #(#cfgs)*
+            #[doc(hidden)]
+            #[allow(non_camel_case_types)]
+            #[derive(#private::nats::serde::Serialize, #private::nats::serde::Deserialize)]
+            #[serde(crate = #serde_path)]
+            struct #wire #generics { #(#fields),* }
+        }
+    });
+    let checks = messages.iter().flat_map(|m| {
+        let cfgs = &m.attrs.cfgs;
+        m.args
+            .iter()
+            .map(|arg| arg.ty)
+            .chain(m.answer())
+            .map(|ty| {
+                let check =
+                    quote::quote_spanned!(syn::spanned::Spanned::span(ty)=> #private::nats::assert_wire::<#ty>);
+                quote!(#(#cfgs)* const _: fn() = #check;)
+            })
+            .collect::<Vec<_>>()
+    });
+    let names = messages.iter().map(|m| {
+        let cfgs = &m.attrs.cfgs;
+        let name = m.ident.to_string();
+        quote!(#(#cfgs)* messages.push(#name);)
+    });
+    let forward_arms = messages.iter().map(|m| {
+        let cfgs = &m.attrs.cfgs;
+        let name = m.ident.to_string();
+        let variant = &m.variant;
+        let wire = wire_name(m);
+        let fields: Vec<_> = m.args.iter().map(|arg| arg.ident).collect();
+        let encode = tag(wire_type(m));
+        let payload = quote!(#encode.encoder()(&#wire { #(#fields),* }));
+        if m.is_cast() {
+            quote!(#(#cfgs)* #request::#variant { #(#fields),* } => link.cast(#name, #payload),)
+        } else {
+            let decode = tag(answer_type(m));
+            quote! {
+                #(#cfgs)*
+                #request::#variant { #(#fields,)* reply } =>
+                    link.call(#name, #payload, reply, #decode.decoder()),
+            }
+        }
+    });
+    let answer_arms = messages.iter().map(|m| {
+        let cfgs = &m.attrs.cfgs;
+        let name = m.ident.to_string();
+        let variant = &m.variant;
+        let wire = wire_name(m);
+        let fields: Vec<_> = m.args.iter().map(|arg| arg.ident).collect();
+        let decode = tag(wire_type(m));
+        let kind = kind(m, private);
+        let (call, encode) = if m.is_cast() {
+            (
+                quote! {
+                    #private::cast(&handle, #kind, ::core::convert::From::from(#request::#variant { #(#fields),* }))
+                },
+                tag(quote!(())),
+            )
+        } else {
+            (
+                quote! {
+                    #private::call(&handle, #kind, |reply| {
+                        ::core::convert::From::from(#request::#variant { #(#fields,)* reply })
+                    })
+                },
+                tag(answer_type(m)),
+            )
+        };
+        quote! {
+            #(#cfgs)*
+            #name => {
+                let handle = ::core::clone::Clone::clone(handle);
+                ::core::result::Result::Ok(#private::nats::Box::pin(async move {
+                    let #wire { #(#fields),* } = match incoming.decode(#decode.decoder()) {
+                        ::core::result::Result::Ok(wire) => wire,
+                        ::core::result::Result::Err(refused) => return refused,
+                    };
+                    incoming.finish(#call, #encode.encoder()).await
+                }))
+            }
+        }
+    });
+    let forward_body = if messages.is_empty() {
+        quote!(match request {})
+    } else {
+        quote!(match request { #(#forward_arms)* })
+    };
+    let code = quote! {
+        #(#wires)*
+        #(#checks)*
+
+        #[automatically_derived]
+        impl #private::nats::RemoteProtocol for dyn #ident {
+            fn messages(messages: &mut #private::Vec<&'static str>) {
+                #(#names)*
+            }
+
+            fn forward(request: #request, link: #private::nats::Link) -> #private::nats::Forwarded {
+                use #private::nats::{NotWire as _, ViaSerde as _};
+                #forward_body
+            }
+
+            fn answer<S: #private::Server>(
+                handle: &#private::Handle<S>,
+                message: &str,
+                incoming: #private::nats::Incoming,
+            ) -> ::core::result::Result<#private::nats::Answering, #private::nats::Incoming>
+            where
+                S::Request: ::core::convert::From<#request>,
+            {
+                use #private::nats::{NotWire as _, ViaSerde as _};
+                match message {
+                    #(#answer_arms)*
+                    _ => ::core::result::Result::Err(incoming),
+                }
+            }
+        }
+    };
+    let span = protocol
+        .args
+        .remote
+        .unwrap_or_else(proc_macro2::Span::call_site);
+    quote::quote_spanned!(span=> #private::remote! { #code })
 }
 
 /// The trait as written, our attributes removed, every method callable on
