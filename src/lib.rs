@@ -3,12 +3,13 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
-pub use patchboard_macros::server;
+pub use patchboard_macros::{protocol, server};
 pub use patchboard_runtime::{
     BoundedMap, Builder, Call, CallError, CallFuture, Context, DEFAULT_CAPACITY, Delivery, Down,
     Exit, Exited, Flatten, Handle, LookupError, MAX_CAPACITY, MAX_POOL_SIZE, MAX_PRIORITY, Merge,
-    OwnedCall, PRIORITY_BURST, PanicMessage, PanicPolicy, RegisterError, Registry, Reply, Restart,
-    Server, ServerId, StopReason, Subscriber, Subscription, WeakHandle, bounded_map, first_ok,
+    NoWait, OwnedCall, PRIORITY_BURST, PanicMessage, PanicPolicy, ProtocolCall, ProtocolFuture,
+    RegisterError, Registry, Reply, Restart, Server, ServerId, StopReason, Subscriber, Subscription,
+    WeakHandle, bounded_map, first_ok,
     merge, subscription,
 };
 
@@ -41,6 +42,9 @@ pub mod guide {
 
     #[doc = include_str!("../guide/many.md")]
     pub mod many {}
+
+    #[doc = include_str!("../guide/protocols.md")]
+    pub mod protocols {}
 
     #[doc = include_str!("../guide/patterns.md")]
     pub mod patterns {}

@@ -24,7 +24,27 @@ mod shadowed {
         pub count: u64,
     }
 
-    #[::patchboard::server(timeout = "1s", capacity = 4)]
+    /// A protocol next to the shadowed names.
+    #[::patchboard::protocol]
+    pub trait Peeking {
+        /// The count, doubled.
+        fn double(&self) -> u64;
+        /// The count, later.
+        async fn later(&self) -> ::core::option::Option<u64>;
+    }
+
+    #[::patchboard::server]
+    impl Peeking for Counter {
+        fn double(&self) -> u64 {
+            self.count * 2
+        }
+
+        async fn later(&self) -> ::core::option::Option<u64> {
+            ::core::option::Option::Some(self.count)
+        }
+    }
+
+    #[::patchboard::server(timeout = "1s", capacity = 4, protocols(Peeking))]
     impl Counter {
         #[on_start]
         fn start(&mut self) -> ::core::result::Result<(), ::std::string::String> {
@@ -60,6 +80,9 @@ async fn shadowed_names_do_not_leak_into_generated_code() {
         assert_eq!(counter.peek().await, Ok(Some(2)));
         counter.reset().await.unwrap();
         assert_eq!(counter.bump(1).await, Ok(1));
+        let peeking = shadowed::PeekingClient::from(counter.clone());
+        assert_eq!(peeking.double().await, Ok(2));
+        assert_eq!(peeking.later().await, Ok(Some(1)));
     };
     tokio::time::timeout(std::time::Duration::from_secs(10), test)
         .await

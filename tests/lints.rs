@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 
-use patchboard::{CallError, Reply, Server, server};
+use patchboard::{CallError, Reply, Server, protocol, server};
 
 /// A documented key-value server.
 #[derive(Debug)]
@@ -70,6 +70,47 @@ impl Hidden {
     }
 }
 
+/// A documented protocol.
+#[protocol]
+pub trait Counting {
+    /// Adds one; returns the count.
+    fn bump(&mut self) -> u64;
+    /// Resets, one-way.
+    #[cast]
+    fn reset(&mut self);
+    /// The count, later.
+    async fn count(&self) -> u64;
+}
+
+/// A private server implementing a public protocol, with a helper.
+struct Counter {
+    count: u64,
+}
+
+#[server(protocols(Counting))]
+impl Counter {
+    #[helper]
+    fn add(&mut self, by: u64) -> u64 {
+        self.count += by;
+        self.count
+    }
+}
+
+#[server]
+impl Counting for Counter {
+    fn bump(&mut self) -> u64 {
+        self.add(1)
+    }
+
+    fn reset(&mut self) {
+        self.count = 0;
+    }
+
+    async fn count(&self) -> u64 {
+        self.count
+    }
+}
+
 #[tokio::test]
 async fn strict_lints_pass() -> Result<(), CallError> {
     tokio::time::timeout(std::time::Duration::from_secs(10), calls())
@@ -91,5 +132,10 @@ async fn calls() -> Result<(), CallError> {
     let hidden = Hidden { secret: Secret(1) }.spawn();
     hidden.replace(Secret(2)).await?;
     assert_eq!(hidden.reveal().await?, Secret(2));
+
+    let counting = CountingClient::from(Counter { count: 0 }.spawn());
+    assert_eq!(counting.bump().await?, 1);
+    counting.reset().await?;
+    assert_eq!(counting.count().await?, 0);
     Ok(())
 }

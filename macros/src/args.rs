@@ -9,7 +9,7 @@ use syn::{Expr, Ident, Lit, LitInt, LitStr, Meta, Path, Token};
 use crate::ctxt::Ctxt;
 use crate::duration::Duration;
 use crate::symbol::{
-    CAPACITY, CRATE, HANDLE, LOCAL, ON_PANIC, REMOTE, REQUEST, SERVER_KEYS, TIMEOUT,
+    CAPACITY, CRATE, HANDLE, LOCAL, ON_PANIC, PROTOCOLS, REMOTE, REQUEST, SERVER_KEYS, TIMEOUT,
 };
 
 /// `#[server(handle = Bank, request = BankMsg, capacity = 64, timeout = "5s",
@@ -28,6 +28,9 @@ pub struct Args {
     /// processes (the `nats` feature); the span of the word, for errors.
     pub remote: Option<proc_macro2::Span>,
     pub krate: Option<Path>,
+    /// `protocols(SessionStore, ..)`: the `#[protocol]` traits the server
+    /// implements (each in a `#[server] impl Trait for Server`).
+    pub protocols: Vec<Path>,
 }
 
 impl Args {
@@ -65,9 +68,25 @@ impl Args {
         args
     }
 
+    /// No option but `crate = ..` was given.
+    pub fn only_crate(&self) -> bool {
+        self.remote.is_none() && self.only_crate_or_remote()
+    }
+
+    /// No option but `crate = ..` and `remote` was given.
+    pub fn only_crate_or_remote(&self) -> bool {
+        self.handle.is_none()
+            && self.request.is_none()
+            && self.capacity.is_none()
+            && self.timeout.is_none()
+            && !self.on_panic_continue
+            && !self.local
+            && self.protocols.is_empty()
+    }
+
     fn set(&mut self, key: &str, meta: &Meta) -> syn::Result<()> {
         if ![
-            HANDLE, REQUEST, CAPACITY, TIMEOUT, ON_PANIC, LOCAL, REMOTE, CRATE,
+            HANDLE, REQUEST, CAPACITY, TIMEOUT, ON_PANIC, LOCAL, REMOTE, CRATE, PROTOCOLS,
         ]
         .contains(&key)
         {
@@ -99,6 +118,27 @@ impl Args {
                     "`remote` takes no value: write `#[server(remote)]`",
                 )),
             };
+        }
+        if key == PROTOCOLS {
+            let hint = "`protocols` lists `#[protocol]` traits: write \
+                        `#[server(protocols(SessionStore, Metrics))]`";
+            let Meta::List(list) = meta else {
+                // Still the server's protocol (one mistake, one error).
+                if let Meta::NameValue(pair) = meta
+                    && let Expr::Path(path) = &pair.value
+                {
+                    self.protocols.push(path.path.clone());
+                }
+                return Err(syn::Error::new_spanned(meta, hint));
+            };
+            let paths = list
+                .parse_args_with(Punctuated::<Path, Token![,]>::parse_terminated)
+                .map_err(|error| syn::Error::new(error.span(), hint))?;
+            if paths.is_empty() {
+                return Err(syn::Error::new_spanned(meta, hint));
+            }
+            self.protocols = paths.into_iter().collect();
+            return Ok(());
         }
         let Meta::NameValue(pair) = meta else {
             return Err(syn::Error::new_spanned(

@@ -89,6 +89,7 @@ pub struct Hook<'a> {
 /// A `#[helper]` method: kept in the impl as a plain method, no message;
 /// only its attributes are checked.
 pub struct Helper<'a> {
+    pub sig: &'a syn::Signature,
     pub attrs: MethodAttrs<'a>,
 }
 
@@ -119,7 +120,10 @@ impl<'a> Server<'a> {
             // A helper is the user's own method: any receiver, any
             // signature.
             if attrs.helper.is_some() && method.sig.receiver().is_some() {
-                server.helpers.push(Helper { attrs });
+                server.helpers.push(Helper {
+                    sig: &method.sig,
+                    attrs,
+                });
                 continue;
             }
             let receiver = method.sig.receiver().and_then(|r| receiver(r, cx));
@@ -155,7 +159,7 @@ impl<'a> Server<'a> {
     }
 }
 
-fn receiver(receiver: &syn::Receiver, cx: &mut Ctxt) -> Option<Receiver> {
+pub fn receiver(receiver: &syn::Receiver, cx: &mut Ctxt) -> Option<Receiver> {
     match &receiver.kind {
         ReceiverKind::Value => Some(Receiver::Value),
         ReceiverKind::Reference(_, Some(lifetime), _) => {
@@ -182,7 +186,7 @@ fn receiver(receiver: &syn::Receiver, cx: &mut Ctxt) -> Option<Receiver> {
 }
 
 impl<'a> Message<'a> {
-    fn from_syn(
+    pub fn from_syn(
         original: &'a ImplItemFn,
         receiver: Receiver,
         attrs: MethodAttrs<'a>,

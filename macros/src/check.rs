@@ -129,7 +129,7 @@ impl Server<'_> {
 }
 
 impl Message<'_> {
-    fn check(&self, cx: &mut Ctxt) {
+    pub fn check(&self, cx: &mut Ctxt) {
         check_signature(self.original, cx);
         self.check_name(cx);
         self.check_args(cx);

@@ -5,6 +5,8 @@
 mod dispatch;
 mod fallback;
 mod handle;
+mod part;
+pub mod protocol;
 mod remote;
 mod request;
 
@@ -34,6 +36,9 @@ pub fn server(args: TokenStream, input: TokenStream) -> TokenStream {
         }
         Err(error) => return with_error(input, error),
     };
+    if item.trait_.is_some() {
+        return part::generate(&item, args);
+    }
     let mut cx = Ctxt::default();
     let args = Args::parse(args, &mut cx);
     let server = Server::from_syn(&item, args, &mut cx);
@@ -184,6 +189,14 @@ fn with_server_bounds(mut generics: Generics) -> Generics {
         }
     }
     generics
+}
+
+/// The request variant of a protocol: its trait's name (`SessionStore`).
+pub fn protocol_variant(path: &syn::Path) -> syn::Ident {
+    path.segments.last().map_or_else(
+        || format_ident!("Protocol"),
+        |segment| segment.ident.clone(),
+    )
 }
 
 /// `ty` with every `Self` replaced by the server type, for use outside the

@@ -8,6 +8,7 @@ mod check;
 mod ctxt;
 mod duration;
 mod expand;
+mod protocol;
 mod symbol;
 
 use proc_macro::TokenStream;
@@ -109,7 +110,8 @@ use proc_macro::TokenStream;
 /// - associated functions without a receiver are left alone.
 /// - `#[helper]` on a method with a receiver keeps it a plain method of the
 ///   impl, not a message: a helper the handlers call as `self.tidy()`, in
-///   any shape a plain method may have. The handle has no method for it.
+///   any shape a plain method may have. Calling it through the handle is
+///   one error that says it is a helper, not a message.
 ///
 /// ```
 /// use patchboard::{server, CallError, Server};
@@ -151,6 +153,7 @@ use proc_macro::TokenStream;
 /// | `timeout = "5s"` | default timeout of every call (units `ns`, `us`, `ms`, `s`, `m`, `h`) |
 /// | `on_panic = "stop"` or `"continue"` | what a handler panic does to the server (default `"stop"`) |
 /// | `local` | the state need not be `Send`: the server runs on the current thread's `tokio::task::LocalSet` (spawn it inside one); its handle is still `Send + Sync` |
+/// | `protocols(A, B)` | the `#[protocol]` traits the server implements, each in a `#[server] impl A for Server` (see `#[protocol]`) |
 /// | `crate = path` | where patchboard is, for crates that re-export it |
 ///
 /// Without `local`, the state (and what its handlers hold across an
@@ -188,4 +191,98 @@ use proc_macro::TokenStream;
 #[proc_macro_attribute]
 pub fn server(args: TokenStream, input: TokenStream) -> TokenStream {
     expand::server(args.into(), input.into()).into()
+}
+
+/// Declares a protocol: a trait of message methods that several servers
+/// implement, and a client type that the handle of any of them converts
+/// into.
+///
+/// ```
+/// use patchboard::{protocol, server, CallError, Server};
+///
+/// /// Something that stores sessions.
+/// #[protocol]
+/// pub trait SessionStore {
+///     /// The value of `key`, if any.
+///     fn get(&self, key: String) -> Option<String>;
+///     /// Sets `key`.
+///     fn put(&mut self, key: String, value: String);
+/// }
+///
+/// #[derive(Default)]
+/// pub struct MemoryStore { map: std::collections::HashMap<String, String> }
+///
+/// #[server(protocols(SessionStore))]
+/// impl MemoryStore {
+///     /// An inherent message beside the protocol's.
+///     fn len(&self) -> usize { self.map.len() }
+/// }
+///
+/// #[server]
+/// impl SessionStore for MemoryStore {
+///     fn get(&self, key: String) -> Option<String> { self.map.get(&key).cloned() }
+///     fn put(&mut self, key: String, value: String) { self.map.insert(key, value); }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), CallError> {
+/// let store = MemoryStore::default().spawn();
+/// let sessions = SessionStoreClient::from(store.clone());
+/// sessions.put("id".into(), "ada".into()).await?;
+/// assert_eq!(sessions.get("id".into()).await?, Some("ada".into()));
+/// assert_eq!(store.len().await?, 1);
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # What it generates
+///
+/// For `trait SessionStore`, next to the trait (each method gains
+/// `where Self: Sized`, and an `async fn` is declared as returning a `Send`
+/// future, which an `async fn` in the impl satisfies):
+///
+/// - `SessionStoreRequest`: one variant per method, as a server's request
+///   enum has.
+/// - `SessionStoreClient`: `Clone + Send + Sync`, made with
+///   `SessionStoreClient::from(handle)` from the handle of any server that
+///   implements the protocol; one method per message, each returning a
+///   `patchboard::ProtocolCall` with the options of a `Call` (`.timeout`,
+///   `.try_now`, `.priority`, `.no_wait`, `.blocking`, `.owned`), and
+///   `is_closed`, `name`, `stop`, `closed`.
+///
+/// The client holds the server's handle behind an `Arc<dyn ..>`, so that
+/// clients of different servers are one type (`Vec<SessionStoreClient>`, a
+/// struct field) without a generic parameter; a call through it builds the
+/// concrete server's own `Call` and boxes it once.
+///
+/// # Implementing it
+///
+/// A server lists the protocols it implements on its inherent impl,
+/// `#[server(protocols(SessionStore, Metrics))] impl MemoryStore { .. }`
+/// (which may hold its own messages too, or none), and implements each in
+/// a `#[server] impl SessionStore for MemoryStore { .. }`. Forgetting one
+/// half is one error that says which. A method of a protocol and an
+/// inherent method of the same name are an error (`duplicate definitions`)
+/// on both, as two protocols with a method of the same name on one server
+/// are.
+///
+/// # Options
+///
+/// `#[protocol(remote)]`: the protocol crosses NATS with its servers (the
+/// `nats` feature): a `#[server(remote, protocols(..))]` server offers its
+/// protocol messages beside its own, and its remote handle converts into
+/// the client as a local one does. `#[protocol(crate = path)]` as for
+/// `#[server]`.
+///
+/// # What a protocol method can be
+///
+/// What a message can be (`&self` or `&mut self`, `async fn`, owned
+/// arguments, a deferred `Reply<T>`, and `#[cast]`, `#[priority]`,
+/// `#[timeout(..)]`, `#[cancellable]`), except that it cannot consume the
+/// server or take `&Context<..>`. The trait cannot be generic, have
+/// supertraits, associated types or consts, or default bodies; each of
+/// these is one compile error on your token.
+#[proc_macro_attribute]
+pub fn protocol(args: TokenStream, input: TokenStream) -> TokenStream {
+    expand::protocol::protocol(args.into(), input.into()).into()
 }

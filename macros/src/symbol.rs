@@ -34,9 +34,9 @@ pub const ON_PANIC: &str = "on_panic";
 pub const LOCAL: &str = "local";
 pub const REMOTE: &str = "remote";
 pub const CRATE: &str = "crate";
+pub const PROTOCOLS: &str = "protocols";
 
-pub const SERVER_KEYS: &str =
-    "`handle`, `request`, `capacity`, `timeout`, `on_panic`, `local`, `remote`, `crate`";
+pub const SERVER_KEYS: &str = "`handle`, `request`, `capacity`, `timeout`, `on_panic`, `local`, `remote`, `protocols`, `crate`";
 
 /// Methods every generated handle already has (forwarded to
 /// `patchboard::Handle`, or from a trait it implements); a message with

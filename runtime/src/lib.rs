@@ -62,6 +62,8 @@ mod registry;
 #[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
 pub mod nats;
 
+mod protocol;
+
 pub use builder::{Builder, Exit, MAX_POOL_SIZE};
 pub use call::{Call, CallFuture, Flatten, OwnedCall};
 pub use combine::{BoundedMap, Merge, bounded_map, first_ok, merge};
@@ -69,6 +71,7 @@ pub use error::{CallError, Down, PanicMessage, StopReason};
 pub use id::ServerId;
 pub use mailbox::{DEFAULT_CAPACITY, MAX_CAPACITY, MAX_PRIORITY, PRIORITY_BURST};
 pub use registry::{LookupError, RegisterError, Registry};
+pub use protocol::{NoWait, ProtocolCall, ProtocolFuture};
 pub use reply::Reply;
 pub use restart::Restart;
 pub use serve::Exited;
@@ -84,11 +87,14 @@ pub mod __private {
     pub use crate::message::{
         Dispatched, Inline, Message, OtherAnswer, ResultAnswer, StartOutcome, Tag, note_answer,
     };
+    pub use crate::protocol::{
+        Endpoint, Implements, Lists, NotAMessage, Protocol, assert_implements, erase,
+    };
     pub use crate::reply::{Observed, ReplySlot, observe};
     pub use crate::serve::{Spawn, Task, run_task, spawn_local, spawn_send};
     pub use crate::server::Options;
     pub use crate::{
-        Builder, Call, Context, Down, Handle, PanicPolicy, Reply, Server, ServerId, StopReason,
+        Builder, Call, Context, Down, Handle, PanicPolicy, ProtocolCall, Reply, Server, ServerId, StopReason,
         WeakHandle,
     };
     pub use std::sync::Arc;
@@ -102,6 +108,7 @@ pub mod __private {
             Answering, Forwarded, Incoming, Link, NotWire, RemoteServer, Response, ViaSerde,
             WireTag,
         };
+        pub use crate::protocol::RemoteProtocol;
         pub use serde;
         pub use std::boxed::Box;
 

@@ -8,11 +8,11 @@ struct Cleaner {
 impl Cleaner {
     fn add(&mut self, path: String) {
         self.dirty.push(path);
-        self.rearrange();
+        self.tidy();
     }
 
     #[helper]
-    fn rearrange(&mut self) {
+    fn tidy(&mut self) {
         self.dirty.dedup();
     }
 }
@@ -20,5 +20,5 @@ impl Cleaner {
 #[tokio::main]
 async fn main() {
     let cleaner = Cleaner { dirty: Vec::new() }.spawn();
-    cleaner.rearrange().await.unwrap();
+    cleaner.tidy().await.unwrap();
 }

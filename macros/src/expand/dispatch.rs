@@ -9,7 +9,7 @@ use quote::{quote, quote_spanned};
 use syn::FnArg;
 use syn::spanned::Spanned;
 
-use super::Names;
+use super::{Names, protocol_variant};
 use crate::ast::{Hook, HookKind, Message, Receiver, Reply, Server, is_context};
 
 pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
@@ -37,7 +37,38 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
         .partition(|m| m.receiver == Receiver::Value);
 
     let served = quote!(#private::Dispatched::Served);
-    let serial_arms = serial.iter().map(|m| arm(m, request, private, &served));
+    let this = quote!(self);
+    let serial_arms = serial
+        .iter()
+        .map(|m| arm(m, request, private, &this, &served))
+        .collect::<Vec<_>>();
+    // A protocol's request is served by the code `#[protocol]` generated,
+    // against this server's implementation of the trait.
+    let protocols = &server.args.protocols;
+    let protocol_arms = protocols.iter().map(|path| {
+        let variant = protocol_variant(path);
+        quote! {
+            #request::#variant(request) => {
+                request.__serve(self, #context).await;
+                #served
+            }
+        }
+    });
+    let protocol_checks = protocols.iter().map(|path| {
+        let span = path.span();
+        let check = quote_spanned!(span=> #private::assert_implements::<#self_ty, dyn #path>());
+        quote! {
+            #[automatically_derived]
+            impl #impl_generics #private::Lists<dyn #path> for #self_ty #where_clause {}
+
+            const _: () = {
+                #[allow(dead_code)]
+                fn __check #impl_generics () #where_clause {
+                    #check;
+                }
+            };
+        }
+    });
     // A terminal request is handed back to the loop, which stops taking
     // requests and then gives it to `consume` with the state.
     let terminal_arms = terminal.iter().map(|m| {
@@ -52,7 +83,7 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
         let context = context_ident();
         let arms = terminal
             .iter()
-            .map(|m| arm(m, request, private, &TokenStream::new()));
+            .map(|m| arm(m, request, private, &quote!(self), &TokenStream::new()));
         quote! {
             fn consume(self, request: Self::Request, #context: &#private::Context<Self>) -> #unit_future {
                 async move {
@@ -88,12 +119,11 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
 
     // Callers serve synchronous calls themselves while the server is idle
     // (the runtime's `inline.rs`): the request enum says which.
-    let inline =
-        (!server.args.local && server.messages.iter().any(Message::runs_inline)).then(|| {
-            quote!(
-                const INLINE: bool = true;
-            )
-        });
+    let inline = super::request::runs_inline(server).then(|| {
+        quote!(
+            const INLINE: bool = true;
+        )
+    });
 
     quote! {
         #[automatically_derived]
@@ -110,6 +140,7 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
                 async move {
                     match request {
                         #(#serial_arms)*
+                        #(#protocol_arms)*
                         #(#terminal_arms)*
                         #phantom_arm
                     }
@@ -119,6 +150,8 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
             #consume
             #hooks
         }
+
+        #(#protocol_checks)*
 
         #[automatically_derived]
         impl #impl_generics #private::Spawn for #self_ty #where_clause {
@@ -136,10 +169,11 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
 
 /// One match arm: unpack the variant, call the method, send the answer,
 /// then evaluate to `then`.
-fn arm(
+pub(super) fn arm(
     message: &Message<'_>,
-    request: &syn::Ident,
+    request: &impl quote::ToTokens,
     private: &TokenStream,
+    this: &TokenStream,
     then: &TokenStream,
 ) -> TokenStream {
     let cfgs = &message.attrs.cfgs;
@@ -176,7 +210,7 @@ fn arm(
             #private::note_answer((&#private::Tag(&value)).is_err());
         }
     };
-    let call = quote!(self.#ident(#(#call_args),*)#dot_await);
+    let call = quote!(#this.#ident(#(#call_args),*)#dot_await);
     let (pattern, body) = match &message.reply {
         _ if message.is_cast() => (quote!(#(#fields),*), quote!(#call;)),
         // A handler that can ask whether its caller gave up, or that is
@@ -187,7 +221,7 @@ fn arm(
         {
             let cancel = message.attrs.cancellable.is_some();
             let handler = if message.is_async() {
-                quote!(self.#ident(#(#call_args),*))
+                quote!(#this.#ident(#(#call_args),*))
             } else {
                 quote!(async { #call })
             };
@@ -232,9 +266,24 @@ fn options(server: &Server<'_>, private: &TokenStream) -> Option<TokenStream> {
         .max()
         .unwrap_or(0);
     let args = &server.args;
-    if args.capacity.is_none() && !args.on_panic_continue && priority_levels == 0 {
+    if args.capacity.is_none()
+        && !args.on_panic_continue
+        && priority_levels == 0
+        && args.protocols.is_empty()
+    {
         return None;
     }
+    // At least as many levels as the protocols' methods use.
+    let protocols = &args.protocols;
+    let priority_levels = quote! {{
+        let mut levels: u8 = #priority_levels;
+        #(
+            if <dyn #protocols as #private::Protocol>::PRIORITY_LEVELS > levels {
+                levels = <dyn #protocols as #private::Protocol>::PRIORITY_LEVELS;
+            }
+        )*
+        levels
+    }};
     let capacity = match args.capacity {
         Some(capacity) => quote!(#capacity),
         None => quote!(#private::Options::DEFAULT.capacity),
@@ -345,6 +394,6 @@ fn hooks(server: &Server<'_>, private: &TokenStream, unit_future: &TokenStream) 
 /// hygienic, so that it cannot clash with the user's own names, and with a
 /// leading underscore, so that servers that never ask for it get no
 /// unused-variable warning.
-fn context_ident() -> syn::Ident {
+pub(super) fn context_ident() -> syn::Ident {
     syn::Ident::new("__context", proc_macro2::Span::mixed_site())
 }

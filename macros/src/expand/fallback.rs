@@ -79,8 +79,24 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
             }
         }
     });
+    // What the protocols' parts and clients name: the server lists them,
+    // and its request converts from theirs.
+    let protocols = server.args.protocols.iter().map(|path| {
+        quote! {
+            impl #impl_generics #private::Lists<dyn #path> for #self_ty #where_clause {}
+
+            impl #impl_generics ::core::convert::From<<dyn #path as #private::Protocol>::Request>
+                for #request #ty_generics #where_clause
+            {
+                fn from(_: <dyn #path as #private::Protocol>::Request) -> Self {
+                    ::core::unimplemented!()
+                }
+            }
+        }
+    });
     quote! {
         #periods
+        #(#protocols)*
 
         #[allow(missing_docs, private_interfaces)]
         pub enum #request #generics #where_clause { #phantom }

@@ -14,6 +14,7 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
     let Names {
         private,
         handle,
+        request,
         generics,
         ..
     } = names;
@@ -26,6 +27,19 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
         server.name
     );
     let name = handle.to_string();
+    // The client of each protocol the server lists is made from its handle.
+    let protocol_clients = server.args.protocols.iter().map(|path| {
+        quote! {
+            #[automatically_derived]
+            impl #impl_generics ::core::convert::From<#handle #ty_generics>
+                for <dyn #path as #private::Protocol>::Client #where_clause
+            {
+                fn from(handle: #handle #ty_generics) -> Self {
+                    <dyn #path as #private::Protocol>::client(handle.0)
+                }
+            }
+        }
+    });
     let message_names: Vec<String> = server
         .messages
         .iter()
@@ -37,6 +51,37 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
         // A stand-in cannot name a method's own generic parameters.
         .filter(|m| !names.stand_in || m.original.sig.generics.params.is_empty())
         .map(|m| method(m, server, names, self_ty));
+    // A `#[helper]` called through the handle: an error that says why
+    // (a bound that never holds, checked where it is called).
+    let reserved = crate::symbol::RESERVED;
+    let helpers = server
+        .helpers
+        .iter()
+        .filter(|helper| {
+            let name = helper.sig.ident.to_string();
+            !reserved.contains(&name.trim_start_matches("r#"))
+        })
+        .map(|helper| {
+            let ident = &helper.sig.ident;
+            let cfgs = &helper.attrs.cfgs;
+            // What the user's call expects back, where a call can carry it,
+            // so that the one error is the bound's.
+            let answer = crate::ast::returned(&helper.sig.output)
+                .filter(|ty| !mentions_impl(ty) && !borrows(ty) && helper.sig.generics.params.is_empty())
+                .map_or_else(|| quote!(()), |ty| replace_self(ty, self_ty));
+            let doc = format!("`{ident}` is a `#[helper]` of the server, not a message.");
+            quote! {
+                #[doc = #doc]
+                #[doc(hidden)]
+                #(#cfgs)*
+                pub fn #ident<'__h>(&'__h self) -> #private::Call<'__h, #request #ty_generics, #answer>
+                where
+                    &'__h Self: #private::NotAMessage,
+                {
+                    ::core::unreachable!()
+                }
+            }
+        });
     // A message named like one of these is the user's mistake: the stand-in
     // handle has the message instead, so that the user's own calls to it
     // add no knock-on errors.
@@ -71,6 +116,8 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
             }
         }
 
+        #(#protocol_clients)*
+
         #[automatically_derived]
         impl #impl_generics ::core::convert::From<#private::Handle<#self_ty>>
             for #handle #ty_generics #where_clause
@@ -85,6 +132,7 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
         #[allow(private_interfaces)]
         impl #impl_generics #handle #ty_generics #where_clause {
             #(#methods)*
+            #(#helpers)*
 
             #(#built_in)*
         }
@@ -270,6 +318,18 @@ fn method(
             #body
         }
     }
+}
+
+/// `ty` borrows somewhere (`&T`, or a lifetime).
+fn borrows(ty: &syn::Type) -> bool {
+    fn walk(tokens: TokenStream) -> bool {
+        tokens.into_iter().any(|token| match token {
+            proc_macro2::TokenTree::Punct(punct) => matches!(punct.as_char(), '&' | '\''),
+            proc_macro2::TokenTree::Group(group) => walk(group.stream()),
+            _ => false,
+        })
+    }
+    walk(quote::ToTokens::to_token_stream(ty))
 }
 
 /// `ty` contains `impl Trait` somewhere.

@@ -113,6 +113,31 @@ pub fn generate(server: &Server<'_>, names: &Names, remote: Span) -> TokenStream
             }),
         }
     });
+    // The protocols the server lists cross with it (each declared
+    // `#[protocol(remote)]`).
+    let protocols = &server.args.protocols;
+    let protocol_names = protocols.iter().map(
+        |path| quote!(<dyn #path as #private::nats::RemoteProtocol>::messages(&mut messages);),
+    );
+    let protocol_forward_arms = protocols.iter().map(|path| {
+        let variant = super::protocol_variant(path);
+        quote! {
+            #request::#variant(request) =>
+                <dyn #path as #private::nats::RemoteProtocol>::forward(request, link),
+        }
+    });
+    let protocol_answers = protocols.iter().map(|path| {
+        quote! {
+            let incoming = match <dyn #path as #private::nats::RemoteProtocol>::answer(
+                ::core::convert::AsRef::as_ref(&handle),
+                message,
+                incoming,
+            ) {
+                ::core::result::Result::Ok(answering) => return answering,
+                ::core::result::Result::Err(incoming) => incoming,
+            };
+        }
+    });
     let code = quote! {
         #(#wires)*
         #(#checks)*
@@ -122,6 +147,7 @@ pub fn generate(server: &Server<'_>, names: &Names, remote: Span) -> TokenStream
             fn messages() -> #private::Vec<&'static str> {
                 let mut messages = #private::Vec::new();
                 #(#names_pushed)*
+                #(#protocol_names)*
                 messages
             }
 
@@ -132,6 +158,7 @@ pub fn generate(server: &Server<'_>, names: &Names, remote: Span) -> TokenStream
                 use #private::nats::{NotWire as _, ViaSerde as _};
                 match request {
                     #(#forward_arms)*
+                    #(#protocol_forward_arms)*
                 }
             }
 
@@ -146,7 +173,10 @@ pub fn generate(server: &Server<'_>, names: &Names, remote: Span) -> TokenStream
                 );
                 match message {
                     #(#answer_arms)*
-                    _ => incoming.unknown(message),
+                    _ => {
+                        #(#protocol_answers)*
+                        incoming.unknown(message)
+                    }
                 }
             }
         }

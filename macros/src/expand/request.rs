@@ -6,7 +6,7 @@
 use proc_macro2::TokenStream;
 use quote::quote;
 
-use super::{Names, replace_self};
+use super::{Names, protocol_variant, replace_self};
 use crate::ast::{Message, Server};
 
 pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
@@ -23,6 +23,37 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
         server.name
     );
     let variants = server.messages.iter().map(|m| variant(m, self_ty, private));
+    // A protocol's requests, one variant per protocol, named after it.
+    let protocols = &server.args.protocols;
+    let protocol_variants = protocols.iter().map(|path| {
+        let variant = protocol_variant(path);
+        let doc = format!("A request of the protocol `{variant}`.");
+        quote! {
+            #[doc = #doc]
+            #variant(<dyn #path as #private::Protocol>::Request),
+        }
+    });
+    let protocol_slots = protocols.iter().map(|path| {
+        let variant = protocol_variant(path);
+        quote!(Self::#variant(request) => #private::Message::reply_slot(request),)
+    });
+    let protocol_names = protocols.iter().map(|path| {
+        let variant = protocol_variant(path);
+        quote!(Self::#variant(request) => #private::Message::name(request),)
+    });
+    let from = protocols.iter().map(|path| {
+        let variant = protocol_variant(path);
+        quote! {
+            #[automatically_derived]
+            impl #impl_generics ::core::convert::From<<dyn #path as #private::Protocol>::Request>
+                for #request #ty_generics #where_clause
+            {
+                fn from(request: <dyn #path as #private::Protocol>::Request) -> Self {
+                    Self::#variant(request)
+                }
+            }
+        }
+    });
     let params: Vec<_> = generics.type_params().map(|param| &param.ident).collect();
     let phantom = (!params.is_empty()).then(|| {
         quote! {
@@ -52,7 +83,7 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
     // A server with no messages (only hooks and timers) has an empty
     // request enum, and a reference to it is matched through a deref.
     let body = |arms: Vec<TokenStream>| {
-        if server.messages.is_empty() && phantom_arm.is_none() {
+        if server.messages.is_empty() && protocols.is_empty() && phantom_arm.is_none() {
             quote!(match *self {})
         } else {
             quote! {
@@ -65,7 +96,7 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
     };
     // Servers whose callers may serve their synchronous calls themselves:
     // not local ones (their state stays on its thread).
-    let inline = !server.args.local && server.messages.iter().any(Message::runs_inline);
+    let inline = runs_inline(server);
     let runs_inline = inline.then(|| {
         let arms = server
             .messages
@@ -75,7 +106,11 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
                 let cfgs = &message.attrs.cfgs;
                 let variant = &message.variant;
                 quote!(#(#cfgs)* Self::#variant { .. } => true,)
-            });
+            })
+            .chain(protocols.iter().map(|path| {
+                let variant = protocol_variant(path);
+                quote!(Self::#variant(request) => #private::Message::runs_inline(request),)
+            }));
         quote! {
             fn runs_inline(&self) -> bool {
                 #[allow(unreachable_patterns)]
@@ -86,15 +121,18 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
             }
         }
     });
-    let name_body = body(names.collect());
-    let reply_slot_body = body(slots.collect());
+    let name_body = body(names.chain(protocol_names).collect());
+    let reply_slot_body = body(slots.chain(protocol_slots).collect());
     quote! {
         #[doc = #doc]
         #[allow(private_interfaces)]
         pub enum #request #generics #where_clause {
             #(#variants)*
+            #(#protocol_variants)*
             #phantom
         }
+
+        #(#from)*
 
         #[automatically_derived]
         impl #impl_generics #private::Message for #request #ty_generics #where_clause {
@@ -111,7 +149,18 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
     }
 }
 
-fn variant(message: &Message<'_>, self_ty: &syn::Type, private: &TokenStream) -> TokenStream {
+/// Whether callers may serve the server's synchronous calls themselves
+/// while it is idle: not a local server's (its state stays on its thread).
+pub fn runs_inline(server: &Server<'_>) -> bool {
+    !server.args.local
+        && (server.messages.iter().any(Message::runs_inline) || !server.args.protocols.is_empty())
+}
+
+pub(super) fn variant(
+    message: &Message<'_>,
+    self_ty: &syn::Type,
+    private: &TokenStream,
+) -> TokenStream {
     let Message {
         variant,
         attrs,

@@ -1,0 +1,8 @@
+use patchboard::protocol;
+
+#[protocol]
+pub struct Store {
+    map: Vec<String>,
+}
+
+fn main() {}
