@@ -5,11 +5,12 @@
 
 pub use patchboard_macros::server;
 pub use patchboard_runtime::{
-    BoundedMap, Builder, Call, CallError, CallFuture, Context, DEFAULT_CAPACITY, Delivery, Down,
-    Exit, Exited, Flatten, Handle, LookupError, MAX_CAPACITY, MAX_POOL_SIZE, MAX_PRIORITY, Merge,
-    OwnedCall, PRIORITY_BURST, PanicMessage, PanicPolicy, RegisterError, Registry, Reply, Restart,
-    Server, ServerId, StopReason, Subscriber, Subscription, WeakHandle, bounded_map, first_ok,
-    merge, subscription,
+    BoundedMap, Builder, Call, CallError, CallFuture, Child, ChildInfo, Context, DEFAULT_CAPACITY,
+    Delivery, Down, Exit, Exited, Flatten, Handle, LookupError, MAX_CAPACITY, MAX_POOL_SIZE,
+    MAX_PRIORITY, Merge, OwnedCall, PRIORITY_BURST, PanicMessage, PanicPolicy, RegisterError,
+    Registry, Reply, Restart, RestartKind, Server, ServerId, StartError, StopReason, Strategy,
+    Subscriber, Subscription, Supervisor, SupervisorBuilder, SupervisorEnd, SupervisorEvent,
+    WeakHandle, bounded_map, first_ok, merge, subscription,
 };
 
 #[cfg(feature = "nats")]

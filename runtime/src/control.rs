@@ -34,6 +34,9 @@ pub(crate) const EVENTS: u8 = 8;
 /// A call served on its caller's task panicked, and the policy stops the
 /// server: the panic waits in the state's shared place (`inline.rs`).
 pub(crate) const FAULT: u8 = 16;
+/// The server's supervisor asks it to end its current incarnation after the
+/// current handler, and wait for the next (`supervisor.rs`).
+pub(crate) const RESTART: u8 = 32;
 
 /// What a watcher does once the server it watches has stopped (after its
 /// `#[on_down]` hook, if it has one).
@@ -99,7 +102,7 @@ pub(crate) struct Control {
     id: ServerId,
     name: Option<Arc<str>>,
     /// What was asked of the server: `STOP`, `STOP_NOW`, `DRAIN`, `EVENTS`,
-    /// `FAULT` bits.
+    /// `FAULT`, `RESTART` bits.
     signals: AtomicU8,
     /// Full handles alive, the serve loops' own senders not counted: when
     /// it reaches zero the server drains.
@@ -280,6 +283,16 @@ impl Control {
     fn signal_again(&self, bit: u8) {
         self.signals.fetch_or(bit, Ordering::AcqRel);
         self.shared().wakers.wake_all();
+    }
+
+    /// The supervisor asks for a restart in place (see [`RESTART`]).
+    pub(crate) fn request_restart(&self) {
+        self.signal(RESTART);
+    }
+
+    /// The serve loop has taken the restart asked for; `true` if one was.
+    pub(crate) fn restart_taken(&self) -> bool {
+        self.signals.fetch_and(!RESTART, Ordering::AcqRel) & RESTART != 0
     }
 
     /// A call served on its caller's task left a panic for the serve loop.
