@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 
 use common::{LIMIT, PAUSED_LIMIT, within};
 use patchboard::{
-    CallError, Child, Context, RestartKind, ServerId, StartError, StopReason, Strategy,
+    CallError, Child, Context, RestartKind, Server, ServerId, StartError, StopReason, Strategy,
     Subscription, SupervisorBuilder, SupervisorEnd, SupervisorEvent, server,
 };
 
@@ -605,6 +605,66 @@ async fn dynamic_children_under_churn_leave_nothing_behind() {
             10_000 + 6_667,
             "one state per start and per restart"
         );
+    })
+    .await;
+}
+
+struct Other;
+
+#[server]
+impl Other {
+    fn other(&self) {}
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn lookups_are_typed_names_unique_and_an_ended_supervisor_says_so() {
+    within(LIMIT, async {
+        let log = Log::default();
+        let supervisor = SupervisorBuilder::new(Strategy::OneForOne)
+            .name("top")
+            .child(Spec::new("a", &log).child())
+            .child(Child::new(|| Other).name("other").restart(RestartKind::Temporary))
+            .start()
+            .await
+            .unwrap();
+        let error = supervisor.child::<Other>("a").unwrap_err();
+        assert!(
+            matches!(error, patchboard::LookupError::WrongType { found, .. } if found.ends_with("Worker")),
+            "{error}"
+        );
+        assert!(supervisor.child::<Other>("other").is_ok());
+        assert_eq!(
+            supervisor.child::<Worker>("nobody").unwrap_err(),
+            patchboard::LookupError::NotFound
+        );
+        let children = supervisor.children();
+        let listed: Vec<_> = children
+            .iter()
+            .map(|c| (c.name.as_deref().unwrap().to_owned(), c.restart, c.is_supervisor))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                ("a".to_owned(), RestartKind::Permanent, false),
+                ("other".to_owned(), RestartKind::Temporary, false)
+            ]
+        );
+        assert_eq!(
+            supervisor.start_child(Spec::new("a", &log).child()).await.unwrap_err(),
+            StartError::NameTaken("a".into())
+        );
+        let stranger = Other.spawn();
+        assert_eq!(supervisor.terminate_child(stranger.id()).await, None);
+        assert_eq!(supervisor.name(), Some("top"));
+        supervisor.shutdown().await;
+        assert!(supervisor.is_closed());
+        assert_eq!(supervisor.closed().await, SupervisorEnd::Shutdown);
+        assert_eq!(
+            supervisor.start_child(Spec::new("late", &log).child()).await.unwrap_err(),
+            StartError::Closed
+        );
+        // A subscription made after the end ends at once.
+        assert_eq!(supervisor.subscribe(4).recv().await, None);
     })
     .await;
 }

@@ -353,6 +353,8 @@ pub(crate) trait Member: Send + Sync {
 /// supervisor's builder.
 pub(crate) trait Spec: Send + Sync {
     fn name(&self) -> Option<&Arc<str>>;
+    /// The server's type, for lookups of the wrong type.
+    fn type_name(&self) -> &'static str;
     fn kind(&self) -> RestartKind;
     /// Spawns a new child reporting through `link`, without waiting for it
     /// to start; `Err` if it could not even be built.
@@ -374,6 +376,10 @@ where
 {
     fn name(&self) -> Option<&Arc<str>> {
         self.name.as_ref()
+    }
+
+    fn type_name(&self) -> &'static str {
+        std::any::type_name::<S>()
     }
 
     fn kind(&self) -> RestartKind {

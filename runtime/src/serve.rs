@@ -675,13 +675,13 @@ impl<S: Server> Replica<S> {
         };
         let control = &*self.context.control;
         loop {
-            #[cfg(feature = "tracing")]
-            if let Some(reason) = &reason {
-                trace::restarting(trace::server_name::<S>(control), reason);
-            }
             match supervision.ended(reason.clone()).await {
                 Verdict::End(why) => return Err((Ending::Own(why), broken)),
                 Verdict::Restart => {}
+            }
+            #[cfg(feature = "tracing")]
+            if let Some(reason) = &reason {
+                trace::restarting(trace::server_name::<S>(control), reason);
             }
             // Asked for before this verdict: this restart is it.
             control.restart_taken();

@@ -423,6 +423,7 @@ struct Shared {
 struct Entry {
     key: u64,
     info: ChildInfo,
+    type_name: &'static str,
     /// A `Handle<S>` or a `Supervisor`.
     handle: Arc<dyn Any + Send + Sync>,
 }
@@ -471,11 +472,7 @@ impl Supervisor {
             .downcast_ref::<Handle<S>>()
             .ok_or(LookupError::WrongType {
                 expected: std::any::type_name::<S>(),
-                found: if entry.info.is_supervisor {
-                    "patchboard::Supervisor"
-                } else {
-                    "another server type"
-                },
+                found: entry.type_name,
             })?;
         match handle.control.reason() {
             Some(_) => Err(LookupError::NotFound),
@@ -584,6 +581,10 @@ impl fmt::Debug for Supervisor {
 impl Spec for SupervisorBuilder {
     fn name(&self) -> Option<&Arc<str>> {
         self.name.as_ref()
+    }
+
+    fn type_name(&self) -> &'static str {
+        "patchboard::Supervisor"
     }
 
     fn kind(&self) -> RestartKind {
@@ -815,6 +816,7 @@ impl Tree {
         });
         lock(&self.shared.directory).push(Entry {
             key,
+            type_name: spec.type_name(),
             info: ChildInfo {
                 id: member.id(),
                 name,
