@@ -177,12 +177,14 @@ pub struct SupervisorBuilder {
     name: Option<Arc<str>>,
     kind: RestartKind,
     children: Vec<Arc<dyn Spec>>,
-    /// For the first start only.
-    subscribers: Vec<Subscriber<SupervisorEvent>>,
+    /// Taken by the first start (shared with clones: a nested
+    /// supervisor's spec is cloned to start it).
+    subscribers: Arc<Mutex<Vec<Subscriber<SupervisorEvent>>>>,
 }
 
 impl Clone for SupervisorBuilder {
-    /// The same supervisor and children, without the subscriptions.
+    /// The same supervisor and children; the subscriptions go to
+    /// whichever starts first.
     fn clone(&self) -> Self {
         SupervisorBuilder {
             strategy: self.strategy,
@@ -191,7 +193,7 @@ impl Clone for SupervisorBuilder {
             name: self.name.clone(),
             kind: self.kind,
             children: self.children.clone(),
-            subscribers: Vec::new(),
+            subscribers: self.subscribers.clone(),
         }
     }
 }
@@ -207,7 +209,7 @@ impl SupervisorBuilder {
             name: None,
             kind: RestartKind::Permanent,
             children: Vec::new(),
-            subscribers: Vec::new(),
+            subscribers: Arc::default(),
         }
     }
 
@@ -263,7 +265,7 @@ impl SupervisorBuilder {
     /// ([`Subscription::missed`] counts them); the supervisor never waits.
     pub fn subscribe(&mut self, capacity: usize) -> Subscription<SupervisorEvent> {
         let (subscriber, subscription) = subscription(capacity);
-        self.subscribers.push(subscriber);
+        lock(&self.subscribers).push(subscriber);
         subscription
     }
 
@@ -275,14 +277,14 @@ impl SupervisorBuilder {
         self.start_under(None).await
     }
 
-    async fn start_under(mut self, parent: Option<Link>) -> Result<Supervisor, StartError> {
+    async fn start_under(self, parent: Option<Link>) -> Result<Supervisor, StartError> {
         let (notes_tx, notes) = mpsc::unbounded_channel();
         let (commands_tx, commands) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             id: ServerId::next(),
             name: self.name.clone(),
             directory: Mutex::new(Vec::new()),
-            subscribers: Mutex::new(std::mem::take(&mut self.subscribers)),
+            subscribers: Mutex::new(std::mem::take(&mut *lock(&self.subscribers))),
             phase: Mutex::new(Phase::Starting),
             end: OnceLock::new(),
             finished: Notify::new(),
