@@ -266,3 +266,40 @@ async fn start_stop_panic_and_restart_are_events() {
     })
     .await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_supervisor_traces_what_happens_to_its_children() {
+    let (capture, _guard) = capture();
+    within(PAUSED_LIMIT, async {
+        let supervisor = patchboard::SupervisorBuilder::new(patchboard::Strategy::OneForOne)
+            .child(patchboard::Child::new(Bank::default).name("vault"))
+            .start()
+            .await
+            .unwrap();
+        let bank = supervisor.child::<Bank>("vault").unwrap();
+        assert!(matches!(bank.explode().await, Err(CallError::Panicked(_))));
+        assert_eq!(bank.withdraw(0).await, Ok(Ok(0)), "restarted");
+        supervisor.shutdown().await;
+
+        let supervised: Vec<(String, Fields)> = capture
+            .events()
+            .into_iter()
+            .filter(|(fields, _)| fields.contains_key("supervisor"))
+            .map(|(fields, _)| (fields["message"].clone(), fields))
+            .collect();
+        let messages: Vec<&str> = supervised.iter().map(|(m, _)| m.as_str()).collect();
+        assert_eq!(
+            messages,
+            ["child started", "child restarted", "child ended"]
+        );
+        let id = bank.id().to_string();
+        assert!(supervised.iter().all(|(_, fields)| fields["child"] == id));
+        assert!(
+            supervised
+                .iter()
+                .all(|(_, fields)| fields["name"] == "vault")
+        );
+        assert_eq!(supervised[1].1["reason"], "handler panicked: boom");
+    })
+    .await;
+}

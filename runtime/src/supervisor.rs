@@ -273,6 +273,10 @@ impl SupervisorBuilder {
     /// started, and returns the running supervisor. If a child fails to
     /// start, those started are stopped in reverse order and the error
     /// tells which child and why (OTP's failing `init`).
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime, like `tokio::spawn`.
     pub async fn start(self) -> Result<Supervisor, StartError> {
         self.start_under(None).await
     }
@@ -435,8 +439,11 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// A child just started: its key and its handle.
+type Started = (u64, Arc<dyn Any + Send + Sync>);
+
 enum Command {
-    Start(Arc<dyn Spec>, oneshot::Sender<Result<u64, StartError>>),
+    Start(Arc<dyn Spec>, oneshot::Sender<Result<Started, StartError>>),
     Terminate(ServerId, oneshot::Sender<Option<StopReason>>),
     /// From the parent: take every child down, for a restart in place.
     TakeDown(oneshot::Sender<()>),
@@ -512,14 +519,11 @@ impl Supervisor {
         self.commands
             .send(Command::Start(Arc::new(child), reply))
             .map_err(|_| StartError::Closed)?;
-        let key = started.await.map_err(|_| StartError::Closed)??;
-        let directory = lock(&self.shared.directory);
-        directory
-            .iter()
-            .find(|entry| entry.key == key)
-            .and_then(|entry| entry.handle.downcast_ref::<Handle<S>>())
-            .map(|handle| S::Handle::from(handle.clone()))
-            .ok_or(StartError::Closed)
+        let (_, handle) = started.await.map_err(|_| StartError::Closed)??;
+        match handle.downcast_ref::<Handle<S>>() {
+            Some(handle) => Ok(S::Handle::from(handle.clone())),
+            None => unreachable!("a `Child<S>` starts a server of type `S`"),
+        }
     }
 
     /// Stops the child `id` for good (OTP's `terminate_child` and
@@ -789,7 +793,7 @@ impl Tree {
     }
 
     /// Starts a child and waits for its start; adds it on success.
-    async fn start(&mut self, spec: Arc<dyn Spec>) -> Result<u64, StartError> {
+    async fn start(&mut self, spec: Arc<dyn Spec>) -> Result<Started, StartError> {
         let name = spec.name().cloned();
         if let Some(name) = &name
             && self.slots.iter().any(|slot| slot.spec.name() == Some(name))
@@ -827,8 +831,9 @@ impl Tree {
             },
             handle: member.handle(),
         });
+        let handle = member.handle();
         self.slots.push(Slot { key, spec, member });
-        Ok(key)
+        Ok((key, handle))
     }
 
     /// Removes the child at `at`, which has ended for `reason`.
