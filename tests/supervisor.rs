@@ -668,3 +668,70 @@ async fn lookups_are_typed_names_unique_and_an_ended_supervisor_says_so() {
     })
     .await;
 }
+
+/// OTP: a temporary child is never restarted, not even when a sibling's
+/// failure takes it down under one-for-all.
+#[tokio::test(flavor = "current_thread")]
+async fn a_temporary_sibling_taken_down_by_one_for_all_leaves() {
+    within(LIMIT, async {
+        let log = Log::default();
+        let supervisor = SupervisorBuilder::new(Strategy::OneForAll)
+            .child(Spec::new("a", &log).child())
+            .child(Spec::new("t", &log).child().restart(RestartKind::Temporary))
+            .start()
+            .await
+            .unwrap();
+        let (a, t) = (
+            supervisor.child::<Worker>("a").unwrap(),
+            supervisor.child::<Worker>("t").unwrap(),
+        );
+        let _ = a.crash().await;
+        assert!(matches!(t.closed().await, StopReason::Drained));
+        assert_eq!(a.generation().await, Ok(2));
+        let names: Vec<_> = supervisor.children().into_iter().map(|c| c.name).collect();
+        assert_eq!(names, [Some("a".into())]);
+        supervisor.shutdown().await;
+    })
+    .await;
+}
+
+/// A nested supervisor shut down through its own handle is a normal end:
+/// as a permanent child, its parent starts it anew, children and all.
+#[tokio::test(flavor = "current_thread")]
+async fn a_permanent_nested_supervisor_shut_down_on_its_own_is_started_anew() {
+    within(LIMIT, async {
+        let log = Log::default();
+        let root = SupervisorBuilder::new(Strategy::OneForOne)
+            .intensity(3, Duration::from_secs(60))
+            .supervisor(
+                SupervisorBuilder::new(Strategy::OneForOne)
+                    .name("mid")
+                    .child(Spec::new("x", &log).child()),
+            )
+            .start()
+            .await
+            .unwrap();
+        let mid = root.supervisor("mid").unwrap();
+        let x = mid.child::<Worker>("x").unwrap();
+        mid.shutdown().await;
+        assert_eq!(x.generation().await, Err(CallError::Closed));
+        common::until(|| {
+            root.supervisor("mid")
+                .is_some_and(|new| new.id() != mid.id())
+        })
+        .await;
+        let new_x = root
+            .supervisor("mid")
+            .unwrap()
+            .child::<Worker>("x")
+            .unwrap();
+        assert_eq!(
+            new_x.generation().await,
+            Ok(2),
+            "a new server from the same factory"
+        );
+        assert_eq!(log.take(), ["start x", "stop x", "start x"]);
+        root.shutdown().await;
+    })
+    .await;
+}
