@@ -80,7 +80,9 @@ use crate::server::{Server, WeakHandle};
 /// - **Typed.** A lookup names the server type it expects and gets that
 ///   server's own handle, or [`LookupError::WrongType`].
 /// - **A server keeps its name across restarts**: a restart keeps the
-///   handle (see [`Restart`](crate::Restart)).
+///   handle (see [`Restart`](crate::Restart) and
+///   [`Supervisor`](crate::Supervisor)). A child a supervisor *starts anew*
+///   after a normal end is a new server: register it again.
 pub struct Registry {
     inner: Arc<Inner>,
 }
