@@ -174,6 +174,7 @@ async fn every_request_has_a_span_with_its_server_message_call_id_and_timings() 
         assert_eq!(deposits.len(), 2);
         for span in &deposits {
             assert_eq!(span["server"], "bank");
+            assert_eq!(span["server_id"], bank.id().get().to_string());
             assert_eq!(span["outcome"], "ok");
             assert_eq!(span["run_us"], "5000", "the handler sleeps 5 ms");
         }
@@ -261,6 +262,8 @@ async fn start_stop_panic_and_restart_are_events() {
         assert_eq!(messages, expected);
         let events = capture.events();
         assert!(events.iter().all(|(fields, _)| fields["server"] == "vault"));
+        let id = bank.id().get().to_string();
+        assert!(events.iter().all(|(fields, _)| fields["server_id"] == id));
         assert_eq!(events[1].0["panic"], "boom");
         assert_eq!(events[4].0["reason"], "stopped by a handle");
     })

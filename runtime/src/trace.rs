@@ -11,6 +11,7 @@ use tracing::Span;
 
 use crate::control::Control;
 use crate::error::{PanicMessage, StopReason};
+use crate::id::ServerId;
 
 /// When and as which call a request was made: kept in its reply. (`pub`
 /// only because the hidden `ReplySlot` trait names it.)
@@ -33,18 +34,29 @@ impl Sent {
     }
 }
 
-/// The server's name for traces: its `Builder::name`, else its type.
-pub(crate) fn server_name<S>(control: &Control) -> &str {
-    control.name().unwrap_or(std::any::type_name::<S>())
+/// A server as traces report it: its name and its id.
+#[derive(Clone, Copy)]
+pub(crate) struct Traced<'a> {
+    name: &'a str,
+    id: ServerId,
+}
+
+/// The server for traces: its `Builder::name`, else its type, and its id.
+pub(crate) fn server_name<S>(control: &Control) -> Traced<'_> {
+    Traced {
+        name: control.name().unwrap_or(std::any::type_name::<S>()),
+        id: control.id(),
+    }
 }
 
 /// The span of one request, entered around every poll of its handler.
 /// `sent` is `None` for a cast, which gets a call id of its own.
-pub(crate) fn request(server: &str, message: &'static str, sent: Option<Sent>) -> Span {
+pub(crate) fn request(server: Traced<'_>, message: &'static str, sent: Option<Sent>) -> Span {
     let sent = sent.unwrap_or_else(Sent::now);
     let span = tracing::info_span!(
         "request",
-        server,
+        server = server.name,
+        server_id = server.id.get(),
         message,
         call_id = sent.id,
         queue_wait_us = tracing::field::Empty,
@@ -103,20 +115,24 @@ pub(crate) fn finish(span: &Span, started: Option<Instant>, outcome: Outcome) {
     span.record("outcome", outcome.as_str());
 }
 
-pub(crate) fn started(server: &str) {
-    tracing::info!(server, "server started");
+pub(crate) fn started(server: Traced<'_>) {
+    tracing::info!(
+        server = server.name,
+        server_id = server.id.get(),
+        "server started"
+    );
 }
 
-pub(crate) fn stopped(server: &str, reason: &StopReason) {
-    tracing::info!(server, reason = %reason, "server stopped");
+pub(crate) fn stopped(server: Traced<'_>, reason: &StopReason) {
+    tracing::info!(server = server.name, server_id = server.id.get(), reason = %reason, "server stopped");
 }
 
-pub(crate) fn panicked(server: &str, panic: &PanicMessage) {
-    tracing::error!(server, panic = %panic, "handler panicked");
+pub(crate) fn panicked(server: Traced<'_>, panic: &PanicMessage) {
+    tracing::error!(server = server.name, server_id = server.id.get(), panic = %panic, "handler panicked");
 }
 
-pub(crate) fn restarting(server: &str, reason: &StopReason) {
-    tracing::warn!(server, reason = %reason, "server restarting");
+pub(crate) fn restarting(server: Traced<'_>, reason: &StopReason) {
+    tracing::warn!(server = server.name, server_id = server.id.get(), reason = %reason, "server restarting");
 }
 
 fn micros(duration: Duration) -> u64 {
