@@ -735,3 +735,64 @@ async fn a_permanent_nested_supervisor_shut_down_on_its_own_is_started_anew() {
     })
     .await;
 }
+
+/// Many callers keep calling three one-for-all children while another task
+/// crashes them at random: every call is answered by some incarnation of
+/// its child, none is refused or lost, and every crash is a `Panicked`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_are_never_refused_while_one_for_all_restarts_under_load() {
+    within(Duration::from_secs(60), async {
+        let log = Log::default();
+        let specs = ["a", "b", "c"].map(|name| Spec::new(name, &log));
+        let supervisor = SupervisorBuilder::new(Strategy::OneForAll)
+            .intensity(usize::MAX, Duration::from_secs(1))
+            .child(specs[0].child())
+            .child(specs[1].child())
+            .child(specs[2].child())
+            .start()
+            .await
+            .unwrap();
+        let handles: Vec<_> = ["a", "b", "c"]
+            .iter()
+            .map(|name| supervisor.child::<Worker>(name).unwrap())
+            .collect();
+        let callers: Vec<_> = (0..8)
+            .map(|caller| {
+                let handles = handles.clone();
+                tokio::spawn(async move {
+                    for call in 0..300 {
+                        let child = &handles[(caller + call) % 3];
+                        let generation = child.generation().await;
+                        assert!(matches!(generation, Ok(n) if n >= 1), "{generation:?}");
+                    }
+                })
+            })
+            .collect();
+        let crasher = tokio::spawn({
+            let handles = handles.clone();
+            async move {
+                for crash in 0..60 {
+                    let crashed = handles[crash % 3].crash().await;
+                    assert!(
+                        matches!(crashed, Err(CallError::Panicked(_))),
+                        "{crashed:?}"
+                    );
+                }
+            }
+        });
+        for caller in callers {
+            caller.await.unwrap();
+        }
+        crasher.await.unwrap();
+        supervisor.shutdown().await;
+        // Every child was restarted, and every state built was dropped.
+        for spec in &specs {
+            assert!(spec.generations.load(Ordering::SeqCst) > 1);
+            assert_eq!(spec.live.load(Ordering::SeqCst), 0);
+        }
+        for handle in &handles {
+            assert!(handle.is_closed());
+        }
+    })
+    .await;
+}

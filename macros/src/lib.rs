@@ -140,7 +140,7 @@ use proc_macro::TokenStream;
 /// argument and return types, generic methods, lifetimes on the server type,
 /// `Box<Self>`-style receivers, pattern arguments, request variants that
 /// would collide, methods named like the handle's own methods (`stop`,
-/// `is_closed`, `closed`, `name`, `queued`, `downgrade`, `clone`), unknown
+/// `is_closed`, `closed`, `id`, `name`, `queued`, `downgrade`, `clone`), unknown
 /// options, misused helper attributes, and more (see `tests/ui`). Every
 /// option is checked, so several mistakes are reported together; and one
 /// mistake is one error: the request enum, the handle with its methods and
