@@ -796,3 +796,52 @@ async fn callers_are_never_refused_while_one_for_all_restarts_under_load() {
     })
     .await;
 }
+
+/// A supervisor that registers its children: found by name across a
+/// restart in place (the same entry), again after a permanent child is
+/// started anew, gone with the tree; a taken name fails the start.
+#[tokio::test(flavor = "current_thread")]
+async fn a_supervisor_registers_its_named_children() {
+    within(LIMIT, async {
+        let log = Log::default();
+        let registry = patchboard::Registry::new();
+        let supervisor = SupervisorBuilder::new(Strategy::OneForOne)
+            .intensity(5, Duration::from_secs(60))
+            .registry(&registry)
+            .child(Spec::new("a", &log).child())
+            .start()
+            .await
+            .unwrap();
+        let a = registry.lookup::<Worker>("a").unwrap();
+        let _ = a.crash().await;
+        assert_eq!(a.generation().await, Ok(2));
+        assert_eq!(
+            registry.whereis("a"),
+            Some(a.id()),
+            "restarted in place: same entry"
+        );
+        // A normal end: started anew, registered again.
+        a.quit().await.unwrap();
+        a.closed().await;
+        common::until(|| registry.whereis("a").is_some_and(|id| id != a.id())).await;
+        let new = registry.lookup::<Worker>("a").unwrap();
+        assert_eq!(new.generation().await, Ok(3));
+        // A name someone else holds fails a dynamic child's start.
+        let b = Child::new(|| Other).name("b");
+        let other = Other.spawn();
+        registry.register("b", &other).unwrap();
+        let refused = supervisor.start_child(b).await.unwrap_err();
+        assert!(
+            matches!(&refused, StartError::Unregistered { name, .. } if &**name == "b"),
+            "{refused}"
+        );
+        assert_eq!(
+            supervisor.children().len(),
+            1,
+            "the refused child was stopped"
+        );
+        supervisor.shutdown().await;
+        assert_eq!(registry.names(), ["b"], "only the squatter's name is left");
+    })
+    .await;
+}

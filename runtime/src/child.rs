@@ -16,10 +16,11 @@ use crate::builder::Builder;
 use crate::control::{Control, Ends};
 use crate::error::StopReason;
 use crate::id::ServerId;
+use crate::registry::{RegisterError, Registry};
 use crate::restart::{Restart, Supervision, Verdict};
 use crate::scope;
 use crate::serve::Spawn;
-use crate::server::{Handle, Server};
+use crate::server::{Handle, Server, WeakHandle};
 
 /// A boxed future, for the supervisor's type-erased children.
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -336,6 +337,9 @@ pub(crate) trait Member: Send + Sync {
     /// Its handle for the supervisor's directory: a `Handle<S>` or a
     /// `Supervisor`.
     fn handle(&self) -> Arc<dyn Any + Send + Sync>;
+    /// Registers it in `registry` under `name` (a nested supervisor: not
+    /// at all, it is no server).
+    fn register(&self, registry: &Registry, name: &str) -> Result<(), RegisterError>;
     /// Waits until the incarnation that is starting has started (`Ok`) or
     /// failed.
     fn started(&self) -> BoxFuture<'_, Result<(), StopReason>>;
@@ -373,6 +377,7 @@ where
     S: Spawn + Send,
     S::Handle: AsRef<Handle<S>>,
     Handle<S>: Send + Sync,
+    WeakHandle<S>: Send + Sync,
 {
     fn name(&self) -> Option<&Arc<str>> {
         self.name.as_ref()
@@ -397,6 +402,7 @@ where
     S: Spawn + Send,
     S::Handle: AsRef<Handle<S>>,
     Handle<S>: Send + Sync,
+    WeakHandle<S>: Send + Sync,
 {
     fn spawn_server(&self, link: Link) -> Result<ServerChild<S>, StopReason> {
         let factory = &self.factory;
@@ -434,6 +440,7 @@ impl<S> Member for ServerChild<S>
 where
     S: Server,
     Handle<S>: Send + Sync,
+    WeakHandle<S>: Send + Sync,
 {
     fn id(&self) -> ServerId {
         self.handle.id()
@@ -445,6 +452,10 @@ where
 
     fn handle(&self) -> Arc<dyn Any + Send + Sync> {
         Arc::new(self.handle.clone())
+    }
+
+    fn register(&self, registry: &Registry, name: &str) -> Result<(), RegisterError> {
+        registry.register(name, &self.handle)
     }
 
     fn started(&self) -> BoxFuture<'_, Result<(), StopReason>> {

@@ -15,9 +15,9 @@ use tokio::time::Instant;
 use crate::child::{BoxFuture, Child, Link, Member, Note, Phase, RestartKind, Spec};
 use crate::error::{Down, StopReason};
 use crate::id::ServerId;
-use crate::registry::LookupError;
+use crate::registry::{LookupError, RegisterError, Registry};
 use crate::serve::Spawn;
-use crate::server::{Handle, Server};
+use crate::server::{Handle, Server, WeakHandle};
 use crate::subscription::{Subscriber, Subscription, subscription};
 
 /// Which children a supervisor restarts when one fails: OTP's strategies.
@@ -131,6 +131,15 @@ pub enum StartError {
     },
     /// Another child of the supervisor has this name.
     NameTaken(Arc<str>),
+    /// The supervisor registers its children
+    /// ([`SupervisorBuilder::registry`]) and the registry refused the
+    /// child's name; the child was stopped.
+    Unregistered {
+        /// The child's name.
+        name: Arc<str>,
+        /// Why the registry refused it.
+        error: RegisterError,
+    },
     /// The supervisor has ended.
     Closed,
 }
@@ -146,6 +155,9 @@ impl fmt::Display for StartError {
                 write!(f, "a child failed to start: {reason}")
             }
             StartError::NameTaken(name) => write!(f, "another child is named `{name}`"),
+            StartError::Unregistered { name, error } => {
+                write!(f, "child `{name}` could not be registered: {error}")
+            }
             StartError::Closed => f.write_str("the supervisor has ended"),
         }
     }
@@ -177,6 +189,7 @@ pub struct SupervisorBuilder {
     name: Option<Arc<str>>,
     kind: RestartKind,
     children: Vec<Arc<dyn Spec>>,
+    registry: Option<Registry>,
     /// Taken by the first start (shared with clones: a nested
     /// supervisor's spec is cloned to start it).
     subscribers: Arc<Mutex<Vec<Subscriber<SupervisorEvent>>>>,
@@ -193,6 +206,7 @@ impl Clone for SupervisorBuilder {
             name: self.name.clone(),
             kind: self.kind,
             children: self.children.clone(),
+            registry: self.registry.clone(),
             subscribers: self.subscribers.clone(),
         }
     }
@@ -209,6 +223,7 @@ impl SupervisorBuilder {
             name: None,
             kind: RestartKind::Permanent,
             children: Vec::new(),
+            registry: None,
             subscribers: Arc::default(),
         }
     }
@@ -232,6 +247,19 @@ impl SupervisorBuilder {
         self
     }
 
+    /// Registers every named server child in `registry` under its name
+    /// while it runs (OTP's `{local, Name}` in a child's start): a restart
+    /// in place keeps the entry, a child started anew is registered again,
+    /// and the entry goes with the child's end. A name the registry refuses
+    /// fails that child's start ([`StartError::Unregistered`]); a child
+    /// started anew whose name another server took meanwhile runs
+    /// unregistered. Nested
+    /// supervisors register their own children if given a registry.
+    pub fn registry(mut self, registry: &Registry) -> Self {
+        self.registry = Some(registry.clone());
+        self
+    }
+
     /// Its restart kind as a child of another supervisor.
     pub fn restart(mut self, kind: RestartKind) -> Self {
         self.kind = kind;
@@ -246,6 +274,7 @@ impl SupervisorBuilder {
         S: Spawn + Send,
         S::Handle: AsRef<Handle<S>>,
         Handle<S>: Send + Sync,
+        WeakHandle<S>: Send + Sync,
     {
         self.children.push(Arc::new(child));
         self
@@ -304,6 +333,7 @@ impl SupervisorBuilder {
             notes_tx,
             notes,
             commands,
+            registry: self.registry.clone(),
             parent,
             pending: VecDeque::new(),
             escalated: None,
@@ -514,6 +544,7 @@ impl Supervisor {
         S: Spawn + Send,
         S::Handle: AsRef<Handle<S>>,
         Handle<S>: Send + Sync,
+        WeakHandle<S>: Send + Sync,
     {
         let (reply, started) = oneshot::channel();
         self.commands
@@ -621,6 +652,10 @@ impl Member for Supervisor {
         Arc::new(self.clone())
     }
 
+    fn register(&self, _: &Registry, _: &str) -> Result<(), RegisterError> {
+        Ok(())
+    }
+
     fn started(&self) -> BoxFuture<'_, Result<(), StopReason>> {
         // `start_under` returned once every child had started.
         Box::pin(async { Ok(()) })
@@ -669,6 +704,7 @@ struct Tree {
     notes_tx: mpsc::UnboundedSender<Note>,
     notes: mpsc::UnboundedReceiver<Note>,
     commands: mpsc::UnboundedReceiver<Command>,
+    registry: Option<Registry>,
     parent: Option<Link>,
     /// Children found failed while others were being restarted.
     pending: VecDeque<u64>,
@@ -815,6 +851,10 @@ impl Tree {
             member.shutdown(reason.clone()).await;
             return Err(failed(reason));
         }
+        if let Err(error) = self.register(&*member, name.as_ref()) {
+            member.shutdown(StopReason::Stopped).await;
+            return Err(error);
+        }
         self.emit(SupervisorEvent::Started {
             supervisor: self.shared.id,
             child: member.id(),
@@ -834,6 +874,20 @@ impl Tree {
         let handle = member.handle();
         self.slots.push(Slot { key, spec, member });
         Ok((key, handle))
+    }
+
+    /// Registers a child that just started, if the supervisor registers
+    /// its children and the child has a name.
+    fn register(&self, member: &dyn Member, name: Option<&Arc<str>>) -> Result<(), StartError> {
+        let (Some(registry), Some(name)) = (&self.registry, name) else {
+            return Ok(());
+        };
+        member
+            .register(registry, name)
+            .map_err(|error| StartError::Unregistered {
+                name: name.clone(),
+                error,
+            })
     }
 
     /// Removes the child at `at`, which has ended for `reason`.
@@ -988,6 +1042,9 @@ impl Tree {
             entry.handle = member.handle();
         }
         self.slots[at].member = member;
+        // A name the registry refuses now (another server took it) leaves
+        // the new server unnamed there; it still runs under this supervisor.
+        let _ = self.register(&*self.slots[at].member, self.slots[at].spec.name());
         if started.is_ok() {
             self.emit(SupervisorEvent::Started {
                 supervisor: self.shared.id,
