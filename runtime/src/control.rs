@@ -290,9 +290,9 @@ impl Control {
         self.signal(RESTART);
     }
 
-    /// The serve loop has taken the restart asked for; `true` if one was.
-    pub(crate) fn restart_taken(&self) -> bool {
-        self.signals.fetch_and(!RESTART, Ordering::AcqRel) & RESTART != 0
+    /// The serve loop has taken the restart asked for (if one was).
+    pub(crate) fn restart_taken(&self) {
+        self.signals.fetch_and(!RESTART, Ordering::AcqRel);
     }
 
     /// A call served on its caller's task left a panic for the serve loop.
