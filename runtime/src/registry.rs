@@ -412,9 +412,9 @@ impl Registry {
         groups
     }
 
-    /// Entries held, live or not yet removed: for tests that check nothing
-    /// is left behind.
-    #[doc(hidden)]
+    /// How many entries the registry holds (names and group memberships),
+    /// counting those of servers that are ending and not yet removed: for
+    /// metrics, and tests that check nothing is left behind.
     pub fn entries(&self) -> usize {
         let table = self.inner.table();
         table.names.len() + table.groups.values().map(Vec::len).sum::<usize>()
