@@ -174,6 +174,7 @@ async fn every_request_has_a_span_with_its_server_message_call_id_and_timings() 
         assert_eq!(deposits.len(), 2);
         for span in &deposits {
             assert_eq!(span["server"], "bank");
+            assert_eq!(span["server_id"], bank.id().get().to_string());
             assert_eq!(span["outcome"], "ok");
             assert_eq!(span["run_us"], "5000", "the handler sleeps 5 ms");
         }
@@ -261,8 +262,47 @@ async fn start_stop_panic_and_restart_are_events() {
         assert_eq!(messages, expected);
         let events = capture.events();
         assert!(events.iter().all(|(fields, _)| fields["server"] == "vault"));
+        let id = bank.id().get().to_string();
+        assert!(events.iter().all(|(fields, _)| fields["server_id"] == id));
         assert_eq!(events[1].0["panic"], "boom");
         assert_eq!(events[4].0["reason"], "stopped by a handle");
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_supervisor_traces_what_happens_to_its_children() {
+    let (capture, _guard) = capture();
+    within(PAUSED_LIMIT, async {
+        let supervisor = patchboard::SupervisorBuilder::new(patchboard::Strategy::OneForOne)
+            .child(patchboard::Child::new(Bank::default).name("vault"))
+            .start()
+            .await
+            .unwrap();
+        let bank = supervisor.child::<Bank>("vault").unwrap();
+        assert!(matches!(bank.explode().await, Err(CallError::Panicked(_))));
+        assert_eq!(bank.withdraw(0).await, Ok(Ok(0)), "restarted");
+        supervisor.shutdown().await;
+
+        let supervised: Vec<(String, Fields)> = capture
+            .events()
+            .into_iter()
+            .filter(|(fields, _)| fields.contains_key("supervisor"))
+            .map(|(fields, _)| (fields["message"].clone(), fields))
+            .collect();
+        let messages: Vec<&str> = supervised.iter().map(|(m, _)| m.as_str()).collect();
+        assert_eq!(
+            messages,
+            ["child started", "child restarted", "child ended"]
+        );
+        let id = bank.id().to_string();
+        assert!(supervised.iter().all(|(_, fields)| fields["child"] == id));
+        assert!(
+            supervised
+                .iter()
+                .all(|(_, fields)| fields["name"] == "vault")
+        );
+        assert_eq!(supervised[1].1["reason"], "handler panicked: boom");
     })
     .await;
 }

@@ -41,6 +41,9 @@ impl Signals {
     /// the server: the panic waits in the state's shared place
     /// (`inline.rs`).
     const FAULT: u8 = 16;
+    /// The server's supervisor asks it to end its current incarnation after
+    /// the current handler, and wait for the next (`supervisor.rs`).
+    const RESTART: u8 = 32;
 
     /// Anything at all was asked: callers do not serve themselves.
     #[inline]
@@ -66,11 +69,17 @@ impl Signals {
         self.0 & Self::FAULT != 0
     }
 
+    /// The supervisor asks for a restart in place.
+    #[inline]
+    pub(crate) fn restarting(self) -> bool {
+        self.0 & Self::RESTART != 0
+    }
+
     /// Something the loop handles before its next request: a stop now,
-    /// watched servers down, a fault.
+    /// watched servers down, a fault, a restart.
     #[inline]
     pub(crate) fn interrupts(self) -> bool {
-        self.0 & (Self::STOP_NOW | Self::EVENTS | Self::FAULT) != 0
+        self.0 & (Self::STOP_NOW | Self::EVENTS | Self::FAULT | Self::RESTART) != 0
     }
 }
 
@@ -319,6 +328,16 @@ impl Control {
     fn signal_again(&self, bit: u8) {
         self.signals.fetch_or(bit, Ordering::AcqRel);
         self.wake_loops();
+    }
+
+    /// The supervisor asks for a restart in place (see `Signals::RESTART`).
+    pub(crate) fn request_restart(&self) {
+        self.signal(Signals::RESTART);
+    }
+
+    /// The serve loop has taken the restart asked for (if one was).
+    pub(crate) fn restart_taken(&self) {
+        self.signals.fetch_and(!Signals::RESTART, Ordering::AcqRel);
     }
 
     /// A call served on its caller's task left a panic for the serve loop.

@@ -80,7 +80,9 @@ use crate::server::{Server, WeakHandle};
 /// - **Typed.** A lookup names the server type it expects and gets that
 ///   server's own handle, or [`LookupError::WrongType`].
 /// - **A server keeps its name across restarts**: a restart keeps the
-///   handle (see [`Restart`](crate::Restart)).
+///   handle (see [`Restart`](crate::Restart) and
+///   [`Supervisor`](crate::Supervisor)). A child a supervisor *starts anew*
+///   after a normal end is a new server: register it again.
 pub struct Registry {
     inner: Arc<Inner>,
 }
@@ -410,9 +412,9 @@ impl Registry {
         groups
     }
 
-    /// Entries held, live or not yet removed: for tests that check nothing
-    /// is left behind.
-    #[doc(hidden)]
+    /// How many entries the registry holds (names and group memberships),
+    /// counting those of servers that are ending and not yet removed: for
+    /// metrics, and tests that check nothing is left behind.
     pub fn entries(&self) -> usize {
         let table = self.inner.table();
         table.names.len() + table.groups.values().map(Vec::len).sum::<usize>()

@@ -3,10 +3,38 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
+
+use crate::error::StopReason;
+
+/// A supervisor's side of one supervised server (`supervisor.rs`): told
+/// when an incarnation has started, and asked, after one ends, whether the
+/// next one may start. The serve task waits for the answer, so that a
+/// supervisor can restart several children in its own order.
+pub(crate) trait Supervision: Send + Sync {
+    /// `#[on_start]` of the current incarnation returned `Ok`.
+    fn started(&self);
+
+    /// The current incarnation ended: `Some(reason)` for a failure (a
+    /// panic, a failed start, a factory that panicked), `None` because the
+    /// supervisor asked it to end (`Control::request_restart`). Resolves
+    /// to what comes next.
+    fn ended(&self, reason: Option<StopReason>) -> Pin<Box<dyn Future<Output = Verdict> + Send>>;
+}
+
+/// What a supervisor decides for its child between two incarnations.
+#[derive(Debug)]
+pub(crate) enum Verdict {
+    /// Build the next state with the factory and start it.
+    Restart,
+    /// End the server for good, for this reason.
+    End(StopReason),
+}
 
 /// When and how to restart a server: pass to
 /// [`Builder::restart`](crate::Builder::restart).
@@ -55,6 +83,8 @@ pub struct Restart<S> {
     max_restarts: usize,
     window: Duration,
     on_start_failure: bool,
+    /// A supervisor decides instead of the limits above.
+    supervision: Option<Arc<dyn Supervision>>,
 }
 
 impl<S> Restart<S> {
@@ -65,7 +95,14 @@ impl<S> Restart<S> {
             max_restarts: 3,
             window: Duration::from_secs(5),
             on_start_failure: false,
+            supervision: None,
         }
+    }
+
+    /// Restarts decided by a supervisor.
+    pub(crate) fn supervised(mut self, supervision: Arc<dyn Supervision>) -> Self {
+        self.supervision = Some(supervision);
+        self
     }
 
     /// At most `max` restarts within one [`window`](Self::window); `0`
@@ -107,6 +144,7 @@ impl<S> Clone for Restart<S> {
             max_restarts: self.max_restarts,
             window: self.window,
             on_start_failure: self.on_start_failure,
+            supervision: self.supervision.clone(),
         }
     }
 }
@@ -117,6 +155,7 @@ impl<S> fmt::Debug for Restart<S> {
             .field("max_restarts", &self.max_restarts)
             .field("window", &self.window)
             .field("on_start_failure", &self.on_start_failure)
+            .field("supervised", &self.supervision.is_some())
             .finish()
     }
 }
@@ -147,6 +186,11 @@ impl<S> Restarts<S> {
         }
         self.recent.push_back(now);
         true
+    }
+
+    /// The supervisor that decides this server's restarts, if it has one.
+    pub(crate) fn supervision(&self) -> Option<&Arc<dyn Supervision>> {
+        self.policy.supervision.as_ref()
     }
 
     /// A fresh state from the factory (which may panic: the caller catches).

@@ -18,7 +18,7 @@ use crate::error::{CallError, PanicMessage, StopReason};
 use crate::inline::{Slot, Taken};
 use crate::mailbox::Mailbox;
 use crate::message::{Inline, Message};
-use crate::restart::{Restart, Restarts};
+use crate::restart::{Restart, Restarts, Supervision, Verdict};
 use crate::scope::{self, catch, catch_sync};
 use crate::server::{Context, PanicPolicy, Server};
 use crate::timers::Timers;
@@ -245,7 +245,13 @@ pub(crate) fn serve<S: Server>(mut replica: Replica<S>, mut state: S) -> impl Fu
         .await;
         loop {
             let ended = run(state, &mut replica).await;
-            state = match replica.next_state(ended) {
+            let supervision = replica.restarts.as_deref().and_then(Restarts::supervision);
+            let next = match supervision.cloned() {
+                None => replica.next_state(ended),
+                // Boxed: only supervised servers wait here.
+                Some(supervision) => Box::pin(replica.next_supervised(ended, supervision)).await,
+            };
+            state = match next {
                 Ok(state) => state,
                 Err(ended) => return replica.ended(ended),
             };
@@ -264,6 +270,8 @@ enum Ended<S> {
     Faulted(PanicMessage, S),
     /// For good: restarts do not apply.
     Stopped(Ending, Option<S>),
+    /// Its supervisor asked for a restart.
+    Restart(S),
 }
 
 /// Starts `state`, serves until it stops, runs `#[on_stop]`.
@@ -276,6 +284,9 @@ async fn run<S: Server>(mut state: S, replica: &mut Replica<S>) -> Ended<S> {
         Err(panic) => return Ended::NotStarted(StopReason::Panicked(panic), state),
     }
     trace::started::<S>(control);
+    if let Some(supervision) = replica.restarts.as_deref().and_then(Restarts::supervision) {
+        supervision.started();
+    }
     let served = match catch_sync(control, || state.periods()) {
         Ok(periods) => {
             let timers = Timers::new(periods);
@@ -316,6 +327,10 @@ async fn run<S: Server>(mut state: S, replica: &mut Replica<S>) -> Ended<S> {
             let _ = stopped.await;
             Ended::Faulted(panic, state)
         }
+        Served::Restart => {
+            let _ = stopped.await;
+            Ended::Restart(state)
+        }
         Served::Terminal(request) => {
             // `on_stop` needs the state, which the terminal method
             // consumes, so it runs first.
@@ -354,6 +369,8 @@ enum Served<R> {
     Faulted(PanicMessage),
     /// A terminal request is to consume the state; the mailbox is closed.
     Terminal(R),
+    /// The supervisor asked for a restart; the mailbox stays open.
+    Restart,
 }
 
 /// What the loop waits for.
@@ -472,6 +489,7 @@ impl<S: Server> Requests<'_, S> {
                 let ran = match next {
                     Next::Closed | Next::Drained => return Served::Drained,
                     Next::Signal if control.stops_now() => return Served::Drained,
+                    Next::Signal if control.signals().restarting() => return Served::Restart,
                     Next::Signal
                         if control.signals().faulted()
                             && let Some(panic) = self.slot.and_then(Slot::take_fault) =>
@@ -628,6 +646,9 @@ impl<S: Server> Replica<S> {
             Ended::Stopped(ending, state) => return Err((ending, state)),
             Ended::NotStarted(reason, state) => (reason, state, false),
             Ended::Faulted(panic, state) => (StopReason::Panicked(panic), state, true),
+            // Only a supervisor asks for one, and it decides in
+            // `next_supervised`.
+            Ended::Restart(state) => return Err((Ending::Drained, Some(state))),
         };
         let Some(restarts) = self.restarts.as_mut() else {
             return Err((Ending::Own(reason), Some(broken)));
@@ -647,6 +668,50 @@ impl<S: Server> Replica<S> {
             }
             if !restarts.allow(started) {
                 return Err((Ending::Own(reason), None));
+            }
+        }
+    }
+}
+
+impl<S: Server> Replica<S> {
+    /// The state to continue with after `ended`, as the supervisor
+    /// decides: the task waits for its verdict (a supervisor restarting
+    /// several children orders them so).
+    async fn next_supervised(
+        &mut self,
+        ended: Ended<S>,
+        supervision: Arc<dyn Supervision>,
+    ) -> Result<S, (Ending, Option<S>)> {
+        let (mut reason, mut broken) = match ended {
+            Ended::Stopped(ending, state) => return Err((ending, state)),
+            Ended::NotStarted(reason, state) => (Some(reason), Some(state)),
+            Ended::Faulted(panic, state) => (Some(StopReason::Panicked(panic)), Some(state)),
+            Ended::Restart(state) => (None, Some(state)),
+        };
+        let control = &*self.context.control;
+        loop {
+            match supervision.ended(reason.clone()).await {
+                Verdict::End(why) => return Err((Ending::Own(why), broken)),
+                Verdict::Restart => {}
+            }
+            if let Some(reason) = &reason {
+                trace::restarting::<S>(control, reason);
+            }
+            // Asked for before this verdict: this restart is it.
+            control.restart_taken();
+            if let Some(broken) = broken.take() {
+                let held = reason
+                    .as_ref()
+                    .map_or(CallError::Closed, StopReason::held_reply_error);
+                let _ = scope::dispose(broken, &held);
+            }
+            let Some(restarts) = self.restarts.as_deref() else {
+                unreachable!("a supervised server has a restart policy")
+            };
+            match catch_sync(control, || restarts.build()) {
+                Ok(state) => return Ok(state),
+                // A factory that panicked is a failure like any other.
+                Err(panic) => reason = Some(StopReason::Panicked(panic)),
             }
         }
     }

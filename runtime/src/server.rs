@@ -133,6 +133,13 @@ pub trait Server: Sized + 'static {
 /// offers its methods under the same names. Cloning is cheap (reference
 /// counts); the server stops once every clone is dropped and the mailbox has
 /// run empty.
+///
+/// **Handles kept in servers' states can form a cycle**: a server holding a
+/// handle to itself, or two servers holding handles to each other, keep
+/// each other alive after every outside handle is gone, and never stop.
+/// Keep a [`WeakHandle`] ([`downgrade`](Self::downgrade),
+/// [`Context::weak`]) on the side that points back, and
+/// [`upgrade`](WeakHandle::upgrade) it when needed.
 pub struct Handle<S: Server> {
     pub(crate) senders: Senders<S::Request>,
     pub(crate) control: Arc<Control>,

@@ -88,6 +88,7 @@ mod on {
             let span = tracing::info_span!(
                 "request",
                 server = server_name::<S>(control),
+                server_id = control.id().get(),
                 message,
                 call_id = sent.id,
                 queue_wait_us = tracing::field::Empty,
@@ -138,19 +139,38 @@ mod on {
     }
 
     pub(crate) fn started<S>(control: &Control) {
-        tracing::info!(server = server_name::<S>(control), "server started");
+        tracing::info!(
+            server = server_name::<S>(control),
+            server_id = control.id().get(),
+            "server started"
+        );
     }
 
     pub(crate) fn stopped<S>(control: &Control, reason: &StopReason) {
-        tracing::info!(server = server_name::<S>(control), reason = %reason, "server stopped");
+        tracing::info!(
+            server = server_name::<S>(control),
+            server_id = control.id().get(),
+            reason = %reason,
+            "server stopped"
+        );
     }
 
     pub(crate) fn panicked<S>(control: &Control, panic: &PanicMessage) {
-        tracing::error!(server = server_name::<S>(control), panic = %panic, "handler panicked");
+        tracing::error!(
+            server = server_name::<S>(control),
+            server_id = control.id().get(),
+            panic = %panic,
+            "handler panicked"
+        );
     }
 
     pub(crate) fn restarting<S>(control: &Control, reason: &StopReason) {
-        tracing::warn!(server = server_name::<S>(control), reason = %reason, "server restarting");
+        tracing::warn!(
+            server = server_name::<S>(control),
+            server_id = control.id().get(),
+            reason = %reason,
+            "server restarting"
+        );
     }
 
     fn micros(duration: Duration) -> u64 {
