@@ -75,8 +75,8 @@ pub use combine::{BoundedMap, Merge, bounded_map, first_ok, merge};
 pub use error::{CallError, Down, PanicMessage, StopReason};
 pub use id::ServerId;
 pub use mailbox::{DEFAULT_CAPACITY, MAX_CAPACITY, MAX_PRIORITY, PRIORITY_BURST};
-pub use registry::{LookupError, RegisterError, Registry};
 pub use protocol::{NoWait, ProtocolCall, ProtocolFuture};
+pub use registry::{LookupError, RegisterError, Registry};
 pub use reply::Reply;
 pub use restart::Restart;
 pub use serve::Exited;
@@ -102,8 +102,8 @@ pub mod __private {
     pub use crate::serve::{Spawn, Task, run_task, spawn_local, spawn_send};
     pub use crate::server::Options;
     pub use crate::{
-        Builder, Call, Context, Down, Handle, PanicPolicy, ProtocolCall, Reply, Server, ServerId, StopReason,
-        WeakHandle,
+        Builder, Call, Context, Down, Handle, PanicPolicy, ProtocolCall, Reply, Server, ServerId,
+        StopReason, WeakHandle,
     };
     pub use std::sync::Arc;
     pub use std::time::Duration;
