@@ -887,10 +887,15 @@ async fn a_call_behind_casts_that_cannot_be_sent_ends_by_its_deadline() {
             "a call with a 500 ms deadline ended after {took:?}"
         );
         casts.abort();
-        // The casts that could not be sent are reported, each by its
-        // deadline.
+        // The casts that could not be sent are reported, by their
+        // deadline: dropped at once beyond the `capacity` waiting to be
+        // sent (`Full`), or given up at their deadline (`Timeout`).
         let started = std::time::Instant::now();
-        assert_eq!(confirm(&remote).await, Err(CallError::Timeout));
+        let reported = confirm(&remote).await;
+        assert!(
+            matches!(reported, Err(CallError::Full | CallError::Timeout)),
+            "{reported:?}"
+        );
         assert!(started.elapsed() < Duration::from_millis(1_500));
     })
     .await;
