@@ -367,10 +367,9 @@ async fn run_forwarder<S: RemoteServer>(
     end.mailbox.close_and_drain(&CallError::Closed);
     // Requests already taken still end, each by its deadline.
     // (Together: a call may wait for a one-way message's turn.)
-    tokio::join!(
-        async { while in_flight.next().await.is_some() {} },
-        async { while sending.next().await.is_some() {} },
-    );
+    tokio::join!(async { while in_flight.next().await.is_some() {} }, async {
+        while sending.next().await.is_some() {}
+    },);
 }
 
 /// The end of a forwarder, on every path out of it.
