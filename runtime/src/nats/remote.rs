@@ -191,9 +191,11 @@ impl Remote {
 /// Returns the first failure since the previous `confirm` (of this
 /// handle and its clones): a message that could not be sent by the remote
 /// default deadline ([`CallError::Timeout`]: NATS unreachable, the send
-/// buffer full), that is over the NATS server's `max_payload` or could
-/// not be encoded ([`CallError::Transport`]), or, with `confirm_casts`,
-/// that nobody served ([`CallError::NoResponders`]). `Ok` for a local
+/// buffer full), that was dropped at once because the connection was down
+/// and [`Remote::capacity`] one-way messages were already waiting
+/// ([`CallError::Full`]), that is over the NATS server's `max_payload` or
+/// could not be encoded ([`CallError::Transport`]), or, with
+/// `confirm_casts`, that nobody served ([`CallError::NoResponders`]). `Ok` for a local
 /// handle, whose casts are taken when their `.await` returns; `Closed`
 /// for a handle whose forwarder has stopped.
 ///
@@ -523,14 +525,15 @@ impl Link {
                     .headers(headers)
                     .timeout(Some(left));
                 let subject = wire::subject(&shared.name, message);
-                tokio::select! {
-                    result = shared.client.send_request(subject, request) => Some(result.map_err(|error| match error.kind() {
-                        RequestErrorKind::NoResponders => CallError::NoResponders,
-                        RequestErrorKind::TimedOut => CallError::Timeout,
-                        RequestErrorKind::Other => CallError::Transport(error.to_string().into()),
-                    })),
-                    () = reply.closed() => None,
-                }
+                let answer = tokio::select! {
+                    answer = shared.client.send_request(subject, request) => answer,
+                    () = reply.closed() => return None,
+                };
+                Some(answer.map_err(|error| match error.kind() {
+                    RequestErrorKind::NoResponders => CallError::NoResponders,
+                    RequestErrorKind::TimedOut => CallError::Timeout,
+                    RequestErrorKind::Other => CallError::Transport(error.to_string().into()),
+                }))
             })
             .await;
             let reply = reply.0.take().expect("answered once");
