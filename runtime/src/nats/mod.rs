@@ -96,6 +96,10 @@
 //! node right after `subscribe` may be lost.
 //!
 //! [`Call`]: crate::Call
+//! [`CallError::Closed`]: crate::CallError::Closed
+//! [`CallError::NoResponders`]: crate::CallError::NoResponders
+//! [`CallError::Timeout`]: crate::CallError::Timeout
+//! [`CallError::Transport`]: crate::CallError::Transport
 //!
 //! # Where the code is
 //!

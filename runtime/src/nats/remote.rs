@@ -37,23 +37,37 @@ use crate::server::Handle;
 #[doc(hidden)]
 pub struct Forwarded {
     future: Pin<Box<dyn Future<Output = ()> + Send>>,
+    /// A one-way message being sent: counted apart from the calls, so
+    /// that one-way messages that cannot be sent never take the room of a
+    /// call.
+    one_way: bool,
 }
 
 impl Forwarded {
-    fn new(future: impl Future<Output = ()> + Send + 'static) -> Self {
+    fn call(future: impl Future<Output = ()> + Send + 'static) -> Self {
         Forwarded {
             future: Box::pin(future),
+            one_way: false,
+        }
+    }
+
+    fn one_way(future: impl Future<Output = ()> + Send + 'static) -> Self {
+        Forwarded {
+            future: Box::pin(future),
+            one_way: true,
         }
     }
 
     fn nothing() -> Self {
-        Self::new(async {})
+        Self::call(async {})
     }
 }
 
 impl fmt::Debug for Forwarded {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Forwarded").finish_non_exhaustive()
+        f.debug_struct("Forwarded")
+            .field("one_way", &self.one_way)
+            .finish_non_exhaustive()
     }
 }
 
@@ -119,7 +133,11 @@ impl Remote {
     /// Calls in flight at once from this handle and its clones (default
     /// [`DEFAULT_IN_FLIGHT`]), and as many again queued behind them;
     /// further calls wait for room, or fail with `Full` under `try_now`.
-    /// One-way messages being sent count too.
+    /// One-way messages have as much room again of their own: when it is
+    /// full, further requests wait while the connection is up (the
+    /// one-way messages are leaving), and while it is not, a one-way
+    /// message beyond it is dropped and reported to [`confirm`] as
+    /// [`CallError::Full`](crate::CallError::Full), so that calls keep moving.
     pub fn capacity(mut self, capacity: usize) -> Self {
         self.capacity = capacity.clamp(1, crate::MAX_CAPACITY);
         self
@@ -173,9 +191,11 @@ impl Remote {
 /// Returns the first failure since the previous `confirm` (of this
 /// handle and its clones): a message that could not be sent by the remote
 /// default deadline ([`CallError::Timeout`](crate::CallError::Timeout): NATS unreachable, the send
-/// buffer full), that is over the NATS server's `max_payload` or could
-/// not be encoded ([`CallError::Transport`](crate::CallError::Transport)), or, with `confirm_casts`,
-/// that nobody served ([`CallError::NoResponders`](crate::CallError::NoResponders)). `Ok` for a local
+/// buffer full), that was dropped at once because the connection was down
+/// and [`Remote::capacity`] one-way messages were already waiting
+/// ([`CallError::Full`](crate::CallError::Full)), that is over the NATS server's `max_payload` or
+/// could not be encoded ([`CallError::Transport`](crate::CallError::Transport)), or, with
+/// `confirm_casts`, that nobody served ([`CallError::NoResponders`](crate::CallError::NoResponders)). `Ok` for a local
 /// handle, whose casts are taken when their `.await` returns; `Closed`
 /// for a handle whose forwarder has stopped.
 ///
@@ -277,10 +297,20 @@ async fn run_forwarder<S: RemoteServer>(
         control,
         link,
     };
+    // The calls waiting for their answers, and the one-way messages being
+    // sent, polled by this task (a task each would cost a spawn each).
     let mut in_flight = FuturesUnordered::new();
+    let mut sending = FuturesUnordered::new();
     loop {
         let next = std::future::poll_fn(|cx| {
-            let room = has_room(&mut in_flight, capacity, cx);
+            // One-way messages have a room of their own, so that those
+            // that cannot be sent never take a call's. While connected, a
+            // full room holds the mailbox (the one-way messages are
+            // leaving, only slower than they come); while not, a one-way
+            // message beyond it is dropped, and calls keep moving.
+            let one_way_room = has_room(&mut sending, capacity, cx)
+                || end.link.client.connection_state() != async_nats::connection::State::Connected;
+            let room = has_room(&mut in_flight, capacity, cx) && one_way_room;
             end.control.register(cx.waker());
             let signals = end.control.signals();
             if signals.stops_now() {
@@ -317,7 +347,17 @@ async fn run_forwarder<S: RemoteServer>(
                 );
                 end.link.taken.fetch_add(1, Ordering::AcqRel);
                 end.link.progress.notify_waiters();
-                in_flight.push(forwarded.future);
+                if !forwarded.one_way {
+                    in_flight.push(forwarded.future);
+                } else if sending.len() < capacity {
+                    sending.push(forwarded.future);
+                } else {
+                    // `capacity` one-way messages wait to be sent already,
+                    // and the connection is gone: dropped (its tickets
+                    // done), and told to `confirm`.
+                    drop(forwarded);
+                    end.link.failed(CallError::Full);
+                }
             }
             Next::StopNow => {
                 end.mailbox.close_and_drain(&CallError::Closed);
@@ -328,7 +368,10 @@ async fn run_forwarder<S: RemoteServer>(
     }
     end.mailbox.close_and_drain(&CallError::Closed);
     // Requests already taken still end, each by its deadline.
-    while in_flight.next().await.is_some() {}
+    // (Together: a call may wait for a one-way message's turn.)
+    tokio::join!(async { while in_flight.next().await.is_some() {} }, async {
+        while sending.next().await.is_some() {}
+    },);
 }
 
 /// The end of a forwarder, on every path out of it.
@@ -465,7 +508,7 @@ impl Link {
         // Sent after the one-way messages taken before it.
         let after = self.shared.sending.mark();
         let Link { shared, level } = self;
-        Forwarded::new(async move {
+        Forwarded::call(async move {
             let mut reply = Answer(Some(reply));
             let sent = tokio::time::timeout_at(deadline, async {
                 shared.sending.sent_below(after).await;
@@ -483,14 +526,15 @@ impl Link {
                     .headers(headers)
                     .timeout(Some(left));
                 let subject = wire::subject(&shared.name, message);
-                tokio::select! {
-                    result = shared.client.send_request(subject, request) => Some(result.map_err(|error| match error.kind() {
-                        RequestErrorKind::NoResponders => CallError::NoResponders,
-                        RequestErrorKind::TimedOut => CallError::Timeout,
-                        RequestErrorKind::Other => CallError::Transport(error.to_string().into()),
-                    })),
-                    () = reply.closed() => None,
-                }
+                let answer = tokio::select! {
+                    answer = shared.client.send_request(subject, request) => answer,
+                    () = reply.closed() => return None,
+                };
+                Some(answer.map_err(|error| match error.kind() {
+                    RequestErrorKind::NoResponders => CallError::NoResponders,
+                    RequestErrorKind::TimedOut => CallError::Timeout,
+                    RequestErrorKind::Other => CallError::Transport(error.to_string().into()),
+                }))
             })
             .await;
             let reply = reply.0.take().expect("answered once");
@@ -526,7 +570,7 @@ impl Link {
         let sending = Ticket::issue(&shared, |shared| &shared.sending);
         let settling = Ticket::issue(&shared, |shared| &shared.settling);
         let deadline = shared.deadline(shared.timeout);
-        Forwarded::new(async move {
+        Forwarded::one_way(async move {
             let outcome = tokio::time::timeout_at(deadline, async {
                 let subject = wire::subject(&shared.name, message);
                 let mut headers = wire::request_headers(None, level);

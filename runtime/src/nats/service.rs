@@ -204,10 +204,12 @@ impl fmt::Debug for Serving {
 /// order between subjects is lost on arrival. What is kept is the order
 /// the connection delivered them in: by the time a call is in its
 /// endpoint, every one-way message sent before it on the same connection
-/// is in its own. A call is therefore held for one more pass over every
-/// endpoint, and the one-way messages that pass takes are enqueued before
-/// it: a caller's casts are served before its next call (read your
-/// writes across subjects).
+/// is in its own. A call is therefore held until every endpoint has been
+/// found empty after it was taken ([`Passes`]), and the one-way messages
+/// taken meanwhile are enqueued before it: a caller's casts, however
+/// many, are served before its next call (read your writes across
+/// subjects). A one-way message marked to be confirmed is answered once
+/// enqueued.
 async fn run_service<S: RemoteServer>(
     client: async_nats::Client,
     service: async_nats::service::Service,

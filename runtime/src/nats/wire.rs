@@ -443,6 +443,72 @@ mod tests {
     }
 
     #[test]
+    fn error_text_travels_whole_in_the_payload_with_a_safe_summary() {
+        let text = format!(
+            "assertion failed\n  left: 1\r\n right: 2\t\0 {}",
+            "é".repeat(300)
+        );
+        let (headers, payload) = error_message(code::PANICKED, &text, 1 << 20);
+        assert_eq!(payload, text.as_bytes(), "the whole text, in the payload");
+        let summary = headers.get(ERROR_HEADER).unwrap().as_str().to_owned();
+        assert!(summary.len() <= SUMMARY + 3, "{}", summary.len());
+        assert!(
+            summary
+                .bytes()
+                .all(|b| b == b' ' || b.is_ascii_graphic() || b == b'.')
+        );
+        assert!(summary.starts_with("assertion failed   left: 1"));
+        assert_eq!(headers.get(ERROR_CODE_HEADER).unwrap().as_str(), "500");
+        // Read back: the payload's text, or the header's from a peer that
+        // sends none.
+        let mut message = message(&[(ERROR_CODE_HEADER, "500"), (ERROR_HEADER, &summary)]);
+        message.payload = payload;
+        assert_eq!(error_text(&message), text);
+        message.payload = Bytes::new();
+        assert_eq!(error_text(&message), summary);
+        // Cut to the limit, headers counted, on a character boundary.
+        let limit = headers_len(&headers) + 101;
+        let (_, cut) = error_message(code::PANICKED, &text, limit);
+        assert!(cut.len() <= 101 && std::str::from_utf8(&cut).is_ok());
+    }
+
+    #[test]
+    fn the_headers_are_counted_as_nats_counts_them() {
+        assert_eq!(headers_len(&HeaderMap::new()), 0);
+        let headers = request_headers(Some(Duration::from_millis(250)), 2);
+        // NATS/1.0\r\n, two `name: value\r\n` lines, \r\n.
+        let expected =
+            10 + (TIMEOUT_HEADER.len() + 2 + 3 + 2) + (PRIORITY_HEADER.len() + 2 + 1 + 2) + 2;
+        assert_eq!(headers_len(&headers), expected);
+    }
+
+    #[test]
+    fn a_service_name_is_letters_digits_dashes_and_underscores() {
+        for good in ["bank", "bank-2", "my_bank", "B4NK"] {
+            assert_eq!(check_name(good), Ok(()), "{good}");
+        }
+        for bad in ["", "bad name", "a.b", "star*", "gt>", "tab\t", "é"] {
+            assert!(
+                check_name(bad).unwrap_err().contains("not a valid"),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_message_without_a_reply_or_marked_one_way_is_one_way() {
+        let mut message = message(&[]);
+        assert!(is_one_way(&message));
+        message.reply = Some("_INBOX.x".into());
+        assert!(!is_one_way(&message));
+        message.headers = Some(HeaderMap::from_iter([(
+            ONE_WAY_HEADER.parse().unwrap(),
+            "1".parse().unwrap(),
+        )]));
+        assert!(is_one_way(&message));
+    }
+
+    #[test]
     fn a_call_error_is_answered_as_a_service_error() {
         match Response::error(&CallError::Timeout) {
             Response::Error(code, _) => assert_eq!(code, code::TIMEOUT),
