@@ -324,6 +324,54 @@ impl<'h, R: Message, T: 'static> Call<'h, R, T> {
     }
 }
 
+/// A call apart from the server it goes to: what a delayed call keeps
+/// until it is sent (`later.rs`).
+pub(crate) struct Parts<R, T> {
+    request: R,
+    answer: Answer<T>,
+    kind: Kind,
+    try_now: bool,
+}
+
+impl<'h, R, T> Call<'h, R, T> {
+    /// The server the call goes to, and the rest of the call.
+    pub(crate) fn split(self) -> (&'h Senders<R>, &'h Arc<Control>, Parts<R, T>) {
+        let Call {
+            senders,
+            control,
+            request,
+            answer,
+            kind,
+            try_now,
+        } = self;
+        let parts = Parts {
+            request,
+            answer,
+            kind,
+            try_now,
+        };
+        (senders, control, parts)
+    }
+}
+
+impl<R, T> Parts<R, T> {
+    /// The call again, to the server of `senders` and `control`.
+    pub(crate) fn to<'h>(
+        self,
+        senders: &'h Senders<R>,
+        control: &'h Arc<Control>,
+    ) -> Call<'h, R, T> {
+        Call {
+            senders,
+            control,
+            request: self.request,
+            answer: self.answer,
+            kind: self.kind,
+            try_now: self.try_now,
+        }
+    }
+}
+
 impl<'h, R: Message, T: 'static, E: 'static> Call<'h, R, Result<T, E>> {
     /// For a message returning `Result<T, E>`: one `Result<T, E>` instead of
     /// `Result<Result<T, E>, CallError>`, the call's own failure turned into

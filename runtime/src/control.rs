@@ -266,9 +266,19 @@ impl Control {
         self.reasons.caused(reason);
     }
 
-    /// Binds `value` to the server: it ends when the server stops.
+    /// Binds `value` to the server: it ends when the server stops, at once
+    /// if it has stopped already.
     pub(crate) fn bind(&self, value: Weak<dyn Ends>) {
         let mut shared = self.shared();
+        if self.reason().is_some() {
+            // `finish` has ended what was bound (it sets the reason under
+            // this lock): nothing bound from now on may outlive the server.
+            drop(shared);
+            if let Some(value) = value.upgrade() {
+                value.end();
+            }
+            return;
+        }
         let bound = &mut shared.bound;
         if bound.len() == bound.capacity() {
             bound.retain(|value| value.strong_count() > 0);

@@ -50,6 +50,8 @@ mod handle;
 
 mod call;
 
+mod later;
+
 mod subscription;
 
 mod builder;
@@ -67,6 +69,7 @@ pub use call::{Call, CallFuture, Flatten, OwnedCall};
 pub use combine::{BoundedMap, Merge, bounded_map, first_ok, merge};
 pub use error::{CallError, Down, PanicMessage, StopReason};
 pub use id::ServerId;
+pub use later::Scheduled;
 pub use mailbox::{DEFAULT_CAPACITY, MAX_CAPACITY, MAX_PRIORITY, PRIORITY_BURST};
 pub use registry::{LookupError, RegisterError, Registry};
 pub use reply::Reply;

@@ -539,14 +539,14 @@ impl<R: Message> Mailbox<R> {
         } = self;
         with_counts(passed, |passed| {
             let mut taken = None;
-            for level in 0..passed.len() {
-                if passed[level] >= PRIORITY_BURST {
+            for (level, count) in passed.iter_mut().enumerate() {
+                if *count >= PRIORITY_BURST {
                     match lane_of(normal, higher, level).try_take() {
                         Some(request) => {
                             taken = Some((level, request));
                             break;
                         }
-                        None => passed[level] = 0,
+                        None => *count = 0,
                     }
                 }
             }

@@ -1,0 +1,326 @@
+//! Messages delivered later: any call or cast sent after a delay
+//! ([`Call::after`]), or sent by a server to itself from its own code
+//! ([`Context::after`], the one-shot timer).
+//!
+//! Each is a small task of the runtime's that sleeps, then makes the call
+//! with the call path every other caller uses (lanes, room, drain, the
+//! caller-served path). It is owned by the server it targets: bound to its
+//! `Control`, it is aborted when that server ends, so nothing of it
+//! outlives the server. The serve loop knows nothing of it: a server that
+//! schedules nothing pays nothing, and a delayed message, once sent, is
+//! queued like any other (so callers that would serve themselves queue
+//! behind it).
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
+
+use tokio::task::{AbortHandle, JoinHandle};
+use tokio::time::Instant;
+
+use crate::call::{Call, Parts};
+use crate::control::{Control, Ends};
+use crate::error::CallError;
+use crate::mailbox::Senders;
+use crate::message::Message;
+use crate::server::{Context, Handle, Server};
+
+/// A message scheduled for later with [`Call::after`] or
+/// [`Context::after`]: cancel it with [`cancel`](Self::cancel), or await
+/// it for what the call gives once it has been sent.
+///
+/// Dropping it does **not** cancel the message (as dropping a tokio
+/// `JoinHandle` does not abort its task): a handler that schedules a
+/// one-shot timer and forgets it still gets its message. Keep it (in the
+/// server's state, say) to be able to cancel it.
+///
+/// Awaiting it gives the call's own outcome once the message has been
+/// sent after its delay: the reply for a call (after the target has served
+/// it), `Ok(())` for a cast or a [`no_wait`](Call::no_wait) call (once it
+/// is in the mailbox). If the target ends before the message is sent, the
+/// message is dropped and awaiting gives the error a call to the ended
+/// server gets ([`CallError::Closed`], or why it ended).
+pub struct Scheduled<T> {
+    timer: Arc<Timer>,
+    join: JoinHandle<Result<T, CallError>>,
+    control: Arc<Control>,
+}
+
+/// Where a scheduled message is, shared by its task, its [`Scheduled`]
+/// and the target's `Control` (which ends it).
+struct Timer {
+    state: Mutex<State>,
+}
+
+enum State {
+    /// Sleeping until its time; the task's abort handle once it is known.
+    Waiting(Option<AbortHandle>),
+    /// Its call has been made: from now on it is an ordinary call.
+    Sent,
+    /// Cancelled by its `Scheduled`, or its target ended first: it will
+    /// never be sent.
+    Dropped,
+}
+
+impl Timer {
+    fn state(&self) -> MutexGuard<'_, State> {
+        // Held for a few instructions of ours, never across user code.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The task's time has come: `true` if it may send, and from now on
+    /// cancelling is too late. One lock decides between this and
+    /// [`drop_message`](Self::drop_message), so a message is either sent or
+    /// dropped, never both.
+    fn send_now(&self) -> bool {
+        let mut state = self.state();
+        match *state {
+            State::Waiting(_) => {
+                *state = State::Sent;
+                true
+            }
+            State::Sent | State::Dropped => false,
+        }
+    }
+
+    /// Drops the message if it has not been sent: `true` if so (it never
+    /// will be).
+    fn drop_message(&self) -> bool {
+        let mut state = self.state();
+        match std::mem::replace(&mut *state, State::Dropped) {
+            State::Waiting(abort) => {
+                drop(state);
+                if let Some(abort) = abort {
+                    abort.abort();
+                }
+                true
+            }
+            State::Dropped => true,
+            State::Sent => {
+                *state = State::Sent;
+                false
+            }
+        }
+    }
+
+    /// The task has been spawned: it can be aborted from now on (at once,
+    /// if the message was dropped meanwhile).
+    fn armed(&self, abort: AbortHandle) {
+        let mut state = self.state();
+        match &mut *state {
+            State::Waiting(slot) => *slot = Some(abort),
+            State::Dropped => abort.abort(),
+            State::Sent => {}
+        }
+    }
+}
+
+impl Ends for Timer {
+    /// The target has ended: a message not sent yet is dropped with its
+    /// task. One already sent is an ordinary call, answered as the server's
+    /// end answers every call.
+    fn end(&self) {
+        self.drop_message();
+    }
+}
+
+/// Spawns the task that makes the call of `parts` to the server of
+/// `senders` and `control` after `delay`, bound to that server.
+fn schedule<R: Message, T: Send + 'static>(
+    senders: Senders<R>,
+    control: Arc<Control>,
+    delay: Duration,
+    parts: Parts<R, T>,
+) -> Scheduled<T> {
+    // From now, not from the task's first poll; a delay too long to
+    // represent never comes.
+    let at = Instant::now().checked_add(delay);
+    let timer = Arc::new(Timer {
+        state: Mutex::new(State::Waiting(None)),
+    });
+    let task = {
+        let timer = timer.clone();
+        let control = control.clone();
+        async move {
+            match at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+            if !timer.send_now() {
+                return Err(control.closed_error());
+            }
+            // Not bound any longer once sent: the call resolves by itself
+            // (answered, or refused by the ended server).
+            drop(timer);
+            parts.to(&senders, &control).await
+        }
+    };
+    let join = tokio::spawn(task);
+    timer.armed(join.abort_handle());
+    control.bind(Arc::downgrade(&timer) as Weak<dyn Ends>);
+    Scheduled {
+        timer,
+        join,
+        control,
+    }
+}
+
+impl<R: Message, T: Send + 'static> Call<'_, R, T> {
+    /// Sends the call after `delay` instead of now, without a task of
+    /// yours: ractor's `send_after`, Akka's `scheduleOnce`, for any call or
+    /// cast with its options (`.timeout(d)` then counts from the moment it
+    /// is sent, `.try_now()` refuses it then if the mailbox is full).
+    ///
+    /// Returns at once with a [`Scheduled`], which cancels the message or
+    /// is awaited for the call's outcome; dropping it does not cancel.
+    ///
+    /// The message belongs to the server it goes to: it does not keep that
+    /// server alive, and if the server ends first (for any reason,
+    /// including every handle dropped) the message is dropped with it and
+    /// nothing of it remains. Once sent, it is an ordinary call: refused if
+    /// the server is draining, and queued behind what is already in its
+    /// lane.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use patchboard::{server, Server};
+    ///
+    /// #[derive(Default)]
+    /// struct Oven { alarms: Vec<&'static str> }
+    ///
+    /// #[server]
+    /// impl Oven {
+    ///     #[cast]
+    ///     fn alarm(&mut self, what: &'static str) { self.alarms.push(what); }
+    ///     fn alarms(&self) -> Vec<&'static str> { self.alarms.clone() }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let oven = Oven::default().spawn();
+    /// let start = tokio::time::Instant::now();
+    /// let bread = oven.alarm("bread").after(Duration::from_secs(40 * 60));
+    /// let pizza = oven.alarm("pizza").after(Duration::from_secs(12 * 60));
+    /// assert!(pizza.cancel(), "not sent yet: it never will be");
+    /// tokio::time::sleep(Duration::from_secs(39 * 60)).await;
+    /// assert!(oven.alarms().await.unwrap().is_empty());
+    /// // A cast's `Scheduled` resolves once the message is in the mailbox.
+    /// bread.await.unwrap();
+    /// assert_eq!(start.elapsed(), Duration::from_secs(40 * 60));
+    /// assert_eq!(oven.alarms().await.unwrap(), ["bread"]);
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime, like `tokio::spawn`.
+    pub fn after(self, delay: Duration) -> Scheduled<T> {
+        let (senders, control, parts) = self.split();
+        schedule(senders.clone(), control.clone(), delay, parts)
+    }
+}
+
+impl<T> Scheduled<T> {
+    /// Cancels the message: `true` if it had not been sent, and now never
+    /// will be (also when its server ended first); `false` if it had been
+    /// sent already, and is then an ordinary call that runs.
+    pub fn cancel(self) -> bool {
+        self.timer.drop_message()
+    }
+
+    /// `true` while the message waits for its time: it can still be
+    /// cancelled.
+    pub fn is_pending(&self) -> bool {
+        matches!(*self.timer.state(), State::Waiting(_))
+    }
+}
+
+impl<T> Future for Scheduled<T> {
+    type Output = Result<T, CallError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        match Pin::new(&mut self.join).poll(cx) {
+            Poll::Ready(Ok(outcome)) => Poll::Ready(outcome),
+            // Aborted when its server ended (or its runtime shut down).
+            Poll::Ready(Err(_)) => Poll::Ready(Err(self.control.closed_error())),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<T> fmt::Debug for Scheduled<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match *self.timer.state() {
+            State::Waiting(_) => "waiting",
+            State::Sent => "sent",
+            State::Dropped => "dropped",
+        };
+        f.debug_struct("Scheduled")
+            .field("server", &self.control.id())
+            .field("state", &state)
+            .finish()
+    }
+}
+
+impl<S: Server> Context<S> {
+    /// Sends this server `message` after `delay`: the one-shot timer
+    /// (ractor's `send_after` to `myself`, Akka's `startSingleTimer`). The
+    /// closure is given the server's own handle and returns one of its
+    /// calls, as written anywhere else (`|me| me.tick()`); its arguments
+    /// are evaluated now.
+    ///
+    /// The same as [`Call::after`] on that call: the message does not keep
+    /// the server alive and ends with it; keep the [`Scheduled`] to cancel
+    /// it. Sent after the handler that scheduled it, even with a delay of
+    /// zero.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use patchboard::{server, Builder, Context, Scheduled};
+    ///
+    /// /// Blinks `times` times, once a second, then stops.
+    /// struct Blinker { times: u32, on: bool, next: Option<Scheduled<()>> }
+    ///
+    /// #[server]
+    /// impl Blinker {
+    ///     #[on_start]
+    ///     fn start(&mut self, ctx: &Context<Self>) {
+    ///         self.next = Some(ctx.after(Duration::from_secs(1), |me| me.toggle()));
+    ///     }
+    ///
+    ///     #[cast]
+    ///     fn toggle(&mut self, ctx: &Context<Self>) {
+    ///         self.on = !self.on;
+    ///         self.times -= 1;
+    ///         self.next = match self.times {
+    ///             0 => { ctx.stop(); None }
+    ///             _ => Some(ctx.after(Duration::from_secs(1), |me| me.toggle())),
+    ///         };
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let start = tokio::time::Instant::now();
+    /// let (_blinker, exit) = Builder::new(Blinker { times: 3, on: false, next: None })
+    ///     .spawn_with_exit();
+    /// assert!(exit.await.state.unwrap().on);
+    /// assert_eq!(start.elapsed(), Duration::from_secs(3));
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime (a server's code always runs in one).
+    pub fn after<T, F>(&self, delay: Duration, message: F) -> Scheduled<T>
+    where
+        T: Send + 'static,
+        F: for<'h> FnOnce(&'h S::Handle) -> Call<'h, S::Request, T>,
+    {
+        let me = S::Handle::from(Handle::new(self.senders.clone(), self.control.clone()));
+        message(&me).after(delay)
+    }
+}

@@ -1,0 +1,274 @@
+//! Time belongs to its server: delayed messages (`Call::after`,
+//! `Context::after`) arrive after their delay and not before, cancelled
+//! ones never arrive, and none outlives the server it targets (no task, and
+//! memory flat over 100 000 scheduled-then-stopped servers).
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::time::Duration;
+
+use common::{PAUSED_LIMIT, until, within};
+use patchboard::{Builder, CallError, Context, Scheduled, Server, StopReason, server};
+use tokio::time::Instant;
+
+struct Counting;
+
+static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: forwards to the system allocator, only counting.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE_BYTES.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE_BYTES.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// Notes what arrives, and when (since it started).
+struct Log {
+    start: Instant,
+    seen: Vec<(u32, Duration)>,
+    kept: Vec<Scheduled<()>>,
+}
+
+impl Log {
+    fn new() -> Self {
+        Log {
+            start: Instant::now(),
+            seen: Vec::new(),
+            kept: Vec::new(),
+        }
+    }
+}
+
+#[server]
+impl Log {
+    #[cast]
+    fn note(&mut self, n: u32) {
+        self.seen.push((n, self.start.elapsed()));
+    }
+
+    /// A call: notes `n` and answers its double.
+    fn double(&mut self, n: u32) -> u32 {
+        self.seen.push((n, self.start.elapsed()));
+        n * 2
+    }
+
+    fn seen(&self) -> Vec<(u32, Duration)> {
+        self.seen.clone()
+    }
+
+    /// A one-shot timer to itself, forgotten (dropping it does not cancel).
+    fn remind(&mut self, n: u32, after: Duration, ctx: &Context<Self>) {
+        ctx.after(after, |me| me.note(n));
+    }
+
+    /// A one-shot timer to itself, kept for `cancel_kept`.
+    fn remind_kept(&mut self, n: u32, after: Duration, ctx: &Context<Self>) {
+        self.kept.push(ctx.after(after, |me| me.note(n)));
+    }
+
+    /// Cancels every kept timer: how many had not been sent.
+    fn cancel_kept(&mut self) -> usize {
+        self.kept
+            .drain(..)
+            .map(Scheduled::cancel)
+            .filter(|&c| c)
+            .count()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_delayed_message_arrives_after_its_delay_and_not_before() {
+    within(PAUSED_LIMIT, async {
+        let start = Instant::now();
+        let log = Log::new().spawn();
+        let cast = log.note(1).after(ms(100));
+        log.remind(2, ms(50)).await.unwrap();
+        let call = log.double(21).after(ms(1_000));
+        assert!(cast.is_pending() && call.is_pending());
+
+        tokio::time::sleep(ms(49)).await;
+        assert_eq!(log.seen().await.unwrap(), [], "nothing before its time");
+        tokio::time::sleep_until(start + ms(99)).await;
+        assert_eq!(log.seen().await.unwrap(), [(2, ms(50))]);
+        // A cast's `Scheduled` resolves once the message is in the mailbox.
+        assert_eq!(cast.await, Ok(()));
+        assert_eq!(start.elapsed(), ms(100));
+        assert_eq!(log.seen().await.unwrap(), [(2, ms(50)), (1, ms(100))]);
+        // A call's resolves with the reply, once served after its delay.
+        assert_eq!(call.await, Ok(42));
+        assert_eq!(start.elapsed(), ms(1_000));
+        assert_eq!(
+            log.seen().await.unwrap(),
+            [(2, ms(50)), (1, ms(100)), (21, ms(1_000))]
+        );
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn many_senders_delayed_messages_each_arrive_at_its_time_in_time_order() {
+    within(PAUSED_LIMIT, async {
+        let log = Log::new().spawn();
+        let senders: Vec<_> = (0..32u32)
+            .map(|sender| {
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let mut scheduled = Vec::new();
+                    for i in 0..16u32 {
+                        let n = sender * 16 + i;
+                        // Distinct times: 1 ms apart, interleaved across senders.
+                        let delay = ms(u64::from(i * 32 + sender + 1));
+                        if i % 2 == 0 {
+                            scheduled.push(log.note(n).after(delay));
+                        } else {
+                            log.remind(n, delay).await.unwrap();
+                        }
+                    }
+                    for scheduled in scheduled {
+                        assert_eq!(scheduled.await, Ok(()));
+                    }
+                })
+            })
+            .collect();
+        for sender in senders {
+            sender.await.unwrap();
+        }
+        tokio::time::sleep(ms(1_000)).await;
+        let seen = log.seen().await.unwrap();
+        assert_eq!(seen.len(), 32 * 16, "every delayed message arrived once");
+        for &(n, at) in &seen {
+            let (sender, i) = (n / 16, n % 16);
+            assert_eq!(at, ms(u64::from(i * 32 + sender + 1)), "message {n}");
+        }
+        assert!(seen.windows(2).all(|w| w[0].1 < w[1].1), "in time order");
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancelled_delayed_messages_never_arrive() {
+    within(PAUSED_LIMIT, async {
+        let log = Log::new().spawn();
+        let mut kept = Vec::new();
+        for n in 0..100u32 {
+            let scheduled = log.note(n).after(ms(10 * u64::from(n) + 10));
+            if n % 2 == 0 {
+                assert!(scheduled.cancel(), "not sent yet");
+            } else {
+                kept.push(scheduled);
+            }
+        }
+        // From a handler: kept timers cancelled by another handler.
+        for n in 100..110 {
+            log.remind_kept(n, ms(5)).await.unwrap();
+        }
+        assert_eq!(log.cancel_kept().await, Ok(10));
+        // Half-way: the odd ones before 500 ms have arrived; cancelling
+        // one that was sent says so.
+        tokio::time::sleep(ms(505)).await;
+        let late = kept.remove(0);
+        assert!(!late.is_pending());
+        assert!(!late.cancel(), "sent already: too late to cancel");
+        tokio::time::sleep(ms(1_000)).await;
+        let seen: Vec<u32> = log
+            .seen()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(seen, (1..100).step_by(2).collect::<Vec<u32>>());
+        for scheduled in kept {
+            assert_eq!(scheduled.await, Ok(()));
+        }
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_delayed_message_outlives_its_server() {
+    within(PAUSED_LIMIT, async {
+        let metrics = tokio::runtime::Handle::current().metrics();
+        let (log, exit) = Builder::new(Log::new()).spawn_with_exit();
+        let pending = log.double(1).after(Duration::from_secs(3600));
+        log.remind(2, Duration::from_secs(3600)).await.unwrap();
+        let forever = log.note(3).after(Duration::MAX);
+        assert_eq!(metrics.num_alive_tasks(), 4, "the server and three timers");
+        log.stop().await;
+        assert_eq!(exit.await.state.unwrap().seen, []);
+        // Their tasks are gone at the server's end, not an hour later.
+        until(|| metrics.num_alive_tasks() == 0).await;
+        assert_eq!(pending.await, Err(CallError::Closed));
+        assert!(forever.cancel(), "dropped with its server: never sent");
+
+        // Scheduled to a server that has ended: no task stays behind.
+        let late = log.note(4).after(Duration::from_secs(3600));
+        until(|| metrics.num_alive_tasks() == 0).await;
+        assert_eq!(late.await, Err(CallError::Closed));
+
+        // A pending timer does not keep its server alive: every handle
+        // dropped, the server drains and ends, and its timer with it.
+        let (log, exit) = Builder::new(Log::new()).spawn_with_exit();
+        log.remind_kept(5, Duration::from_secs(60)).await.unwrap();
+        let outside = log.note(6).after(Duration::from_secs(60));
+        drop(log);
+        let exited = exit.await;
+        assert_eq!(exited.reason, StopReason::HandlesDropped);
+        assert_eq!(exited.state.unwrap().seen, []);
+        assert_eq!(outside.await, Err(CallError::Closed));
+        until(|| metrics.num_alive_tasks() == 0).await;
+    })
+    .await;
+}
+
+/// 100 000 servers, each with delayed messages from outside and from its
+/// own code, stopped before any is due: the live heap does not grow from
+/// one batch to the next, and no task stays behind.
+#[test]
+fn memory_is_flat_over_100_000_scheduled_then_stopped_servers() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(within(Duration::from_secs(300), async {
+        let metrics = tokio::runtime::Handle::current().metrics();
+        let mut baseline = None;
+        let mut growth = Vec::new();
+        for batch in 0..10 {
+            for _ in 0..10_000 {
+                let log = Log::new().spawn();
+                let _outside = log.note(1).after(Duration::from_secs(3600));
+                log.remind(2, Duration::from_secs(3600)).await.unwrap();
+                log.remind_kept(3, Duration::from_secs(3600)).await.unwrap();
+                log.stop().await;
+            }
+            until(|| metrics.num_alive_tasks() == 0).await;
+            let live = LIVE_BYTES.load(Ordering::SeqCst);
+            if batch == 1 {
+                baseline = Some(live);
+            } else if let Some(baseline) = baseline {
+                growth.push(live - baseline);
+            }
+        }
+        let worst = growth.iter().copied().max().unwrap_or(0);
+        assert!(
+            worst < 64 * 1024,
+            "memory grew by {worst} bytes: {growth:?}"
+        );
+    }));
+}
