@@ -272,3 +272,92 @@ fn memory_is_flat_over_100_000_scheduled_then_stopped_servers() {
         );
     }));
 }
+
+/// A heartbeat whose period changes at run time, beside a fixed timer.
+struct Beat {
+    start: Instant,
+    every: Option<Duration>,
+    beats: Vec<Duration>,
+    fixed: u32,
+}
+
+#[server]
+impl Beat {
+    #[every(self.every)]
+    fn beat(&mut self, ctx: &Context<Self>) {
+        self.beats.push(self.start.elapsed());
+        // Backoff, while it is asked for: each period twice the last.
+        if let Some(every) = self.every
+            && every >= Duration::from_secs(100)
+        {
+            self.every = Some(every * 2);
+            ctx.reschedule();
+        }
+    }
+
+    #[every(Duration::from_secs(7))]
+    fn fixed(&mut self) {
+        self.fixed += 1;
+    }
+
+    /// A reconfigured period: `None` stops the beat, `Some` restarts it.
+    fn set_every(&mut self, every: Option<Duration>, ctx: &Context<Self>) {
+        self.every = every;
+        ctx.reschedule();
+    }
+
+    fn beats(&self) -> Vec<Duration> {
+        self.beats.clone()
+    }
+
+    fn fixed_count(&self) -> u32 {
+        self.fixed
+    }
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_changed_period_takes_effect_at_the_next_tick() {
+    within(PAUSED_LIMIT, async {
+        let start = Instant::now();
+        let beat = Beat {
+            start,
+            every: Some(secs(10)),
+            beats: Vec::new(),
+            fixed: 0,
+        }
+        .spawn();
+        tokio::time::sleep_until(start + secs(21)).await;
+        assert_eq!(beat.beats().await.unwrap(), [secs(10), secs(20)]);
+        // Shorter: the next beat is 3 s after the last (20 s), not at 30 s.
+        // (The server is idle: this call is served on this task, and the
+        // loop evaluates the periods before anything else.)
+        beat.set_every(Some(secs(3))).await.unwrap();
+        tokio::time::sleep_until(start + secs(30)).await;
+        assert_eq!(
+            beat.beats().await.unwrap(),
+            [secs(10), secs(20), secs(23), secs(26), secs(29)]
+        );
+        // Off: nothing for a long while; on again: one period from now.
+        beat.set_every(None).await.unwrap();
+        tokio::time::sleep_until(start + secs(50)).await;
+        assert_eq!(beat.beats().await.unwrap().len(), 5, "stopped");
+        beat.set_every(Some(secs(5))).await.unwrap();
+        tokio::time::sleep_until(start + secs(61)).await;
+        assert_eq!(beat.beats().await.unwrap()[5..], [secs(55), secs(60)]);
+        // Longer, changed from the beat itself (backoff): 100, then 200,
+        // then 400 s after each beat.
+        beat.set_every(Some(secs(100))).await.unwrap();
+        tokio::time::sleep_until(start + secs(1_000)).await;
+        assert_eq!(
+            beat.beats().await.unwrap()[7..],
+            [secs(160), secs(360), secs(760)]
+        );
+        // The fixed timer kept its own schedule all along.
+        assert_eq!(beat.fixed_count().await, Ok(1_000 / 7));
+    })
+    .await;
+}

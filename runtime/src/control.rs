@@ -41,6 +41,9 @@ impl Signals {
     /// the server: the panic waits in the state's shared place
     /// (`inline.rs`).
     const FAULT: u8 = 16;
+    /// The server's code asked for its `#[every]` periods to be evaluated
+    /// again (`Context::reschedule`).
+    const RESCHEDULE: u8 = 32;
 
     /// Anything at all was asked: callers do not serve themselves.
     #[inline]
@@ -66,11 +69,17 @@ impl Signals {
         self.0 & Self::FAULT != 0
     }
 
+    /// The `#[every]` periods are to be evaluated again.
+    #[inline]
+    pub(crate) fn rescheduled(self) -> bool {
+        self.0 & Self::RESCHEDULE != 0
+    }
+
     /// Something the loop handles before its next request: a stop now,
-    /// watched servers down, a fault.
+    /// watched servers down, a fault, periods to evaluate again.
     #[inline]
     pub(crate) fn interrupts(self) -> bool {
-        self.0 & (Self::STOP_NOW | Self::EVENTS | Self::FAULT) != 0
+        self.0 & (Self::STOP_NOW | Self::EVENTS | Self::FAULT | Self::RESCHEDULE) != 0
     }
 }
 
@@ -339,6 +348,19 @@ impl Control {
     /// The serve loop has taken the panic [`fault`](Self::fault) left.
     pub(crate) fn fault_taken(&self) {
         self.signals.fetch_and(!Signals::FAULT, Ordering::AcqRel);
+    }
+
+    /// The server's code asked for its `#[every]` periods to be evaluated
+    /// again: the loop does before anything else (and callers queue until
+    /// it has, as they do behind a due timer).
+    pub(crate) fn reschedule(&self) {
+        self.signal_again(Signals::RESCHEDULE);
+    }
+
+    /// The serve loop evaluates the periods again, as asked.
+    pub(crate) fn reschedule_taken(&self) {
+        self.signals
+            .fetch_and(!Signals::RESCHEDULE, Ordering::AcqRel);
     }
 
     /// The watched servers that stopped since the last call.

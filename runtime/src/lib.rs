@@ -90,6 +90,7 @@ pub mod __private {
     pub use crate::reply::{Observed, ReplySlot, observe};
     pub use crate::serve::{Spawn, Task, run_task, spawn_local, spawn_send};
     pub use crate::server::Options;
+    pub use crate::timers::{Period, period};
     pub use crate::{
         Builder, Call, Context, Down, Handle, PanicPolicy, Reply, Server, ServerId, StopReason,
         WeakHandle,

@@ -110,9 +110,10 @@ pub trait Server: Sized + 'static {
         async {}
     }
 
-    /// The periods of the `#[every]` timers, evaluated once after start.
+    /// The periods of the `#[every]` timers (`None`: off), evaluated after
+    /// start and again on [`Context::reschedule`].
     #[doc(hidden)]
-    fn periods(&self) -> Vec<Duration> {
+    fn periods(&self) -> Vec<Option<Duration>> {
         Vec::new()
     }
 
