@@ -5,11 +5,11 @@
 
 pub use patchboard_macros::server;
 pub use patchboard_runtime::{
-    BoundedMap, Builder, Call, CallError, CallFuture, Context, DEFAULT_CAPACITY, Delivery, Down,
-    Exit, Exited, Flatten, Handle, LookupError, MAX_CAPACITY, MAX_POOL_SIZE, MAX_PRIORITY, Merge,
-    OwnedCall, PRIORITY_BURST, PanicMessage, PanicPolicy, RegisterError, Registry, Reply, Restart,
-    Scheduled, Server, ServerId, StopReason, Subscriber, Subscription, WeakHandle, bounded_map,
-    first_ok, merge, subscription,
+    Attached, BoundedMap, Builder, Call, CallError, CallFuture, Context, DEFAULT_CAPACITY,
+    Delivery, Down, Exit, Exited, Flatten, Handle, LookupError, MAX_CAPACITY, MAX_POOL_SIZE,
+    MAX_PRIORITY, Merge, OwnedCall, PRIORITY_BURST, PanicMessage, PanicPolicy, RegisterError,
+    Registry, Reply, Restart, Scheduled, Server, ServerId, StopReason, Subscriber, Subscription,
+    WeakHandle, attach, attach_with_end, bounded_map, first_ok, merge, subscription,
 };
 
 #[cfg(feature = "nats")]

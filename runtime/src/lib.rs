@@ -52,6 +52,8 @@ mod call;
 
 mod later;
 
+mod attach;
+
 mod subscription;
 
 mod builder;
@@ -64,6 +66,7 @@ mod registry;
 #[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
 pub mod nats;
 
+pub use attach::{Attached, attach, attach_with_end};
 pub use builder::{Builder, Exit, MAX_POOL_SIZE};
 pub use call::{Call, CallFuture, Flatten, OwnedCall};
 pub use combine::{BoundedMap, Merge, bounded_map, first_ok, merge};
