@@ -6,11 +6,14 @@
 mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 use std::time::Duration;
 
 use common::{PAUSED_LIMIT, until, within};
-use patchboard::{Builder, CallError, Context, Scheduled, Server, StopReason, server};
+use patchboard::{
+    Builder, CallError, Context, PanicMessage, Scheduled, Server, StopReason, server,
+};
 use tokio::time::Instant;
 
 struct Counting;
@@ -358,6 +361,215 @@ async fn a_changed_period_takes_effect_at_the_next_tick() {
         );
         // The fixed timer kept its own schedule all along.
         assert_eq!(beat.fixed_count().await, Ok(1_000 / 7));
+    })
+    .await;
+}
+
+/// Starts futures off its loop and takes their results back as messages.
+#[derive(Default)]
+struct Piper {
+    log: Vec<String>,
+    kept: Vec<Scheduled<()>>,
+}
+
+/// Sets its flag when dropped: whether a piped future was dropped.
+struct DropFlag(Arc<AtomicBool>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+#[server(capacity = 4)]
+impl Piper {
+    /// Pipes `name` back after `after`; `Err` if the future panics.
+    fn start(&mut self, name: String, after: Duration, panics: bool, ctx: &Context<Self>) {
+        let piped = ctx.pipe(
+            async move {
+                tokio::time::sleep(after).await;
+                assert!(!panics, "the piped future of {name} failed");
+                name
+            },
+            |me, result| me.piped(result),
+        );
+        self.kept.push(piped);
+    }
+
+    /// Pipes a future that never ends, holding `flag`.
+    fn start_forever(&mut self, flag: Arc<AtomicBool>, ctx: &Context<Self>) {
+        let held = DropFlag(flag);
+        ctx.pipe(
+            async move {
+                std::future::pending::<()>().await;
+                drop(held);
+            },
+            |me, _| me.note("never".to_owned()),
+        );
+    }
+
+    #[cast]
+    fn piped(&mut self, result: Result<String, PanicMessage>) {
+        self.log.push(match result {
+            Ok(name) => format!("piped {name}"),
+            Err(panic) => format!("panicked: {panic}"),
+        });
+    }
+
+    #[cast]
+    fn note(&mut self, what: String) {
+        self.log.push(what);
+    }
+
+    /// Holds the server for `d`: requests queue meanwhile.
+    async fn busy(&self, d: Duration) {
+        tokio::time::sleep(d).await;
+    }
+
+    fn cancel_kept(&mut self) -> Vec<bool> {
+        self.kept.drain(..).map(Scheduled::cancel).collect()
+    }
+
+    fn log(&self) -> Vec<String> {
+        self.log.clone()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_piped_result_comes_after_what_was_sent_before_it_was_ready_and_before_what_after() {
+    within(PAUSED_LIMIT, async {
+        let start = Instant::now();
+        let piper = Piper::default().spawn();
+        piper.start("a".into(), secs(1), false).await.unwrap();
+        tokio::time::sleep_until(start + ms(500)).await;
+        piper.note("before a".into()).await.unwrap();
+        tokio::time::sleep_until(start + ms(1_500)).await;
+        piper.note("after a".into()).await.unwrap();
+        assert_eq!(
+            piper.log().await.unwrap(),
+            ["before a", "piped a", "after a"]
+        );
+
+        // The same through a busy mailbox: the server held from 1.9 s to
+        // 4 s, the result ready at 3 s, while others wait for room too.
+        let start = Instant::now();
+        let piper = Piper::default().spawn();
+        piper.start("b".into(), secs(3), false).await.unwrap();
+        let busy = {
+            let piper = piper.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep_until(start + ms(1_900)).await;
+                piper.busy(ms(2_100)).await.unwrap();
+            })
+        };
+        let senders: Vec<_> = (0..8u64)
+            .map(|i| {
+                let piper = piper.clone();
+                tokio::spawn(async move {
+                    // Four before the result is ready, four after; the
+                    // mailbox holds four, so most wait for room.
+                    let at = if i < 4 {
+                        2_000 + i * 100
+                    } else {
+                        3_000 + i * 100
+                    };
+                    tokio::time::sleep_until(start + ms(at)).await;
+                    piper.note(format!("{at}")).await.unwrap();
+                })
+            })
+            .collect();
+        for sender in senders {
+            sender.await.unwrap();
+        }
+        busy.await.unwrap();
+        assert_eq!(
+            piper.log().await.unwrap(),
+            [
+                "2000", "2100", "2200", "2300", "piped b", "3400", "3500", "3600", "3700"
+            ]
+        );
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn piped_results_from_many_handlers_arrive_in_the_order_they_are_ready() {
+    within(PAUSED_LIMIT, async {
+        let piper = Piper::default().spawn();
+        let callers: Vec<_> = (0..16u64)
+            .map(|caller| {
+                let piper = piper.clone();
+                tokio::spawn(async move {
+                    for i in 0..8u64 {
+                        // Ready at distinct times, given in a shuffled order.
+                        let ready = (i * 16 + (caller * 7) % 16) * 10 + 10;
+                        piper
+                            .start(format!("{ready}"), ms(ready), false)
+                            .await
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for caller in callers {
+            caller.await.unwrap();
+        }
+        tokio::time::sleep(secs(10)).await;
+        let log = piper.log().await.unwrap();
+        let ready: Vec<u64> = log
+            .iter()
+            .map(|line| line.strip_prefix("piped ").unwrap().parse().unwrap())
+            .collect();
+        let mut sorted = ready.clone();
+        sorted.sort();
+        assert_eq!(ready.len(), 128, "every result arrived once");
+        assert_eq!(ready, sorted, "in the order they were ready");
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_piped_future_is_reported_to_its_server_which_keeps_serving() {
+    within(PAUSED_LIMIT, async {
+        let (piper, exit) = Builder::new(Piper::default()).spawn_with_exit();
+        piper.start("x".into(), secs(1), true).await.unwrap();
+        piper.start("y".into(), secs(2), false).await.unwrap();
+        tokio::time::sleep(secs(3)).await;
+        assert_eq!(
+            piper.log().await.unwrap(),
+            ["panicked: the piped future of x failed", "piped y"]
+        );
+        drop(piper);
+        assert_eq!(exit.await.reason, StopReason::HandlesDropped, "not a panic");
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_piped_future_is_dropped_when_its_server_stops_or_it_is_cancelled() {
+    within(PAUSED_LIMIT, async {
+        let metrics = tokio::runtime::Handle::current().metrics();
+        let (piper, exit) = Builder::new(Piper::default()).spawn_with_exit();
+        let dropped = Arc::new(AtomicBool::new(false));
+        piper.start_forever(dropped.clone()).await.unwrap();
+        piper.start("late".into(), secs(60), false).await.unwrap();
+        piper.stop().await;
+        until(|| metrics.num_alive_tasks() == 0).await;
+        assert!(dropped.load(Ordering::SeqCst), "dropped with its server");
+        let mut state = exit.await.state.unwrap();
+        assert_eq!(state.log, Vec::<String>::new());
+        let late = state.kept.pop().unwrap();
+        assert_eq!(late.await, Err(CallError::Closed));
+
+        // Cancelled: the future is dropped, its result never sent.
+        let piper = Piper::default().spawn();
+        piper.start("soon".into(), secs(1), false).await.unwrap();
+        piper.start("later".into(), secs(5), false).await.unwrap();
+        tokio::time::sleep(secs(2)).await;
+        assert_eq!(piper.cancel_kept().await, Ok(vec![false, true]));
+        tokio::time::sleep(secs(10)).await;
+        assert_eq!(piper.log().await.unwrap(), ["piped soon"]);
+        until(|| metrics.num_alive_tasks() == 1).await;
     })
     .await;
 }

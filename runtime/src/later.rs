@@ -1,8 +1,9 @@
 //! Messages delivered later: any call or cast sent after a delay
 //! ([`Call::after`]), or sent by a server to itself from its own code
-//! ([`Context::after`], the one-shot timer).
+//! ([`Context::after`], the one-shot timer), or once a future it started
+//! has finished ([`Context::pipe`], the result piped back).
 //!
-//! Each is a small task of the runtime's that sleeps, then makes the call
+//! Each is a small task of the runtime's that waits, then makes the call
 //! with the call path every other caller uses (lanes, room, drain, the
 //! caller-served path). It is owned by the server it targets: bound to its
 //! `Control`, it is aborted when that server ends, so nothing of it
@@ -23,9 +24,10 @@ use tokio::time::Instant;
 
 use crate::call::{Call, Parts};
 use crate::control::{Control, Ends};
-use crate::error::CallError;
+use crate::error::{CallError, PanicMessage};
 use crate::mailbox::Senders;
 use crate::message::Message;
+use crate::scope;
 use crate::server::{Context, Handle, Server};
 
 /// A message scheduled for later with [`Call::after`] or
@@ -127,17 +129,21 @@ impl Ends for Timer {
     }
 }
 
-/// Spawns the task that makes the call of `parts` to the server of
-/// `senders` and `control` after `delay`, bound to that server.
-fn schedule<R: Message, T: Send + 'static>(
+/// Spawns the task that waits for `ready`, then makes the call `message`
+/// makes of its output to the server of `senders` and `control`; bound to
+/// that server.
+fn schedule<R, T, W, M>(
     senders: Senders<R>,
     control: Arc<Control>,
-    delay: Duration,
-    parts: Parts<R, T>,
-) -> Scheduled<T> {
-    // From now, not from the task's first poll; a delay too long to
-    // represent never comes.
-    let at = Instant::now().checked_add(delay);
+    ready: W,
+    message: M,
+) -> Scheduled<T>
+where
+    R: Message,
+    T: Send + 'static,
+    W: Future + Send + 'static,
+    M: FnOnce(W::Output) -> Parts<R, T> + Send + 'static,
+{
     let timer = Arc::new(Timer {
         state: Mutex::new(State::Waiting(None)),
     });
@@ -145,17 +151,14 @@ fn schedule<R: Message, T: Send + 'static>(
         let timer = timer.clone();
         let control = control.clone();
         async move {
-            match at {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
+            let ready = ready.await;
             if !timer.send_now() {
                 return Err(control.closed_error());
             }
             // Not bound any longer once sent: the call resolves by itself
             // (answered, or refused by the ended server).
             drop(timer);
-            parts.to(&senders, &control).await
+            message(ready).to(&senders, &control).await
         }
     };
     let join = tokio::spawn(task);
@@ -165,6 +168,36 @@ fn schedule<R: Message, T: Send + 'static>(
         timer,
         join,
         control,
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A piped future, its panic caught and turned into its message.
+    struct CatchPanic<F> {
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F: Future> Future for CatchPanic<F> {
+    type Output = Result<F::Output, PanicMessage>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let inner = self.project().inner;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+            Err(payload) => Poll::Ready(Err(scope::message_of(payload))),
+        }
+    }
+}
+
+/// Sleeps until `at`; for ever without one (a delay too long to
+/// represent).
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -218,8 +251,12 @@ impl<R: Message, T: Send + 'static> Call<'_, R, T> {
     ///
     /// Outside a tokio runtime, like `tokio::spawn`.
     pub fn after(self, delay: Duration) -> Scheduled<T> {
+        // From now, not from the task's first poll.
+        let at = Instant::now().checked_add(delay);
         let (senders, control, parts) = self.split();
-        schedule(senders.clone(), control.clone(), delay, parts)
+        schedule(senders.clone(), control.clone(), sleep_until(at), |()| {
+            parts
+        })
     }
 }
 
@@ -322,5 +359,93 @@ impl<S: Server> Context<S> {
     {
         let me = S::Handle::from(Handle::new(self.senders.clone(), self.control.clone()));
         message(&me).after(delay)
+    }
+
+    /// Runs `future` off the server's loop, then sends this server the
+    /// message `then` makes of its result: Akka's `pipeToSelf`, kameo's
+    /// `pipe_with`. The server keeps serving meanwhile, and handles the
+    /// result with `&mut self` like any other message, instead of blocking
+    /// its mailbox on the future or sharing its state behind a mutex.
+    ///
+    /// - **Typed:** `then` is given `Ok(output)`, or `Err(panic)` if the
+    ///   future panicked (caught, its message given, printed by the panic
+    ///   hook as a handler's panic is; the server is not stopped by it).
+    /// - **Ordered:** the result is sent as soon as it is ready, waiting for
+    ///   room like any sender: it comes after what was sent before it was
+    ///   ready and before what is sent after.
+    /// - **Owned by the server:** when the server ends, the future is
+    ///   dropped where it is and nothing is sent; it does not keep the
+    ///   server alive, and a server that drains does not wait for it (one
+    ///   ready during the drain is refused). It survives a restart: the
+    ///   restarted state gets the result.
+    ///
+    /// Returns a [`Scheduled`]: [`cancel`](Scheduled::cancel) drops the
+    /// future and its message (`true` if the result had not been sent).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use patchboard::{server, Context, PanicMessage, Server};
+    ///
+    /// #[derive(Default)]
+    /// struct Page { body: Option<String>, loads: u32 }
+    ///
+    /// #[server]
+    /// impl Page {
+    ///     /// Starts a slow load and returns at once.
+    ///     fn reload(&mut self, ctx: &Context<Self>) {
+    ///         ctx.pipe(fetch(), |me, body| me.loaded(body));
+    ///     }
+    ///
+    ///     #[cast]
+    ///     fn loaded(&mut self, body: Result<String, PanicMessage>) {
+    ///         self.body = body.ok();
+    ///         self.loads += 1;
+    ///     }
+    ///
+    ///     fn body(&self) -> Option<String> { self.body.clone() }
+    /// }
+    ///
+    /// async fn fetch() -> String {
+    ///     tokio::time::sleep(Duration::from_secs(2)).await;
+    ///     "<html>".to_owned()
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let page = Page::default().spawn();
+    /// page.reload().await.unwrap();
+    /// assert_eq!(page.body().await.unwrap(), None, "still serving while it loads");
+    /// tokio::time::sleep(Duration::from_secs(3)).await;
+    /// assert_eq!(page.body().await.unwrap().as_deref(), Some("<html>"));
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime (a server's code always runs in one).
+    pub fn pipe<W, F, T>(&self, future: W, then: F) -> Scheduled<T>
+    where
+        W: Future + Send + 'static,
+        W::Output: Send,
+        T: Send + 'static,
+        F: for<'h> FnOnce(
+                &'h S::Handle,
+                Result<W::Output, PanicMessage>,
+            ) -> Call<'h, S::Request, T>
+            + Send
+            + 'static,
+    {
+        let (senders, control) = (self.senders.clone(), self.control.clone());
+        let message = move |result| {
+            let me = S::Handle::from(Handle::new(senders, control));
+            let (_, _, parts) = then(&me, result).split();
+            parts
+        };
+        schedule(
+            self.senders.clone(),
+            self.control.clone(),
+            CatchPanic { inner: future },
+            message,
+        )
     }
 }
