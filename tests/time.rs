@@ -84,6 +84,16 @@ impl Log {
         self.kept.push(ctx.after(after, |me| me.note(n)));
     }
 
+    /// Notes `n` every `period`, kept for `cancel_kept`.
+    fn repeat(&mut self, n: u32, period: Duration, ctx: &Context<Self>) {
+        self.kept.push(ctx.interval(period, move |me| me.note(n)));
+    }
+
+    /// Holds the server for `d`: ticks queue meanwhile.
+    async fn busy(&self, d: Duration) {
+        tokio::time::sleep(d).await;
+    }
+
     /// Cancels every kept timer: how many had not been sent.
     fn cancel_kept(&mut self) -> usize {
         self.kept
@@ -570,6 +580,109 @@ async fn a_piped_future_is_dropped_when_its_server_stops_or_it_is_cancelled() {
         tokio::time::sleep(secs(10)).await;
         assert_eq!(piper.log().await.unwrap(), ["piped soon"]);
         until(|| metrics.num_alive_tasks() == 1).await;
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_interval_ticks_at_its_rate_and_stops_when_cancelled_or_ended() {
+    within(PAUSED_LIMIT, async {
+        let metrics = tokio::runtime::Handle::current().metrics();
+        let start = Instant::now();
+        let (log, exit) = Builder::new(Log::new()).spawn_with_exit();
+        log.repeat(1, ms(100)).await.unwrap();
+        log.repeat(2, ms(250)).await.unwrap();
+        tokio::time::sleep_until(start + ms(350)).await;
+        // Held from 350 ms to 1 s: the ticks are sent on time, and wait in
+        // the mailbox (which has room) for the server.
+        log.busy(ms(650)).await.unwrap();
+        tokio::time::sleep_until(start + ms(1_050)).await;
+        assert_eq!(log.cancel_kept().await, Ok(2));
+        tokio::time::sleep_until(start + ms(5_000)).await;
+        let seen = log.seen().await.unwrap();
+        let served =
+            |n: u32| -> Vec<Duration> { seen.iter().filter(|s| s.0 == n).map(|s| s.1).collect() };
+        let held = |due: u64| {
+            ms(if due < 350 || due == 1_000 {
+                due
+            } else {
+                1_000
+            })
+        };
+        assert_eq!(
+            served(1),
+            (1..=10).map(|i| held(i * 100)).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            served(2),
+            (1..=4).map(|i| held(i * 250)).collect::<Vec<_>>()
+        );
+        assert_eq!(seen.len(), 14, "none after the cancel");
+
+        // Ended with its server.
+        log.repeat(3, ms(10)).await.unwrap();
+        tokio::time::sleep(ms(35)).await;
+        log.stop().await;
+        assert_eq!(exit.await.state.unwrap().seen.len(), seen.len() + 3);
+        until(|| metrics.num_alive_tasks() == 0).await;
+    })
+    .await;
+}
+
+/// A one-slot mailbox: a tick that finds it full waits for room.
+struct Tiny {
+    start: Instant,
+    beats: Vec<Duration>,
+    beating: Option<Scheduled<()>>,
+}
+
+#[server(capacity = 1)]
+impl Tiny {
+    fn start(&mut self, period: Duration, ctx: &Context<Self>) {
+        self.beating = Some(ctx.interval(period, |me| me.beat()));
+    }
+
+    /// Whether the interval was cancelled before a tick was on its way.
+    fn cancel(&mut self) -> Option<bool> {
+        self.beating.take().map(Scheduled::cancel)
+    }
+
+    #[cast]
+    fn beat(&mut self) {
+        self.beats.push(self.start.elapsed());
+    }
+
+    async fn busy(&self, d: Duration) {
+        tokio::time::sleep(d).await;
+    }
+
+    fn beats(&self) -> Vec<Duration> {
+        self.beats.clone()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_interval_waiting_for_room_skips_the_ticks_it_missed() {
+    within(PAUSED_LIMIT, async {
+        let start = Instant::now();
+        let tiny = Tiny {
+            start,
+            beats: Vec::new(),
+            beating: None,
+        }
+        .spawn();
+        tiny.start(ms(100)).await.unwrap();
+        // Held until 1 s: the tick of 100 ms fills the one slot, the tick
+        // of 200 ms waits for room until 1 s; those of 300 to 1 000 ms are
+        // skipped, and the rate resumes from there.
+        tiny.busy(secs(1)).await.unwrap();
+        tokio::time::sleep_until(start + ms(1_250)).await;
+        assert_eq!(tiny.cancel().await, Ok(Some(true)));
+        tokio::time::sleep(secs(5)).await;
+        assert_eq!(
+            tiny.beats().await.unwrap(),
+            [ms(1_000), ms(1_000), ms(1_100), ms(1_200)]
+        );
     })
     .await;
 }

@@ -15,7 +15,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
@@ -29,6 +29,7 @@ use crate::mailbox::Senders;
 use crate::message::Message;
 use crate::scope;
 use crate::server::{Context, Handle, Server};
+use crate::timers::MIN_PERIOD;
 
 /// A message scheduled for later with [`Call::after`] or
 /// [`Context::after`]: cancel it with [`cancel`](Self::cancel), or await
@@ -55,67 +56,80 @@ pub struct Scheduled<T> {
 /// and the target's `Control` (which ends it).
 struct Timer {
     state: Mutex<State>,
+    /// The task's, once it has been spawned.
+    abort: OnceLock<AbortHandle>,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum State {
-    /// Sleeping until its time; the task's abort handle once it is known.
-    Waiting(Option<AbortHandle>),
+    /// Waiting for its time (a delay, a future's result, the next tick).
+    Waiting,
+    /// A repeated message (`Context::interval`) is being sent; then it
+    /// waits for its next time again.
+    Sending,
     /// Its call has been made: from now on it is an ordinary call.
     Sent,
     /// Cancelled by its `Scheduled`, or its target ended first: it will
-    /// never be sent.
+    /// never be sent (again).
     Dropped,
 }
 
 impl Timer {
+    fn new() -> Arc<Self> {
+        Arc::new(Timer {
+            state: Mutex::new(State::Waiting),
+            abort: OnceLock::new(),
+        })
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         // Held for a few instructions of ours, never across user code.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The task's time has come: `true` if it may send, and from now on
-    /// cancelling is too late. One lock decides between this and
+    /// Moves from `from` to `to`: `false` if it was elsewhere (dropped).
+    /// One lock decides between this and
     /// [`drop_message`](Self::drop_message), so a message is either sent or
     /// dropped, never both.
-    fn send_now(&self) -> bool {
+    fn step(&self, from: State, to: State) -> bool {
         let mut state = self.state();
-        match *state {
-            State::Waiting(_) => {
-                *state = State::Sent;
-                true
-            }
-            State::Sent | State::Dropped => false,
+        if *state != from {
+            return false;
         }
+        *state = to;
+        true
     }
 
     /// Drops the message if it has not been sent: `true` if so (it never
-    /// will be).
+    /// will be). A repeated one being sent at this moment is sent, and is
+    /// the last.
     fn drop_message(&self) -> bool {
-        let mut state = self.state();
-        match std::mem::replace(&mut *state, State::Dropped) {
-            State::Waiting(abort) => {
-                drop(state);
-                if let Some(abort) = abort {
+        let was = {
+            let mut state = self.state();
+            let was = *state;
+            if was != State::Sent {
+                *state = State::Dropped;
+            }
+            was
+        };
+        match was {
+            State::Waiting => {
+                if let Some(abort) = self.abort.get() {
                     abort.abort();
                 }
                 true
             }
             State::Dropped => true,
-            State::Sent => {
-                *state = State::Sent;
-                false
-            }
+            State::Sending | State::Sent => false,
         }
     }
 
     /// The task has been spawned: it can be aborted from now on (at once,
     /// if the message was dropped meanwhile).
     fn armed(&self, abort: AbortHandle) {
-        let mut state = self.state();
-        match &mut *state {
-            State::Waiting(slot) => *slot = Some(abort),
-            State::Dropped => abort.abort(),
-            State::Sent => {}
+        let abort = self.abort.get_or_init(|| abort);
+        if *self.state() == State::Dropped {
+            abort.abort();
         }
     }
 }
@@ -144,15 +158,13 @@ where
     W: Future + Send + 'static,
     M: FnOnce(W::Output) -> Parts<R, T> + Send + 'static,
 {
-    let timer = Arc::new(Timer {
-        state: Mutex::new(State::Waiting(None)),
-    });
+    let timer = Timer::new();
     let task = {
         let timer = timer.clone();
         let control = control.clone();
         async move {
             let ready = ready.await;
-            if !timer.send_now() {
+            if !timer.step(State::Waiting, State::Sent) {
                 return Err(control.closed_error());
             }
             // Not bound any longer once sent: the call resolves by itself
@@ -271,7 +283,7 @@ impl<T> Scheduled<T> {
     /// `true` while the message waits for its time: it can still be
     /// cancelled.
     pub fn is_pending(&self) -> bool {
-        matches!(*self.timer.state(), State::Waiting(_))
+        matches!(*self.timer.state(), State::Waiting | State::Sending)
     }
 }
 
@@ -291,7 +303,8 @@ impl<T> Future for Scheduled<T> {
 impl<T> fmt::Debug for Scheduled<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match *self.timer.state() {
-            State::Waiting(_) => "waiting",
+            State::Waiting => "waiting",
+            State::Sending => "sending",
             State::Sent => "sent",
             State::Dropped => "dropped",
         };
@@ -447,5 +460,109 @@ impl<S: Server> Context<S> {
             CatchPanic { inner: future },
             message,
         )
+    }
+
+    /// Sends this server the message `message` makes every `period`, the
+    /// first one period from now, until the [`Scheduled`] is cancelled or
+    /// the server ends: ractor's `send_interval`, Akka's
+    /// `startTimerAtFixedRate`. `message` is called for each tick
+    /// (`|me| me.tick()`).
+    ///
+    /// Each tick is sent on time, one way (a call's reply is dropped), and
+    /// waits for room like any sender: a server busier than the period
+    /// finds its ticks queued (no more than its mailbox holds), and ticks
+    /// missed while one waited for room are skipped, not sent in a burst. [`Scheduled::cancel`] stops it:
+    /// `true` if no tick was on its way, `false` if one was (it is the
+    /// last). Awaiting the `Scheduled` waits until the repetition has
+    /// stopped (the server ended, or refused a tick).
+    ///
+    /// `#[every]` runs inside the loop with no task and suits a timer that
+    /// is always there (its period may change, `Context::reschedule`);
+    /// `interval` suits repetitions started and stopped at run time,
+    /// several at once (one per connection, say). A period below 1 ms is
+    /// raised to 1 ms.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use patchboard::{server, Context, Scheduled, Server};
+    ///
+    /// #[derive(Default)]
+    /// struct Heartbeat { beats: u32, beating: Option<Scheduled<()>> }
+    ///
+    /// #[server]
+    /// impl Heartbeat {
+    ///     fn start(&mut self, ctx: &Context<Self>) {
+    ///         self.beating = Some(ctx.interval(Duration::from_secs(1), |me| me.beat()));
+    ///     }
+    ///     fn stop_beating(&mut self) {
+    ///         if let Some(beating) = self.beating.take() {
+    ///             beating.cancel();
+    ///         }
+    ///     }
+    ///     #[cast]
+    ///     fn beat(&mut self) { self.beats += 1; }
+    ///     fn beats(&self) -> u32 { self.beats }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let heart = Heartbeat::default().spawn();
+    /// heart.start().await.unwrap();
+    /// tokio::time::sleep(Duration::from_millis(3_500)).await;
+    /// heart.stop_beating().await.unwrap();
+    /// tokio::time::sleep(Duration::from_secs(10)).await;
+    /// assert_eq!(heart.beats().await, Ok(3));
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime (a server's code always runs in one).
+    pub fn interval<T, F>(&self, period: Duration, mut message: F) -> Scheduled<()>
+    where
+        T: 'static,
+        F: for<'h> FnMut(&'h S::Handle) -> Call<'h, S::Request, T> + Send + 'static,
+    {
+        let period = period.max(MIN_PERIOD);
+        let (senders, control) = (self.senders.clone(), self.control.clone());
+        let timer = Timer::new();
+        let task = {
+            let timer = timer.clone();
+            let control = control.clone();
+            async move {
+                let mut next = Instant::now().checked_add(period);
+                loop {
+                    sleep_until(next).await;
+                    if !timer.step(State::Waiting, State::Sending) {
+                        return Err(control.closed_error());
+                    }
+                    let parts = {
+                        let me = S::Handle::from(Handle::new(senders.clone(), control.clone()));
+                        let (_, _, parts) = message(&me).no_wait().split();
+                        parts
+                    };
+                    let sent = parts.to(&senders, &control).await;
+                    if !timer.step(State::Sending, State::Waiting) {
+                        return sent;
+                    }
+                    sent?;
+                    // At a fixed rate; a tick that ran late skips the
+                    // ticks missed.
+                    let now = Instant::now();
+                    next = match next.and_then(|at| at.checked_add(period)) {
+                        Some(at) if at > now => Some(at),
+                        _ => now.checked_add(period),
+                    };
+                }
+            }
+        };
+        let join = tokio::spawn(task);
+        timer.armed(join.abort_handle());
+        control.bind(Arc::downgrade(&timer) as Weak<dyn Ends>);
+        Scheduled {
+            timer,
+            join,
+            control,
+        }
     }
 }
