@@ -312,3 +312,21 @@ async fn a_subscription_forwarded_into_another_servers_method_is_an_output_port(
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_call_the_closure_makes_to_another_server_goes_there() {
+    within(LIMIT, async {
+        let (attached_to, exit) = Builder::new(Sink::default()).spawn_with_exit();
+        let (other, other_exit) = Builder::new(Sink::default()).spawn_with_exit();
+        // A handle that outlives every call: the closure may call it
+        // instead of the one it is given.
+        let other: &'static SinkHandle = Box::leak(Box::new(other));
+        let attached = attach(&attached_to, count(100), move |_, n| other.item(n));
+        assert_eq!(attached.finished().await, 100);
+        drop(attached_to);
+        assert_eq!(exit.await.state.unwrap().received, 0);
+        other.stop().await;
+        assert_eq!(other_exit.await.state.unwrap().received, 100);
+    })
+    .await;
+}

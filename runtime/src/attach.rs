@@ -201,8 +201,8 @@ where
                 // for room (backpressure), unless the call says `try_now`.
                 // The handle `each` is given is gone by then: it counts
                 // only while the message is made.
-                let (_, _, message) = each(&handle(), item).no_wait().split();
-                match message.to(&senders, &control).await {
+                let message = each(&handle(), item).no_wait().keep(&control);
+                match message.send(&senders, &control).await {
                     Ok(()) => link.sent.fetch_add(1, Ordering::Relaxed),
                     Err(CallError::Full) => link.dropped.fetch_add(1, Ordering::Relaxed),
                     // Closed, draining, or refused: the server will take no
@@ -216,8 +216,8 @@ where
             if let Some(end) = end
                 && !link.done.load(Ordering::Acquire)
             {
-                let (_, _, message) = end(&handle()).no_wait().split();
-                let _ = message.to(&senders, &control).await;
+                let message = end(&handle()).no_wait().keep(&control);
+                let _ = message.send(&senders, &control).await;
             }
             link.done.store(true, Ordering::Release);
         }

@@ -1,7 +1,8 @@
 //! Messages delivered later: any call or cast sent after a delay
 //! ([`Call::after`]), or sent by a server to itself from its own code
-//! ([`Context::after`], the one-shot timer), or once a future it started
-//! has finished ([`Context::pipe`], the result piped back).
+//! ([`Context::after`], the one-shot timer; [`Context::interval`],
+//! repeated), or once a future it started has finished
+//! ([`Context::pipe`], the result piped back).
 //!
 //! Each is a small task of the runtime's that waits, then makes the call
 //! with the call path every other caller uses (lanes, room, drain, the
@@ -22,7 +23,7 @@ use std::time::Duration;
 use tokio::task::{AbortHandle, JoinHandle};
 use tokio::time::Instant;
 
-use crate::call::{Call, Parts};
+use crate::call::{Call, Later};
 use crate::control::{Control, Ends};
 use crate::error::{CallError, PanicMessage};
 use crate::mailbox::Senders;
@@ -31,9 +32,10 @@ use crate::scope;
 use crate::server::{Context, Handle, Server};
 use crate::timers::MIN_PERIOD;
 
-/// A message scheduled for later with [`Call::after`] or
-/// [`Context::after`]: cancel it with [`cancel`](Self::cancel), or await
-/// it for what the call gives once it has been sent.
+/// A message scheduled for later with [`Call::after`], [`Context::after`],
+/// [`Context::interval`] or [`Context::pipe`]: cancel it with
+/// [`cancel`](Self::cancel), or await it for what the call gives once it
+/// has been sent (for an interval: until it has stopped).
 ///
 /// Dropping it does **not** cancel the message (as dropping a tokio
 /// `JoinHandle` does not abort its task): a handler that schedules a
@@ -156,7 +158,7 @@ where
     R: Message,
     T: Send + 'static,
     W: Future + Send + 'static,
-    M: FnOnce(W::Output) -> Parts<R, T> + Send + 'static,
+    M: FnOnce(W::Output) -> Later<R, T> + Send + 'static,
 {
     let timer = Timer::new();
     let task = {
@@ -170,7 +172,7 @@ where
             // Not bound any longer once sent: the call resolves by itself
             // (answered, or refused by the ended server).
             drop(timer);
-            message(ready).to(&senders, &control).await
+            message(ready).send(&senders, &control).await
         }
     };
     let join = tokio::spawn(task);
@@ -265,10 +267,10 @@ impl<R: Message, T: Send + 'static> Call<'_, R, T> {
     pub fn after(self, delay: Duration) -> Scheduled<T> {
         // From now, not from the task's first poll.
         let at = Instant::now().checked_add(delay);
-        let (senders, control, parts) = self.split();
-        schedule(senders.clone(), control.clone(), sleep_until(at), |()| {
-            parts
-        })
+        let (senders, control) = self.target();
+        let (senders, control) = (senders.clone(), control.clone());
+        let message = self.keep(&control);
+        schedule(senders, control, sleep_until(at), |()| message)
     }
 }
 
@@ -450,9 +452,8 @@ impl<S: Server> Context<S> {
     {
         let (senders, control) = (self.senders.clone(), self.control.clone());
         let message = move |result| {
-            let me = S::Handle::from(Handle::new(senders, control));
-            let (_, _, parts) = then(&me, result).split();
-            parts
+            let me = S::Handle::from(Handle::new(senders, control.clone()));
+            then(&me, result).keep(&control)
         };
         schedule(
             self.senders.clone(),
@@ -536,12 +537,11 @@ impl<S: Server> Context<S> {
                     if !timer.step(State::Waiting, State::Sending) {
                         return Err(control.closed_error());
                     }
-                    let parts = {
+                    let tick = {
                         let me = S::Handle::from(Handle::new(senders.clone(), control.clone()));
-                        let (_, _, parts) = message(&me).no_wait().split();
-                        parts
+                        message(&me).no_wait().keep(&control)
                     };
-                    let sent = parts.to(&senders, &control).await;
+                    let sent = tick.send(&senders, &control).await;
                     if !timer.step(State::Sending, State::Waiting) {
                         return sent;
                     }
