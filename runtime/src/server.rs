@@ -156,7 +156,12 @@ pub struct WeakHandle<S: Server> {
 /// - the call being served: [`is_cancelled`](Self::is_cancelled),
 ///   [`cancelled`](Self::cancelled);
 /// - other servers: [`monitor`](Self::monitor),
-///   [`drain_after`](Self::drain_after), [`stop_with`](Self::stop_with).
+///   [`drain_after`](Self::drain_after), [`stop_with`](Self::stop_with);
+/// - time and streams, owned by the server and ended with it:
+///   [`after`](Self::after) (a one-shot timer), [`interval`](Self::interval),
+///   [`reschedule`](Self::reschedule) (`#[every]` periods changed),
+///   [`pipe`](Self::pipe) (a future's result as a message),
+///   [`attach`](Self::attach) (a stream's items as messages).
 ///
 /// It reaches the server the code runs in — the whole pool, for a replica;
 /// the same server across restarts — with no set-up after `spawn()`:
