@@ -29,20 +29,14 @@ fn files(src: &Path, module: &str) -> Vec<(String, String)> {
         return vec![(module.to_owned(), fs::read_to_string(file).unwrap())];
     }
     let dir = src.join(module);
-    assert!(
-        dir.is_dir(),
-        "module {module} is neither a file nor a directory"
-    );
+    assert!(dir.is_dir(), "module {module} is neither a file nor a directory");
     let mut found: Vec<_> = fs::read_dir(&dir)
         .unwrap()
         .map(|entry| entry.unwrap().path())
         .filter(|path| path.extension().is_some_and(|ext| ext == "rs"))
         .map(|path| {
             let name = path.file_stem().unwrap().to_string_lossy().into_owned();
-            (
-                format!("{module}/{name}"),
-                fs::read_to_string(&path).unwrap(),
-            )
+            (format!("{module}/{name}"), fs::read_to_string(&path).unwrap())
         })
         .collect();
     found.sort();
@@ -119,10 +113,7 @@ fn the_files_of_a_directory_module_use_only_the_ones_declared_before_them() {
     for module in ["nats"] {
         let dir = src.join(module);
         let order = declared(&fs::read_to_string(dir.join("mod.rs")).unwrap());
-        assert!(
-            order.len() >= 4,
-            "{module}/mod.rs declares its files: {order:?}"
-        );
+        assert!(order.len() >= 4, "{module}/mod.rs declares its files: {order:?}");
         for (level, file) in order.iter().enumerate() {
             let code = fs::read_to_string(dir.join(format!("{file}.rs"))).unwrap();
             for used in uses(&code, "super::") {

@@ -229,8 +229,7 @@ impl NatsCluster {
         let mut streams: Vec<_> = self.nodes.iter().map(connect).collect();
         'round: while std::time::Instant::now() < deadline {
             for (at, stream) in streams.iter_mut().enumerate() {
-                let _ =
-                    stream.write_all(format!("PUB routed.probe 1\r\n{at}\r\nPING\r\n").as_bytes());
+                let _ = stream.write_all(format!("PUB routed.probe 1\r\n{at}\r\nPING\r\n").as_bytes());
             }
             std::thread::sleep(Duration::from_millis(100));
             for stream in &mut streams {

@@ -888,13 +888,8 @@ async fn error_text_of_any_bytes_and_length_arrives_intact() {
             }
             assert_eq!(remote.balance().await, Ok(0), "the next call is answered");
         }
-        let reconnects =
-            |client: &async_nats::Client| client.statistics().connects.load(Ordering::Relaxed);
-        assert_eq!(
-            reconnects(&client),
-            1,
-            "the caller's connection was never cut"
-        );
+        let reconnects = |client: &async_nats::Client| client.statistics().connects.load(Ordering::Relaxed);
+        assert_eq!(reconnects(&client), 1, "the caller's connection was never cut");
         assert_eq!(reconnects(&serving_client), 1, "nor the server's");
     })
     .await;
@@ -941,13 +936,8 @@ async fn the_payload_limit_counts_the_headers_and_disturbs_nothing_else() {
         }
         let notes = remote.notes().await.unwrap();
         assert_eq!(notes.len(), 200, "{:?}", &notes[..notes.len().min(3)]);
-        let connects =
-            |client: &async_nats::Client| client.statistics().connects.load(Ordering::Relaxed);
-        assert_eq!(
-            connects(&client),
-            1,
-            "the caller's connection was never cut"
-        );
+        let connects = |client: &async_nats::Client| client.statistics().connects.load(Ordering::Relaxed);
+        assert_eq!(connects(&client), 1, "the caller's connection was never cut");
         assert_eq!(connects(&serving_client), 1, "nor the server's");
     })
     .await;
@@ -990,16 +980,8 @@ async fn a_remote_with_an_invalid_name_fails_at_once_and_disturbs_nothing() {
     within(LIMIT, async {
         let client = connect(&nats).await;
         let account = Account::default().spawn();
-        let _serving = Service::new(&client, "named")
-            .serve(&account)
-            .await
-            .unwrap();
-        assert!(
-            Service::new(&client, "bad name")
-                .serve(&account)
-                .await
-                .is_err()
-        );
+        let _serving = Service::new(&client, "named").serve(&account).await.unwrap();
+        assert!(Service::new(&client, "bad name").serve(&account).await.is_err());
         for name in ["bad name", "a.b", "", "star*", "gt>"] {
             let bad = Remote::new(&client, name)
                 .timeout(Duration::from_secs(3600))
@@ -1072,11 +1054,7 @@ async fn a_confirmed_cast_says_whether_the_service_took_it() {
             .handle::<Account>();
         confirmed.note("lost too".into()).await.unwrap();
         assert_eq!(confirm(&confirmed).await, Err(CallError::NoResponders));
-        assert_eq!(
-            confirm(&confirmed).await,
-            Ok(()),
-            "each failure is told once"
-        );
+        assert_eq!(confirm(&confirmed).await, Ok(()), "each failure is told once");
 
         let account = Account::default().spawn();
         let _serving = Service::new(&connect(&nats).await, "ledger")

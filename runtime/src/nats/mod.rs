@@ -159,6 +159,7 @@ pub trait RemoteServer: Server<Request: Send> {
     fn answer(handle: &Handle<Self>, message: &str, incoming: Incoming) -> Answering;
 }
 
+
 /// Polls the work in flight of a task (the service's answers, the
 /// forwarder's calls: polled by the task that started them, as a task
 /// each would cost a spawn per request), finishing what is done, and tells

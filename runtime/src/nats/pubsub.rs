@@ -73,3 +73,4 @@ where
     });
     Ok(subscription)
 }
+

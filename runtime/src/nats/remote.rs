@@ -243,10 +243,7 @@ fn register(control: &Arc<Control>, link: &Arc<LinkShared>) {
 
 fn registered(control: &Arc<Control>) -> Option<Arc<LinkShared>> {
     let links = LINKS.lock().expect("never poisoned");
-    links
-        .as_ref()?
-        .get(&(Arc::as_ptr(control) as usize))?
-        .upgrade()
+    links.as_ref()?.get(&(Arc::as_ptr(control) as usize))?.upgrade()
 }
 
 fn unregister(control: &Arc<Control>) {
@@ -518,8 +515,7 @@ impl Link {
 
     fn cast_payload(self, message: &'static str, payload: Bytes) -> Forwarded {
         if let Some(why) = &self.shared.invalid {
-            self.shared
-                .failed(CallError::Transport(why.as_str().into()));
+            self.shared.failed(CallError::Transport(why.as_str().into()));
             return Forwarded::nothing();
         }
         let Link { shared, level } = self;
@@ -536,8 +532,7 @@ impl Link {
                     headers.insert(wire::ONE_WAY_HEADER, "1");
                     let inbox = shared.client.new_inbox();
                     let subscribed = shared.client.subscribe(inbox.clone()).await;
-                    let subscribed =
-                        subscribed.map_err(|e| CallError::Transport(e.to_string().into()))?;
+                    let subscribed = subscribed.map_err(|e| CallError::Transport(e.to_string().into()))?;
                     answer = Some((inbox, subscribed));
                 }
                 shared.sending.sent_below(sending.ticket).await;
@@ -546,20 +541,10 @@ impl Link {
                     Some((inbox, _)) => {
                         shared
                             .client
-                            .publish_with_reply_and_headers(
-                                subject,
-                                inbox.clone(),
-                                headers,
-                                payload,
-                            )
+                            .publish_with_reply_and_headers(subject, inbox.clone(), headers, payload)
                             .await
                     }
-                    None => {
-                        shared
-                            .client
-                            .publish_with_headers(subject, headers, payload)
-                            .await
-                    }
+                    None => shared.client.publish_with_headers(subject, headers, payload).await,
                 };
                 published.map_err(|error| CallError::Transport(error.to_string().into()))?;
                 drop(sending); // The next one may go.

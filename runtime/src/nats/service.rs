@@ -290,15 +290,7 @@ async fn run_service<S: RemoteServer>(
         if next.is_none() {
             break;
         }
-        sort_in(
-            &client,
-            &mut batch,
-            &mut held,
-            passes.current(),
-            &messages,
-            &handle,
-        )
-        .await;
+        sort_in(&client, &mut batch, &mut held, passes.current(), &messages, &handle).await;
         // The calls every one-way message sent before which has now been
         // enqueued.
         while let Some((taken, ..)) = held.front() {
@@ -325,15 +317,7 @@ async fn run_service<S: RemoteServer>(
             batch.push((at, request));
         }
     }
-    sort_in(
-        &client,
-        &mut batch,
-        &mut held,
-        passes.current(),
-        &messages,
-        &handle,
-    )
-    .await;
+    sort_in(&client, &mut batch, &mut held, passes.current(), &messages, &handle).await;
     for (_, at, request) in held.drain(..) {
         in_flight.push(respond(client.clone(), handle(), messages[at], request));
     }

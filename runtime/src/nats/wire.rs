@@ -118,13 +118,7 @@ pub(crate) fn error_text(message: &async_nats::Message) -> String {
 pub(crate) fn summary(text: &str) -> String {
     let mut out: String = text
         .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() || c == ' ' {
-                c
-            } else {
-                ' '
-            }
-        })
+        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { ' ' })
         .take(SUMMARY)
         .collect();
     if text.chars().count() > SUMMARY {
@@ -262,6 +256,7 @@ impl<T> NotWire<T> for &WireTag<T> {
     }
 }
 
+
 /// A request being answered. Generated code only.
 #[doc(hidden)]
 pub type Answering = Pin<Box<dyn Future<Output = Response> + Send>>;
@@ -284,6 +279,7 @@ impl Response {
         Response::Error(code, status)
     }
 }
+
 
 /// Service error codes (HTTP-like, as the NATS services protocol suggests).
 pub(crate) mod code {
@@ -415,10 +411,7 @@ mod tests {
         assert_eq!(request_options(&message(&[])), (None, None));
         // Unreadable values are ignored, not guessed.
         assert_eq!(
-            request_options(&message(&[
-                (PRIORITY_HEADER, "high"),
-                (TIMEOUT_HEADER, "-1")
-            ])),
+            request_options(&message(&[(PRIORITY_HEADER, "high"), (TIMEOUT_HEADER, "-1")])),
             (None, None)
         );
     }
