@@ -686,3 +686,41 @@ async fn an_interval_waiting_for_room_skips_the_ticks_it_missed() {
     })
     .await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_delayed_calls_options_apply_from_when_it_is_sent() {
+    within(PAUSED_LIMIT, async {
+        let start = Instant::now();
+        let tiny = Tiny {
+            start,
+            beats: Vec::new(),
+            beating: None,
+        }
+        .spawn();
+        // The timeout counts from the send, not from the scheduling.
+        let answered = tiny.beats().timeout(secs(1)).after(secs(10));
+        // Held from 20 s to 30 s with its one slot taken: `try_now` is
+        // refused at 25 s; without it, the call waits for room.
+        let refused = tiny.beats().try_now().after(secs(25));
+        let waited = tiny.beats().after(secs(26));
+        let late = tiny.beats().timeout(secs(1)).after(secs(27));
+        assert_eq!(answered.await, Ok(vec![]));
+        assert_eq!(start.elapsed(), secs(10));
+        let busy = {
+            let tiny = tiny.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep_until(start + secs(20)).await;
+                tiny.busy(secs(10)).await.unwrap();
+            })
+        };
+        tokio::time::sleep_until(start + secs(21)).await;
+        tiny.beat().await.unwrap(); // the one slot
+        assert_eq!(refused.await, Err(CallError::Full));
+        assert_eq!(late.await, Err(CallError::Timeout));
+        assert_eq!(start.elapsed(), secs(28));
+        assert_eq!(waited.await, Ok(vec![secs(30)]));
+        assert_eq!(start.elapsed(), secs(30));
+        busy.await.unwrap();
+    })
+    .await;
+}
