@@ -330,3 +330,21 @@ async fn a_call_the_closure_makes_to_another_server_goes_there() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_server_whose_handles_are_all_dropped_drains_and_its_stream_stops() {
+    within(LIMIT, async {
+        let (sink, exit) = Builder::new(Sink::default()).spawn_with_exit();
+        let attached = attach(&sink, count(u64::MAX), |me, n| me.item(n));
+        until(|| attached.sent() >= 100).await;
+        // The stream does not keep the server alive: it drains, refuses
+        // the stream's next item, and the feeding ends.
+        drop(sink);
+        let state = exit.await.state.unwrap();
+        assert!(!attached.is_attached());
+        let sent = attached.finished().await;
+        assert_eq!(state.received, sent, "every item sent was served");
+        assert_eq!(state.out_of_order, 0);
+    })
+    .await;
+}

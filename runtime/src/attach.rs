@@ -51,6 +51,15 @@ impl Link {
     }
 }
 
+/// Marks the feeding done when its task ends, on every path.
+struct Done<'a>(&'a Link);
+
+impl Drop for Done<'_> {
+    fn drop(&mut self) {
+        self.0.done.store(true, Ordering::Release);
+    }
+}
+
 impl Ends for Link {
     /// The server has ended: the stream is dropped with its task.
     fn end(&self) {
@@ -188,6 +197,10 @@ where
         let link = link.clone();
         let control = control.clone();
         async move {
+            // However the feeding ends (the stream ended, an item refused,
+            // detached, aborted with the server), it is not attached any
+            // more.
+            let _done = Done(&link);
             let mut stream = pin!(stream);
             // The server's own handle, made for each message and dropped
             // once it is sent: it does not keep the server alive between
@@ -219,7 +232,6 @@ where
                 let message = end(&handle()).no_wait().keep(&control);
                 let _ = message.send(&senders, &control).await;
             }
-            link.done.store(true, Ordering::Release);
         }
     };
     let join = tokio::spawn(task);
