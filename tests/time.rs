@@ -440,6 +440,19 @@ impl Piper {
         self.kept.drain(..).map(Scheduled::cancel).collect()
     }
 
+    /// Pipes a result whose message cannot be made: the closure panics.
+    fn start_bad_closure(&mut self, ctx: &Context<Self>) {
+        let piped = ctx.pipe(async { 1 }, |me, one: Result<u32, PanicMessage>| {
+            assert!(one.is_err(), "the closure that makes the message failed");
+            me.note("never".to_owned())
+        });
+        self.kept.push(piped);
+    }
+
+    fn take_kept(&mut self) -> Vec<Scheduled<()>> {
+        std::mem::take(&mut self.kept)
+    }
+
     fn log(&self) -> Vec<String> {
         self.log.clone()
     }
@@ -721,6 +734,22 @@ async fn a_delayed_calls_options_apply_from_when_it_is_sent() {
         assert_eq!(waited.await, Ok(vec![secs(30)]));
         assert_eq!(start.elapsed(), secs(30));
         busy.await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panic_of_the_closure_that_makes_the_message_is_the_scheduled_ones() {
+    within(PAUSED_LIMIT, async {
+        let piper = Piper::default().spawn();
+        piper.start_bad_closure().await.unwrap();
+        let mut kept = piper.take_kept().await.unwrap();
+        let outcome = kept.pop().unwrap().await;
+        let Err(CallError::Panicked(panic)) = outcome else {
+            panic!("expected Panicked, got {outcome:?}");
+        };
+        assert_eq!(panic.as_str(), "the closure that makes the message failed");
+        assert_eq!(piper.log().await.unwrap(), Vec::<String>::new());
     })
     .await;
 }

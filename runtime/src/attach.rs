@@ -316,7 +316,8 @@ impl<S: Server> Context<S> {
     ///   another server's method, it is an output port (see the README).
     ///
     /// [`attach_with_end`](Self::attach_with_end) also sends a message when
-    /// the stream ends.
+    /// the stream ends. A panic of `each` (or of the stream) ends the
+    /// feeding there, with no end message; the panic hook prints it.
     ///
     /// # Panics
     ///

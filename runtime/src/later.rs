@@ -47,7 +47,10 @@ use crate::timers::MIN_PERIOD;
 /// it), `Ok(())` for a cast or a [`no_wait`](Call::no_wait) call (once it
 /// is in the mailbox). If the target ends before the message is sent, the
 /// message is dropped and awaiting gives the error a call to the ended
-/// server gets ([`CallError::Closed`], or why it ended).
+/// server gets ([`CallError::Closed`], or why it ended). If the closure
+/// that makes the message panics (not the piped future: its panic is
+/// given to the closure), nothing is sent and awaiting gives
+/// [`CallError::Panicked`].
 pub struct Scheduled<T> {
     timer: Arc<Timer>,
     join: JoinHandle<Result<T, CallError>>,
@@ -295,6 +298,10 @@ impl<T> Future for Scheduled<T> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         match Pin::new(&mut self.join).poll(cx) {
             Poll::Ready(Ok(outcome)) => Poll::Ready(outcome),
+            // The closure that makes the message panicked.
+            Poll::Ready(Err(error)) if error.is_panic() => Poll::Ready(Err(CallError::Panicked(
+                scope::message_of(error.into_panic()),
+            ))),
             // Aborted when its server ended (or its runtime shut down).
             Poll::Ready(Err(_)) => Poll::Ready(Err(self.control.closed_error())),
             Poll::Pending => Poll::Pending,
