@@ -5,13 +5,13 @@
 
 pub use patchboard_macros::{protocol, server};
 pub use patchboard_runtime::{
-    BoundedMap, Builder, Call, CallError, CallFuture, Child, ChildInfo, Context, DEFAULT_CAPACITY,
-    Delivery, Down, Exit, Exited, Flatten, Handle, LookupError, MAX_CAPACITY, MAX_POOL_SIZE,
-    MAX_PRIORITY, Merge, NoWait, OwnedCall, PRIORITY_BURST, PanicMessage, PanicPolicy,
-    ProtocolCall, ProtocolFuture, RegisterError, Registry, Reply, Restart, RestartKind, Server,
-    ServerId, StartError, StopReason, Strategy, Subscriber, Subscription, Supervisor,
-    SupervisorBuilder, SupervisorEnd, SupervisorEvent, WeakHandle, bounded_map, first_ok, merge,
-    subscription,
+    Attached, BoundedMap, Builder, Call, CallError, CallFuture, Child, ChildInfo, Context,
+    DEFAULT_CAPACITY, Delivery, Down, Exit, Exited, Flatten, Handle, LookupError, MAX_CAPACITY,
+    MAX_POOL_SIZE, MAX_PRIORITY, Merge, NoWait, OwnedCall, PRIORITY_BURST, PanicMessage,
+    PanicPolicy, ProtocolCall, ProtocolFuture, RegisterError, Registry, Reply, Restart,
+    RestartKind, Scheduled, Server, ServerId, StartError, StopReason, Strategy, Subscriber,
+    Subscription, Supervisor, SupervisorBuilder, SupervisorEnd, SupervisorEvent, WeakHandle,
+    attach, attach_with_end, bounded_map, first_ok, merge, subscription,
 };
 
 #[cfg(feature = "nats")]
@@ -40,6 +40,9 @@ pub mod guide {
 
     #[doc = include_str!("../guide/stopping.md")]
     pub mod stopping {}
+
+    #[doc = include_str!("../guide/time.md")]
+    pub mod time {}
 
     #[doc = include_str!("../guide/systems.md")]
     pub mod systems {}

@@ -167,7 +167,7 @@ use proc_macro::TokenStream;
 /// | `#[on_start]` | runs before the first request; may be `async` and return `Result<(), E: Display>`: on `Err` the server never serves and callers get `CallError::StartFailed` |
 /// | `#[on_stop]` | runs exactly once when the server stops (not after a failed start) |
 /// | `#[on_down]` | takes `down: Down`: runs when a server this one watches (`monitor`, `drain_after`, `stop_with`) stops |
-/// | `#[every(EXPR)]` | runs every `EXPR` (a `Duration`, evaluated once after start with access to `self`) inside the serial loop |
+/// | `#[every(EXPR)]` | runs every `EXPR` (a `Duration`, or an `Option<Duration>` whose `None` is off; evaluated after start with access to `self`, and again after `ctx.reschedule()`) inside the serial loop |
 /// | `#[priority]`, `#[priority(N)]` | priority level 1, or `N` up to `MAX_PRIORITY` (7): higher levels are served first, FIFO within a level, and no waiting level is passed over more than `PRIORITY_BURST` times in a row |
 /// | `#[cast]` | one-way: `.await` waits for mailbox space only; the method returns `()` |
 /// | `#[timeout("200ms")]` | default timeout of this message (the call site's `.timeout(..)` wins) |

@@ -324,6 +324,63 @@ impl<'h, R: Message, T: 'static> Call<'h, R, T> {
     }
 }
 
+/// A call kept to be sent later (`later.rs`, `attach.rs`): made now by a
+/// closure given the target's own handle, sent by a task of the target.
+pub(crate) struct Later<R, T> {
+    request: R,
+    answer: Answer<T>,
+    kind: Kind,
+    try_now: bool,
+    /// The server the closure's call goes to, when it is not the one the
+    /// task belongs to (a call through another handle of the same type).
+    elsewhere: Option<(Senders<R>, Arc<Control>)>,
+}
+
+impl<'h, R, T> Call<'h, R, T> {
+    /// The server the call goes to.
+    pub(crate) fn target(&self) -> (&'h Senders<R>, &'h Arc<Control>) {
+        (self.senders, self.control)
+    }
+
+    /// Keeps the call to send it later from a task bound to the server of
+    /// `control`: without a borrow of the handle it was made with.
+    pub(crate) fn keep(self, control: &Arc<Control>) -> Later<R, T> {
+        let elsewhere = (!Arc::ptr_eq(self.control, control))
+            .then(|| (self.senders.clone(), self.control.clone()));
+        Later {
+            request: self.request,
+            answer: self.answer,
+            kind: self.kind,
+            try_now: self.try_now,
+            elsewhere,
+        }
+    }
+}
+
+impl<R: Message, T> Later<R, T> {
+    /// Makes the call, to the server of `senders` and `control` (the
+    /// task's), or to the one it was made for.
+    pub(crate) async fn send(
+        self,
+        senders: &Senders<R>,
+        control: &Arc<Control>,
+    ) -> Result<T, CallError> {
+        let (senders, control) = match &self.elsewhere {
+            Some((senders, control)) => (senders, control),
+            None => (senders, control),
+        };
+        Call {
+            senders,
+            control,
+            request: self.request,
+            answer: self.answer,
+            kind: self.kind,
+            try_now: self.try_now,
+        }
+        .await
+    }
+}
+
 impl<'h, R: Message, T: 'static, E: 'static> Call<'h, R, Result<T, E>> {
     /// For a message returning `Result<T, E>`: one `Result<T, E>` instead of
     /// `Result<Result<T, E>, CallError>`, the call's own failure turned into

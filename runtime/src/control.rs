@@ -44,6 +44,9 @@ impl Signals {
     /// The server's supervisor asks it to end its current incarnation after
     /// the current handler, and wait for the next (`supervisor.rs`).
     const RESTART: u8 = 32;
+    /// The server's code asked for its `#[every]` periods to be evaluated
+    /// again (`Context::reschedule`).
+    const RESCHEDULE: u8 = 64;
 
     /// Anything at all was asked: callers do not serve themselves.
     #[inline]
@@ -75,11 +78,18 @@ impl Signals {
         self.0 & Self::RESTART != 0
     }
 
+    /// The `#[every]` periods are to be evaluated again.
+    #[inline]
+    pub(crate) fn rescheduled(self) -> bool {
+        self.0 & Self::RESCHEDULE != 0
+    }
+
     /// Something the loop handles before its next request: a stop now,
-    /// watched servers down, a fault, a restart.
+    /// watched servers down, a fault, a restart, periods to evaluate again.
     #[inline]
     pub(crate) fn interrupts(self) -> bool {
-        self.0 & (Self::STOP_NOW | Self::EVENTS | Self::FAULT | Self::RESTART) != 0
+        self.0 & (Self::STOP_NOW | Self::EVENTS | Self::FAULT | Self::RESTART | Self::RESCHEDULE)
+            != 0
     }
 }
 
@@ -275,9 +285,19 @@ impl Control {
         self.reasons.caused(reason);
     }
 
-    /// Binds `value` to the server: it ends when the server stops.
+    /// Binds `value` to the server: it ends when the server stops, at once
+    /// if it has stopped already.
     pub(crate) fn bind(&self, value: Weak<dyn Ends>) {
         let mut shared = self.shared();
+        if self.reason().is_some() {
+            // `finish` has ended what was bound (it sets the reason under
+            // this lock): nothing bound from now on may outlive the server.
+            drop(shared);
+            if let Some(value) = value.upgrade() {
+                value.end();
+            }
+            return;
+        }
         let bound = &mut shared.bound;
         if bound.len() == bound.capacity() {
             bound.retain(|value| value.strong_count() > 0);
@@ -348,6 +368,19 @@ impl Control {
     /// The serve loop has taken the panic [`fault`](Self::fault) left.
     pub(crate) fn fault_taken(&self) {
         self.signals.fetch_and(!Signals::FAULT, Ordering::AcqRel);
+    }
+
+    /// The server's code asked for its `#[every]` periods to be evaluated
+    /// again: the loop does before anything else (and callers queue until
+    /// it has, as they do behind a due timer).
+    pub(crate) fn reschedule(&self) {
+        self.signal_again(Signals::RESCHEDULE);
+    }
+
+    /// The serve loop evaluates the periods again, as asked.
+    pub(crate) fn reschedule_taken(&self) {
+        self.signals
+            .fetch_and(!Signals::RESCHEDULE, Ordering::AcqRel);
     }
 
     /// The watched servers that stopped since the last call.

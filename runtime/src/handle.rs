@@ -340,6 +340,66 @@ impl<S: Server> Context<S> {
         self.senders.close();
     }
 
+    /// Evaluates this server's `#[every(EXPR)]` periods again once the
+    /// current handler (hook, timer) has returned, before the next request
+    /// or tick: a period that changed takes effect from the next tick.
+    /// `EXPR` may be a `Duration` or an `Option<Duration>`, whose `None`
+    /// turns the timer off until it is `Some` again.
+    ///
+    /// A changed period counts from the timer's last run (or from when it
+    /// was turned on; at once if that time has passed): changed in the
+    /// timer itself, it is the backoff; changed by another message, the
+    /// reconfigured interval. A period turned on runs one period from the
+    /// reschedule. Timers whose period did not change keep their schedule.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use patchboard::{server, Context, Server};
+    ///
+    /// struct Poller { every: Option<Duration>, polls: Vec<u64>, start: tokio::time::Instant }
+    ///
+    /// #[server]
+    /// impl Poller {
+    ///     #[every(self.every)]
+    ///     fn poll(&mut self, ctx: &Context<Self>) {
+    ///         self.polls.push(self.start.elapsed().as_secs());
+    ///         // Backoff: twice as long each time.
+    ///         self.every = self.every.map(|every| every * 2);
+    ///         ctx.reschedule();
+    ///     }
+    ///
+    ///     /// `None` pauses the poller; `Some` restarts it.
+    ///     fn set_every(&mut self, every: Option<Duration>, ctx: &Context<Self>) {
+    ///         self.every = every;
+    ///         ctx.reschedule();
+    ///     }
+    ///
+    ///     fn polls(&self) -> Vec<u64> { self.polls.clone() }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let start = tokio::time::Instant::now();
+    /// let poller = Poller { every: Some(Duration::from_secs(1)), polls: vec![], start }.spawn();
+    /// tokio::time::sleep(Duration::from_millis(7_500)).await;
+    /// assert_eq!(poller.polls().await.unwrap(), [1, 3, 7]);
+    /// poller.set_every(None).await.unwrap();
+    /// tokio::time::sleep(Duration::from_secs(100)).await;
+    /// assert_eq!(poller.polls().await.unwrap(), [1, 3, 7], "paused");
+    /// poller.set_every(Some(Duration::from_secs(5))).await.unwrap();
+    /// tokio::time::sleep(Duration::from_secs(6)).await;
+    /// assert_eq!(poller.polls().await.unwrap(), [1, 3, 7, 112]);
+    /// # }
+    /// ```
+    ///
+    /// Without `#[every]`, this does nothing. In a pool, each replica has
+    /// its own timers, and the periods evaluated again are those of the
+    /// replica whose loop sees the request first, which need not be the
+    /// one that asked: give pooled servers fixed periods.
+    pub fn reschedule(&self) {
+        self.control.reschedule();
+    }
+
     /// Requests waiting in the mailbox, besides the one being served.
     pub fn queued(&self) -> usize {
         self.senders.len()

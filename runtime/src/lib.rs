@@ -50,6 +50,10 @@ mod handle;
 
 mod call;
 
+mod later;
+
+mod attach;
+
 mod subscription;
 
 mod builder;
@@ -68,12 +72,14 @@ pub mod nats;
 
 mod protocol;
 
+pub use attach::{Attached, attach, attach_with_end};
 pub use builder::{Builder, Exit, MAX_POOL_SIZE};
 pub use call::{Call, CallFuture, Flatten, OwnedCall};
 pub use child::{Child, RestartKind};
 pub use combine::{BoundedMap, Merge, bounded_map, first_ok, merge};
 pub use error::{CallError, Down, PanicMessage, StopReason};
 pub use id::ServerId;
+pub use later::Scheduled;
 pub use mailbox::{DEFAULT_CAPACITY, MAX_CAPACITY, MAX_PRIORITY, PRIORITY_BURST};
 pub use protocol::{NoWait, ProtocolCall, ProtocolFuture};
 pub use registry::{LookupError, RegisterError, Registry};
@@ -101,6 +107,7 @@ pub mod __private {
     pub use crate::reply::{Observed, ReplySlot, observe};
     pub use crate::serve::{Spawn, Task, run_task, spawn_local, spawn_send};
     pub use crate::server::Options;
+    pub use crate::timers::{Period, period};
     pub use crate::{
         Builder, Call, Context, Down, Handle, PanicPolicy, ProtocolCall, Reply, Server, ServerId,
         StopReason, WeakHandle,

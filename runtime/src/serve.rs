@@ -397,6 +397,9 @@ trait Wait<R> {
     /// Timer `timer` has run.
     fn ticked(&mut self, timer: usize);
 
+    /// The `#[every]` periods, evaluated again (`Context::reschedule`).
+    fn set_periods(&mut self, periods: Vec<Option<std::time::Duration>>);
+
     /// When the next timer is due, if there are timers.
     fn next_due(&self) -> Option<tokio::time::Instant>;
 }
@@ -417,6 +420,8 @@ impl<R: Message> Wait<R> for OneLane {
     }
 
     fn ticked(&mut self, _: usize) {}
+
+    fn set_periods(&mut self, _: Vec<Option<std::time::Duration>>) {}
 
     fn next_due(&self) -> Option<tokio::time::Instant> {
         None
@@ -449,6 +454,12 @@ impl<R: Message> Wait<R> for Lanes {
     fn ticked(&mut self, timer: usize) {
         if let Some(timers) = &mut self.timers {
             timers.reschedule(timer);
+        }
+    }
+
+    fn set_periods(&mut self, periods: Vec<Option<std::time::Duration>>) {
+        if let Some(timers) = &mut self.timers {
+            timers.set_periods(periods);
         }
     }
 
@@ -502,6 +513,18 @@ impl<S: Server> Requests<'_, S> {
                         }
                         continue;
                     }
+                    Next::Signal if control.signals().rescheduled() => {
+                        // Before the next request or tick: a changed period
+                        // takes effect from the next tick.
+                        control.reschedule_taken();
+                        match catch_sync(control, || state.periods()) {
+                            Ok(periods) => {
+                                wait.set_periods(periods);
+                                continue;
+                            }
+                            Err(panic) => Err(panic),
+                        }
+                    }
                     // Boxed: a watched server's end is rare, and its future
                     // would otherwise be the largest part of every server's
                     // task (BENCHMARKS.md).
@@ -535,7 +558,7 @@ impl<S: Server> Requests<'_, S> {
                         }
                     }
                 };
-                // A tick or an `#[on_down]` hook.
+                // A tick, an `#[on_down]` hook or the periods.
                 if let Err(panic) = ran {
                     trace::panicked::<S>(control, &panic);
                     if self.on_panic == PanicPolicy::Stop {

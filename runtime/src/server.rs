@@ -110,9 +110,10 @@ pub trait Server: Sized + 'static {
         async {}
     }
 
-    /// The periods of the `#[every]` timers, evaluated once after start.
+    /// The periods of the `#[every]` timers (`None`: off), evaluated after
+    /// start and again on [`Context::reschedule`].
     #[doc(hidden)]
-    fn periods(&self) -> Vec<Duration> {
+    fn periods(&self) -> Vec<Option<Duration>> {
         Vec::new()
     }
 
@@ -162,7 +163,12 @@ pub struct WeakHandle<S: Server> {
 /// - the call being served: [`is_cancelled`](Self::is_cancelled),
 ///   [`cancelled`](Self::cancelled);
 /// - other servers: [`monitor`](Self::monitor),
-///   [`drain_after`](Self::drain_after), [`stop_with`](Self::stop_with).
+///   [`drain_after`](Self::drain_after), [`stop_with`](Self::stop_with);
+/// - time and streams, owned by the server and ended with it:
+///   [`after`](Self::after) (a one-shot timer), [`interval`](Self::interval),
+///   [`reschedule`](Self::reschedule) (`#[every]` periods changed),
+///   [`pipe`](Self::pipe) (a future's result as a message),
+///   [`attach`](Self::attach) (a stream's items as messages).
 ///
 /// It reaches the server the code runs in — the whole pool, for a replica;
 /// the same server across restarts — with no set-up after `spawn()`:

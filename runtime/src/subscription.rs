@@ -159,6 +159,23 @@ impl<T> Subscriber<T> {
         }
     }
 
+    /// Sends `value`, waiting for room in the subscriber's buffer instead
+    /// of dropping it: backpressure, where [`send`](Self::send) drops.
+    /// A server that awaits this in a handler waits for its slowest such
+    /// subscriber (which is the point: attached to another server's method
+    /// with [`attach`](crate::attach), the subscription then paces the
+    /// publisher to that server's mailbox). `Delivered`, or `Disconnected`
+    /// once the subscription has been dropped (never `Dropped`).
+    pub async fn send_waiting(&self, value: T) -> Delivery {
+        if self.shared.is_ended() {
+            return Delivery::Disconnected;
+        }
+        match self.tx.send(value).await {
+            Ok(()) => Delivery::Delivered,
+            Err(_) => Delivery::Disconnected,
+        }
+    }
+
     /// A value for this subscriber was lost before it could be sent (it did
     /// not decode): counted like one dropped for a full buffer.
     #[cfg(feature = "nats")]

@@ -362,10 +362,7 @@ fn hooks(server: &Server<'_>, private: &TokenStream, unit_future: &TokenStream) 
     if !timers.is_empty() {
         let periods = timers.iter().map(|(_, period)| {
             quote_spanned! {period.span()=>
-                {
-                    let period: #private::Duration = #period;
-                    period
-                }
+                #private::period(#period)
             }
         });
         let ticks = timers
@@ -373,7 +370,7 @@ fn hooks(server: &Server<'_>, private: &TokenStream, unit_future: &TokenStream) 
             .enumerate()
             .map(|(index, (call, _))| quote!(#index => { #call; }));
         out.extend(quote! {
-            fn periods(&self) -> #private::Vec<#private::Duration> {
+            fn periods(&self) -> #private::Vec<::core::option::Option<#private::Duration>> {
                 #private::Vec::from([#(#periods),*])
             }
 

@@ -9,6 +9,7 @@ use patchboard::{CallError, Context, Down, Reply, Server, server};
 pub struct Shapes {
     log: Vec<String>,
     period: Duration,
+    backoff: Option<Duration>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -20,7 +21,7 @@ pub struct Stats {
 impl Shapes {
     /// Kept as it is: no receiver, no message.
     pub fn new() -> Self {
-        Shapes { log: Vec::new(), period: Duration::from_secs(1) }
+        Shapes { log: Vec::new(), period: Duration::from_secs(1), backoff: None }
     }
 
     #[on_start]
@@ -41,6 +42,13 @@ impl Shapes {
 
     #[every(self.period)]
     fn tick(&mut self) {}
+
+    /// A period that may be off, changed at run time.
+    #[every(self.backoff)]
+    fn retry(&mut self, ctx: &Context<Self>) {
+        self.backoff = self.backoff.map(|backoff| backoff * 2);
+        ctx.reschedule();
+    }
 
     #[every(Duration::from_millis(250))]
     async fn tock(&self, ctx: &patchboard::Context<Self>) {
