@@ -121,10 +121,15 @@ impl Remote {
     }
 
     /// The deadline of calls without a timeout of their own (default
-    /// [`DEFAULT_TIMEOUT`]): a remote call always has one, and it is the
-    /// deadline the remote server sees too (a call it cannot start by
-    /// then is skipped). It also bounds how long a one-way message may
-    /// take to be sent.
+    /// [`DEFAULT_TIMEOUT`]): a remote call always has one. It bounds the
+    /// call here, in the calling process; the remote server is not told
+    /// of it, and may still run a call after its caller was told
+    /// [`CallError::Timeout`]. Only a call's own timeout (`.timeout(d)`,
+    /// `#[timeout]`, `#[server(timeout = ..)]`) travels with it, as the
+    /// deadline by which the remote server skips it: a header on every
+    /// request costs about a third of the throughput of many concurrent
+    /// calls (BENCHMARKS.md). It also bounds how long a one-way message
+    /// may take to be sent.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -499,8 +504,9 @@ impl Link {
             drop(reply);
             return self.cast_payload(message, payload);
         }
-        // The call's own deadline, or the remote default: the caller's
-        // and the one the remote server is told.
+        // The call's own deadline, which the remote server is told, or
+        // the remote default, which bounds the call here only.
+        let own = reply.deadline.is_some();
         let deadline = reply
             .deadline
             .unwrap_or_else(|| self.shared.deadline(self.shared.timeout));
@@ -516,14 +522,16 @@ impl Link {
                     return None; // The caller gave up while it queued.
                 }
                 let left = deadline.saturating_duration_since(Instant::now());
-                let headers = wire::request_headers(Some(left), level);
+                let headers = wire::request_headers(own.then_some(left), level);
                 if let Err(error) = shared.fits(&headers, &payload) {
                     return Some(Err(error));
                 }
-                let request = async_nats::Request::new()
+                let mut request = async_nats::Request::new()
                     .payload(payload)
-                    .headers(headers)
                     .timeout(Some(left));
+                if !headers.is_empty() {
+                    request = request.headers(headers);
+                }
                 let subject = wire::subject(&shared.name, message);
                 let answer = tokio::select! {
                     answer = shared.client.send_request(subject, request) => answer,
