@@ -180,6 +180,7 @@ impl Remote {
             settling: Tickets::default(),
             failed: Mutex::new(None),
             emptied: AtomicU64::new(0),
+            received: AtomicU64::new(0),
             taken: AtomicU64::new(0),
             progress: Notify::new(),
         });
@@ -226,21 +227,24 @@ pub async fn confirm<S: RemoteServer>(handle: &impl AsRef<Handle<S>>) -> Result<
     let Some(link) = registered(&handle.control) else {
         return Ok(());
     };
-    // Everything in the mailbox now has been taken by the forwarder once
-    // it has found the mailbox empty, or, with one lane (first in, first
-    // out), once it has taken as many more as were queued.
+    // Every request out of the mailbox by now has been forwarded (its
+    // tickets issued) once `taken` reaches `received`; every one still in
+    // it, once the forwarder has found it empty since (which it does only
+    // after forwarding what it received), or, with one lane (first in,
+    // first out), once as many more have been forwarded.
     let emptied = link.emptied.load(Ordering::Acquire);
     let queued = handle.queued() as u64;
-    let taken = link.taken.load(Ordering::Acquire);
+    let received = link.received.load(Ordering::Acquire);
     let one_lane = S::OPTIONS.priority_levels == 0;
     loop {
         let progress = link.progress.notified();
         let mut progress = std::pin::pin!(progress);
         progress.as_mut().enable();
-        if queued == 0
+        let taken = link.taken.load(Ordering::Acquire);
+        let drained = queued == 0
             || link.emptied.load(Ordering::Acquire) > emptied
-            || (one_lane && link.taken.load(Ordering::Acquire) >= taken + queued)
-        {
+            || (one_lane && taken >= received + queued);
+        if taken >= received && drained {
             break;
         }
         if handle.is_closed() {
@@ -326,7 +330,10 @@ async fn run_forwarder<S: RemoteServer>(
                 return Poll::Pending;
             }
             match end.mailbox.poll_recv(cx) {
-                Poll::Ready(Some(request)) => Poll::Ready(Next::Request(request)),
+                Poll::Ready(Some(request)) => {
+                    end.link.received.fetch_add(1, Ordering::AcqRel);
+                    Poll::Ready(Next::Request(request))
+                }
                 Poll::Ready(None) => Poll::Ready(Next::Ended),
                 Poll::Pending => {
                     end.link.emptied.fetch_add(1, Ordering::AcqRel);
@@ -358,10 +365,11 @@ async fn run_forwarder<S: RemoteServer>(
                     sending.push(forwarded.future);
                 } else {
                     // `capacity` one-way messages wait to be sent already,
-                    // and the connection is gone: dropped (its tickets
-                    // done), and told to `confirm`.
-                    drop(forwarded);
+                    // and the connection is gone: dropped, and told to
+                    // `confirm` (before its tickets are done, which is
+                    // what `confirm` waits for).
                     end.link.failed(CallError::Full);
+                    drop(forwarded);
                 }
             }
             Next::StopNow => {
@@ -417,7 +425,9 @@ struct LinkShared {
     failed: Mutex<Option<CallError>>,
     /// How many times the forwarder has found the mailbox empty.
     emptied: AtomicU64,
-    /// How many requests the forwarder has taken.
+    /// How many requests the forwarder has received from the mailbox.
+    received: AtomicU64,
+    /// How many of them it has forwarded (their tickets issued).
     taken: AtomicU64,
     /// Woken as `emptied` and `taken` grow.
     progress: Notify,
