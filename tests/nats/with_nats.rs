@@ -1060,11 +1060,12 @@ async fn a_remote_with_an_invalid_name_fails_at_once_and_disturbs_nothing() {
     .await;
 }
 
-/// Item 16: with only `Remote::timeout`, the server sees that deadline
-/// too: a call it cannot start in time is skipped, not run after its
-/// caller was told `Timeout`.
+/// Item 16, as documented: a call's own timeout is the deadline the
+/// remote server sees, and a call it cannot start in time is skipped; the
+/// remote default (`Remote::timeout`) bounds the call in the caller only,
+/// and the server may run it after its caller was told `Timeout`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_remote_default_is_the_deadline_the_server_sees() {
+async fn the_server_sees_a_call_s_own_deadline_not_the_remote_default() {
     let nats = nats_server!();
     within(LIMIT, async {
         let state = Account::default();
@@ -1077,20 +1078,28 @@ async fn the_remote_default_is_the_deadline_the_server_sees() {
         let remote = Remote::new(&connect(&nats).await, "late")
             .timeout(Duration::from_millis(200))
             .handle::<Account>();
-        let held = tokio::spawn({
-            let account = account.clone();
-            async move { account.hold(600).await }
-        });
-        while holds.load(Ordering::SeqCst) < 1 {
-            tokio::task::yield_now().await;
+        for (round, own) in [(1, true), (2, false)] {
+            let held = tokio::spawn({
+                let account = account.clone();
+                async move { account.hold(600).await }
+            });
+            while holds.load(Ordering::SeqCst) < round {
+                tokio::task::yield_now().await;
+            }
+            let call = remote.deposit(1);
+            let call = if own {
+                call.timeout(Duration::from_millis(200))
+            } else {
+                call
+            };
+            assert_eq!(call.await, Err(CallError::Timeout));
+            held.await.unwrap().unwrap();
+            assert_eq!(
+                account.balance().await,
+                Ok(if own { 0 } else { 1 }),
+                "own deadline {own}: skipped with it, run after its caller gave up without"
+            );
         }
-        assert_eq!(remote.deposit(1).await, Err(CallError::Timeout));
-        held.await.unwrap().unwrap();
-        assert_eq!(
-            account.balance().await,
-            Ok(0),
-            "the deposit was skipped, not run after its caller gave up"
-        );
     })
     .await;
 }

@@ -27,7 +27,7 @@
 //!
 //! | option | remote meaning |
 //! | --- | --- |
-//! | `.await` | request/reply, with the remote's default timeout ([`Remote::timeout`]) as the deadline, which the remote server is told too |
+//! | `.await` | request/reply, with the remote's default timeout ([`Remote::timeout`]) as the deadline, in this process only: the remote server is not told of it |
 //! | `.timeout(d)`, `#[timeout]` | the request's deadline; the remote server skips the request if it cannot start it in time |
 //! | `.priority(level)`, `#[priority]` | the level in the remote server's mailbox |
 //! | `.no_wait()`, `#[cast]` | published without waiting for an answer, in order; see [delivery](#delivery) |
@@ -64,8 +64,9 @@
 //!   error. A call that failed with `Timeout` may still have run, once (it
 //!   had started when its deadline passed, or its answer was lost); a call
 //!   that failed with `NoResponders` or `Transport` before it was sent did
-//!   not run. A request whose deadline passed before the remote server
-//!   could start it is skipped.
+//!   not run. A call with a timeout of its own whose deadline passed
+//!   before the remote server could start it is skipped; one with only
+//!   the remote default is not (the server is not told of it).
 //! - **A one-way message** (`#[cast]`, `.no_wait()`) returns `Ok` once the
 //!   remote handle has it, before it is sent: sent while nobody serves, it
 //!   is lost; if it cannot be sent by the remote default deadline, it is

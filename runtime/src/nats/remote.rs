@@ -121,10 +121,15 @@ impl Remote {
     }
 
     /// The deadline of calls without a timeout of their own (default
-    /// [`DEFAULT_TIMEOUT`]): a remote call always has one, and it is the
-    /// deadline the remote server sees too (a call it cannot start by
-    /// then is skipped). It also bounds how long a one-way message may
-    /// take to be sent.
+    /// [`DEFAULT_TIMEOUT`]): a remote call always has one. It bounds the
+    /// call here, in the calling process; the remote server is not told
+    /// of it, and may still run a call after its caller was told
+    /// [`CallError::Timeout`]. Only a call's own timeout (`.timeout(d)`,
+    /// `#[timeout]`, `#[server(timeout = ..)]`) travels with it, as the
+    /// deadline by which the remote server skips it: a header on every
+    /// request costs about a third of the throughput of many concurrent
+    /// calls (BENCHMARKS.md). It also bounds how long a one-way message
+    /// may take to be sent.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -175,6 +180,7 @@ impl Remote {
             settling: Tickets::default(),
             failed: Mutex::new(None),
             emptied: AtomicU64::new(0),
+            received: AtomicU64::new(0),
             taken: AtomicU64::new(0),
             progress: Notify::new(),
         });
@@ -221,21 +227,24 @@ pub async fn confirm<S: RemoteServer>(handle: &impl AsRef<Handle<S>>) -> Result<
     let Some(link) = registered(&handle.control) else {
         return Ok(());
     };
-    // Everything in the mailbox now has been taken by the forwarder once
-    // it has found the mailbox empty, or, with one lane (first in, first
-    // out), once it has taken as many more as were queued.
+    // Every request out of the mailbox by now has been forwarded (its
+    // tickets issued) once `taken` reaches `received`; every one still in
+    // it, once the forwarder has found it empty since (which it does only
+    // after forwarding what it received), or, with one lane (first in,
+    // first out), once as many more have been forwarded.
     let emptied = link.emptied.load(Ordering::Acquire);
     let queued = handle.queued() as u64;
-    let taken = link.taken.load(Ordering::Acquire);
+    let received = link.received.load(Ordering::Acquire);
     let one_lane = S::OPTIONS.priority_levels == 0;
     loop {
         let progress = link.progress.notified();
         let mut progress = std::pin::pin!(progress);
         progress.as_mut().enable();
-        if queued == 0
+        let taken = link.taken.load(Ordering::Acquire);
+        let drained = queued == 0
             || link.emptied.load(Ordering::Acquire) > emptied
-            || (one_lane && link.taken.load(Ordering::Acquire) >= taken + queued)
-        {
+            || (one_lane && taken >= received + queued);
+        if taken >= received && drained {
             break;
         }
         if handle.is_closed() {
@@ -321,7 +330,10 @@ async fn run_forwarder<S: RemoteServer>(
                 return Poll::Pending;
             }
             match end.mailbox.poll_recv(cx) {
-                Poll::Ready(Some(request)) => Poll::Ready(Next::Request(request)),
+                Poll::Ready(Some(request)) => {
+                    end.link.received.fetch_add(1, Ordering::AcqRel);
+                    Poll::Ready(Next::Request(request))
+                }
                 Poll::Ready(None) => Poll::Ready(Next::Ended),
                 Poll::Pending => {
                     end.link.emptied.fetch_add(1, Ordering::AcqRel);
@@ -353,10 +365,11 @@ async fn run_forwarder<S: RemoteServer>(
                     sending.push(forwarded.future);
                 } else {
                     // `capacity` one-way messages wait to be sent already,
-                    // and the connection is gone: dropped (its tickets
-                    // done), and told to `confirm`.
-                    drop(forwarded);
+                    // and the connection is gone: dropped, and told to
+                    // `confirm` (before its tickets are done, which is
+                    // what `confirm` waits for).
                     end.link.failed(CallError::Full);
+                    drop(forwarded);
                 }
             }
             Next::StopNow => {
@@ -413,7 +426,9 @@ struct LinkShared {
     failed: Mutex<Option<CallError>>,
     /// How many times the forwarder has found the mailbox empty.
     emptied: AtomicU64,
-    /// How many requests the forwarder has taken.
+    /// How many requests the forwarder has received from the mailbox.
+    received: AtomicU64,
+    /// How many of them it has forwarded (their tickets issued).
     taken: AtomicU64,
     /// Woken as `emptied` and `taken` grow.
     progress: Notify,
@@ -500,8 +515,9 @@ impl Link {
             drop(reply);
             return self.cast_payload(message, payload);
         }
-        // The call's own deadline, or the remote default: the caller's
-        // and the one the remote server is told.
+        // The call's own deadline, which the remote server is told, or
+        // the remote default, which bounds the call here only.
+        let own = reply.deadline.is_some();
         let deadline = reply
             .deadline
             .unwrap_or_else(|| self.shared.deadline(self.shared.timeout));
@@ -517,14 +533,16 @@ impl Link {
                     return None; // The caller gave up while it queued.
                 }
                 let left = deadline.saturating_duration_since(Instant::now());
-                let headers = wire::request_headers(Some(left), level);
+                let headers = wire::request_headers(own.then_some(left), level);
                 if let Err(error) = shared.fits(&headers, &payload) {
                     return Some(Err(error));
                 }
-                let request = async_nats::Request::new()
+                let mut request = async_nats::Request::new()
                     .payload(payload)
-                    .headers(headers)
                     .timeout(Some(left));
+                if !headers.is_empty() {
+                    request = request.headers(headers);
+                }
                 let subject = wire::subject(&shared.name, message);
                 let answer = tokio::select! {
                     answer = shared.client.send_request(subject, request) => answer,

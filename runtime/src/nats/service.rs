@@ -230,11 +230,15 @@ async fn run_service<S: RemoteServer>(
     let mut passes = Passes::new(endpoints.len());
     // The requests being answered, polled by this task.
     let mut in_flight = FuturesUnordered::new();
-    let handle = || {
-        server
-            .senders
-            .upgrade()
-            .map(|senders| Handle::<S>::new(senders, control.clone()))
+    let answers = Answers {
+        client: &client,
+        messages: &messages,
+        handle: || {
+            server
+                .senders
+                .upgrade()
+                .map(|senders| Handle::<S>::new(senders, control.clone()))
+        },
     };
     loop {
         if control.reason().is_some() || control.refuses_outside() {
@@ -292,15 +296,9 @@ async fn run_service<S: RemoteServer>(
         if next.is_none() {
             break;
         }
-        sort_in(
-            &client,
-            &mut batch,
-            &mut held,
-            passes.current(),
-            &messages,
-            &handle,
-        )
-        .await;
+        answers
+            .sort_in(&mut batch, &mut held, passes.current())
+            .await;
         // The calls every one-way message sent before which has now been
         // enqueued.
         while let Some((taken, ..)) = held.front() {
@@ -308,7 +306,7 @@ async fn run_service<S: RemoteServer>(
                 break;
             }
             let (_, at, request) = held.pop_front().expect("a front");
-            in_flight.push(respond(client.clone(), handle(), messages[at], request));
+            in_flight.push(answers.respond(at, request));
         }
         // The endpoints are read outside the budget: give way here when
         // it is spent, so that a flood does not hold this worker.
@@ -327,37 +325,54 @@ async fn run_service<S: RemoteServer>(
             batch.push((at, request));
         }
     }
-    sort_in(
-        &client,
-        &mut batch,
-        &mut held,
-        passes.current(),
-        &messages,
-        &handle,
-    )
-    .await;
+    answers
+        .sort_in(&mut batch, &mut held, passes.current())
+        .await;
     for (_, at, request) in held.drain(..) {
-        in_flight.push(respond(client.clone(), handle(), messages[at], request));
+        in_flight.push(answers.respond(at, request));
     }
     while in_flight.next().await.is_some() {}
     let _ = service.stop().await;
 }
 
-/// Enqueues the one-way messages of `batch` at once, in order, as a local
-/// caller's casts are; moves its calls to `held`, as taken by pass `pass`.
-async fn sort_in<S: RemoteServer>(
-    client: &async_nats::Client,
-    batch: &mut Vec<(usize, async_nats::service::Request)>,
-    held: &mut VecDeque<(u64, usize, async_nats::service::Request)>,
-    pass: u64,
-    messages: &[&'static str],
-    handle: &impl Fn() -> Option<Handle<S>>,
-) {
-    for (at, request) in batch.drain(..) {
-        if wire::is_one_way(&request.message) {
-            respond(client.clone(), handle(), messages[at], request).await;
-        } else {
-            held.push_back((pass, at, request));
+/// What answering a request needs: the connection, the messages by
+/// endpoint, and the server's handle (if it still has one).
+struct Answers<'a, H> {
+    client: &'a async_nats::Client,
+    messages: &'a [&'static str],
+    handle: H,
+}
+
+impl<S: RemoteServer, H: Fn() -> Option<Handle<S>>> Answers<'_, H> {
+    /// Answers the request that arrived on endpoint `at`.
+    fn respond(
+        &self,
+        at: usize,
+        request: async_nats::service::Request,
+    ) -> impl Future<Output = ()> + use<S, H> {
+        respond(
+            self.client.clone(),
+            (self.handle)(),
+            self.messages[at],
+            request,
+        )
+    }
+
+    /// Enqueues the one-way messages of `batch` at once, in order, as a
+    /// local caller's casts are; moves its calls to `held`, as taken by
+    /// pass `pass`.
+    async fn sort_in(
+        &self,
+        batch: &mut Vec<(usize, async_nats::service::Request)>,
+        held: &mut VecDeque<(u64, usize, async_nats::service::Request)>,
+        pass: u64,
+    ) {
+        for (at, request) in batch.drain(..) {
+            if wire::is_one_way(&request.message) {
+                self.respond(at, request).await;
+            } else {
+                held.push_back((pass, at, request));
+            }
         }
     }
 }
