@@ -12,6 +12,10 @@ pub use patchboard_runtime::{
     merge, subscription,
 };
 
+#[cfg(feature = "inventory")]
+#[cfg_attr(docsrs, doc(cfg(feature = "inventory")))]
+pub use patchboard_runtime::inventory;
+
 #[cfg(feature = "nats")]
 #[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
 pub use patchboard_runtime::nats;

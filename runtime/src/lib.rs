@@ -20,11 +20,15 @@ mod id;
 
 mod error;
 
+mod stats;
+
 mod control;
 
 mod trace;
 
 mod scope;
+
+mod subscription;
 
 mod reply;
 
@@ -33,6 +37,12 @@ mod message;
 mod queue;
 
 mod mailbox;
+
+#[cfg(feature = "inventory")]
+#[cfg_attr(docsrs, doc(cfg(feature = "inventory")))]
+pub mod inventory;
+
+mod observe;
 
 mod timers;
 
@@ -49,8 +59,6 @@ mod serve;
 mod handle;
 
 mod call;
-
-mod subscription;
 
 mod builder;
 

@@ -60,6 +60,25 @@ pub(crate) struct WeakSenders<R> {
     inline: Option<Inline<R>>,
 }
 
+/// The depth of each lane, normal first, for the inventory.
+#[cfg(feature = "inventory")]
+pub(crate) struct Depths<R>(Vec<WeakSender<R>>);
+
+#[cfg(feature = "inventory")]
+impl<R> Depths<R> {
+    /// Requests waiting in each lane now: the normal lane, then priority
+    /// levels 1, 2, ...
+    pub(crate) fn read(&self) -> Vec<usize> {
+        self.0
+            .iter()
+            .map(|lane| match lane {
+                WeakSender::One(queue) => queue.len(),
+                WeakSender::Many(tx) => tx.upgrade().map_or(0, |tx| tx.len()),
+            })
+            .collect()
+    }
+}
+
 /// The receiving side, held by the serve loop (one per replica in a pool).
 pub(crate) struct Mailbox<R> {
     normal: Lane<R>,
@@ -325,6 +344,17 @@ impl<R> Senders<R> {
         self.normal.idle() && self.higher.iter().all(Sender::idle)
     }
 
+    /// A way to read the depth of each lane that keeps no lane open.
+    #[cfg(feature = "inventory")]
+    pub(crate) fn depths(&self) -> Depths<R> {
+        Depths(
+            std::iter::once(&self.normal)
+                .chain(&self.higher)
+                .map(Sender::downgrade)
+                .collect(),
+        )
+    }
+
     pub(crate) fn downgrade(&self) -> WeakSenders<R> {
         WeakSenders {
             normal: self.normal.downgrade(),
@@ -539,6 +569,9 @@ impl<R: Message> Mailbox<R> {
         } = self;
         with_counts(passed, |passed| {
             let mut taken = None;
+            // The level also picks the lane (clippy 1.95 asks for an
+            // iterator here).
+            #[allow(clippy::needless_range_loop)]
             for level in 0..passed.len() {
                 if passed[level] >= PRIORITY_BURST {
                     match lane_of(normal, higher, level).try_take() {

@@ -18,11 +18,12 @@ use crate::error::{CallError, PanicMessage, StopReason};
 use crate::inline::{Slot, Taken};
 use crate::mailbox::Mailbox;
 use crate::message::{Inline, Message};
+use crate::observe;
 use crate::restart::{Restart, Restarts};
 use crate::scope::{self, catch, catch_sync};
 use crate::server::{Context, PanicPolicy, Server};
 use crate::timers::Timers;
-use crate::trace::{self, Outcome, RequestTrace};
+use crate::trace::{Outcome, RequestTrace};
 
 /// How a server ended, delivered by [`Exit`](crate::Exit).
 #[derive(Debug)]
@@ -275,7 +276,7 @@ async fn run<S: Server>(mut state: S, replica: &mut Replica<S>) -> Ended<S> {
         Ok(Err(why)) => return Ended::NotStarted(StopReason::StartFailed(why), state),
         Err(panic) => return Ended::NotStarted(StopReason::Panicked(panic), state),
     }
-    trace::started::<S>(control);
+    observe::started::<S>(control);
     let served = match catch_sync(control, || state.periods()) {
         Ok(periods) => {
             let timers = Timers::new(periods);
@@ -519,7 +520,7 @@ impl<S: Server> Requests<'_, S> {
                 };
                 // A tick or an `#[on_down]` hook.
                 if let Err(panic) = ran {
-                    trace::panicked::<S>(control, &panic);
+                    observe::panicked::<S>(control, &panic);
                     if self.on_panic == PanicPolicy::Stop {
                         return Served::Faulted(panic);
                     }
@@ -635,7 +636,7 @@ impl<S: Server> Replica<S> {
         if !restarts.allow(started) {
             return Err((Ending::Own(reason), Some(broken)));
         }
-        trace::restarting::<S>(&self.context.control, &reason);
+        observe::restarting::<S>(&self.context.control, &reason);
         // The broken state goes first; the replies it held learn why. A
         // panic from its `Drop` is caught and does not stop the restart.
         let _ = scope::dispose(broken, &reason.held_reply_error());
@@ -691,9 +692,7 @@ impl<S: Server> Drop for Replica<S> {
             }
         };
         if last {
-            if let Some(reason) = control.reason() {
-                trace::stopped::<S>(control, reason);
-            }
+            observe::stopped::<S>(control);
             control.announce();
         }
         if let Some(exit) = self.exit.take() {

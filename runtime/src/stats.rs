@@ -1,0 +1,143 @@
+//! `Stats`: the figures a server keeps about itself for the inventory
+//! (`inventory.rs`) — when it was born, whether it has started, whether a
+//! handler runs and since when, how many requests it served and how many
+//! times it restarted. A field of `Control`, written by `observe.rs`.
+//!
+//! With the `inventory` feature, a few atomics; without it, a zero-sized
+//! value whose methods are empty, so `Control` and the serve path are what
+//! they would be without this module.
+
+#[cfg(feature = "inventory")]
+pub(crate) use on::Stats;
+
+#[cfg(not(feature = "inventory"))]
+pub(crate) use off::Stats;
+
+#[cfg(feature = "inventory")]
+mod on {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+    use std::time::{Duration, Instant};
+
+    use crate::id::ServerId;
+
+    /// Nanoseconds are counted from this instant, so that "serving since"
+    /// fits one atomic.
+    fn epoch() -> Instant {
+        static EPOCH: OnceLock<Instant> = OnceLock::new();
+        *EPOCH.get_or_init(Instant::now)
+    }
+
+    fn nanos_since_epoch(at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(epoch()).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// A server's own figures, read by the inventory at any time.
+    pub(crate) struct Stats {
+        born: Instant,
+        /// `#[on_start]` has returned for the current state.
+        started: AtomicBool,
+        /// Replicas inside a handler now.
+        busy: AtomicU32,
+        /// When the latest handler began, in nanoseconds since `epoch()`.
+        since: AtomicU64,
+        served: AtomicU64,
+        restarts: AtomicU64,
+        /// The supervisor the server was started under, if any: set once,
+        /// by the supervisor that starts it.
+        supervisor: OnceLock<ServerId>,
+    }
+
+    impl Stats {
+        pub(crate) fn new() -> Self {
+            epoch();
+            Stats {
+                born: Instant::now(),
+                started: AtomicBool::new(false),
+                busy: AtomicU32::new(0),
+                since: AtomicU64::new(0),
+                served: AtomicU64::new(0),
+                restarts: AtomicU64::new(0),
+                supervisor: OnceLock::new(),
+            }
+        }
+    }
+
+    /// A server's figures at one moment.
+    pub(crate) struct Read {
+        pub(crate) uptime: Duration,
+        pub(crate) started: bool,
+        /// When the latest handler began, if one runs.
+        pub(crate) serving_since: Option<Instant>,
+        pub(crate) served: u64,
+        pub(crate) restarts: u64,
+        pub(crate) supervisor: Option<ServerId>,
+    }
+
+    impl Stats {
+        /// A handler begins.
+        #[inline]
+        pub(crate) fn serving(&self) {
+            self.since
+                .store(nanos_since_epoch(Instant::now()), Ordering::Relaxed);
+            self.busy.fetch_add(1, Ordering::Release);
+        }
+
+        /// The handler that [`serving`](Self::serving) announced has
+        /// returned (or panicked).
+        #[inline]
+        pub(crate) fn served(&self) {
+            self.served.fetch_add(1, Ordering::Relaxed);
+            self.busy.fetch_sub(1, Ordering::Release);
+        }
+
+        /// `#[on_start]` has returned: the server serves.
+        pub(crate) fn started(&self) {
+            self.started.store(true, Ordering::Release);
+        }
+
+        /// The state is replaced by a fresh one, which starts again.
+        pub(crate) fn restarting(&self) {
+            self.started.store(false, Ordering::Release);
+            self.restarts.fetch_add(1, Ordering::Relaxed);
+        }
+
+        /// The server runs under supervisor `id` (the first call wins).
+        #[allow(dead_code)] // for the supervisor, when it lands
+        pub(crate) fn supervised_by(&self, id: ServerId) {
+            let _ = self.supervisor.set(id);
+        }
+
+        pub(crate) fn read(&self) -> Read {
+            let busy = self.busy.load(Ordering::Acquire) > 0;
+            let since = self.since.load(Ordering::Relaxed);
+            Read {
+                uptime: self.born.elapsed(),
+                started: self.started.load(Ordering::Acquire),
+                serving_since: busy.then(|| epoch() + Duration::from_nanos(since)),
+                served: self.served.load(Ordering::Relaxed),
+                restarts: self.restarts.load(Ordering::Relaxed),
+                supervisor: self.supervisor.get().copied(),
+            }
+        }
+    }
+}
+
+#[cfg(not(feature = "inventory"))]
+mod off {
+    /// Nothing: servers keep no figures without the `inventory` feature.
+    pub(crate) struct Stats;
+
+    impl Stats {
+        #[inline(always)]
+        pub(crate) fn new() -> Self {
+            Stats
+        }
+
+        #[inline(always)]
+        pub(crate) fn started(&self) {}
+
+        #[inline(always)]
+        pub(crate) fn restarting(&self) {}
+    }
+}
