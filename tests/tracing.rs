@@ -45,6 +45,11 @@ struct Capture {
     spans: Mutex<Vec<(String, Fields)>>,
     events: Mutex<Vec<(Fields, Option<u64>)>>,
     entered: Mutex<Vec<u64>>,
+    /// Each span's parent, by index: explicit, or the span entered when it
+    /// was made.
+    parents: Mutex<Vec<Option<u64>>>,
+    /// Each span's metadata, by index, for `current_span`.
+    metadata: Mutex<Vec<&'static Metadata<'static>>>,
 }
 
 impl Capture {
@@ -59,6 +64,25 @@ impl Capture {
 
     fn events(&self) -> Vec<(Fields, Option<u64>)> {
         self.events.lock().unwrap().clone()
+    }
+
+    /// Every span as (id, name, `message` field, parent id).
+    fn tree(&self) -> Vec<(u64, String, Option<String>, Option<u64>)> {
+        let spans = self.spans.lock().unwrap();
+        let parents = self.parents.lock().unwrap();
+        spans
+            .iter()
+            .zip(parents.iter())
+            .enumerate()
+            .map(|(index, ((name, fields), parent))| {
+                (
+                    index as u64 + 1,
+                    name.clone(),
+                    fields.get("message").cloned(),
+                    *parent,
+                )
+            })
+            .collect()
     }
 
     fn messages(&self) -> Vec<String> {
@@ -77,6 +101,13 @@ impl Subscriber for Capture {
     fn new_span(&self, span: &Attributes<'_>) -> Id {
         let mut visitor = Visitor::default();
         span.record(&mut visitor);
+        let parent = match span.parent() {
+            Some(parent) => Some(parent.into_u64()),
+            None if span.is_contextual() => self.entered.lock().unwrap().last().copied(),
+            None => None,
+        };
+        self.parents.lock().unwrap().push(parent);
+        self.metadata.lock().unwrap().push(span.metadata());
         let mut spans = self.spans.lock().unwrap();
         spans.push((span.metadata().name().to_owned(), visitor.0));
         self.next.fetch_add(1, Ordering::SeqCst);
@@ -106,6 +137,15 @@ impl Subscriber for Capture {
 
     fn exit(&self, _: &Id) {
         self.entered.lock().unwrap().pop();
+    }
+
+    /// What `Span::current()` asks: the span entered last.
+    fn current_span(&self) -> tracing_core::span::Current {
+        let Some(id) = self.entered.lock().unwrap().last().copied() else {
+            return tracing_core::span::Current::none();
+        };
+        let metadata = self.metadata.lock().unwrap()[usize::try_from(id).unwrap() - 1];
+        tracing_core::span::Current::new(Id::from_u64(id), metadata)
     }
 }
 
@@ -263,6 +303,83 @@ async fn start_stop_panic_and_restart_are_events() {
         assert!(events.iter().all(|(fields, _)| fields["server"] == "vault"));
         assert_eq!(events[1].0["panic"], "boom");
         assert_eq!(events[4].0["reason"], "stopped by a handle");
+    })
+    .await;
+}
+
+/// A server whose handler calls the bank: caller → relay → bank.
+struct Relay {
+    bank: BankHandle,
+}
+
+#[server]
+impl Relay {
+    async fn forward(&self, amount: u64) -> Result<u64, CallError> {
+        self.bank.deposit(amount).await
+    }
+
+    async fn check(&self) -> Result<Result<u64, Refused>, CallError> {
+        self.bank.withdraw(0).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_span_is_a_child_of_its_callers_span_through_every_server_it_passes() {
+    use tracing::Instrument;
+
+    let (capture, _guard) = capture();
+    within(PAUSED_LIMIT, async {
+        let bank = Builder::new(Bank::default()).name("bank").spawn();
+        let relay = Builder::new(Relay { bank: bank.clone() })
+            .name("relay")
+            .spawn();
+        let outer = tracing::info_span!("caller");
+        // Through the mailbox (an async message), and served by its caller
+        // (a synchronous one, on an idle server), each from inside a
+        // handler of another server.
+        async {
+            assert_eq!(relay.forward(5).await, Ok(Ok(5)));
+            assert_eq!(relay.check().await, Ok(Ok(Ok(5))));
+        }
+        .instrument(outer)
+        .await;
+        // A call made outside any span: its request has none for parent.
+        assert_eq!(bank.withdraw(0).await, Ok(Ok(5)));
+
+        let tree = capture.tree();
+        let find = |message: &str| -> Vec<(u64, Option<u64>)> {
+            tree.iter()
+                .filter(|(_, name, field, _)| {
+                    name == "request" && field.as_deref() == Some(message)
+                })
+                .map(|(id, _, _, parent)| (*id, *parent))
+                .collect()
+        };
+        let caller = tree
+            .iter()
+            .find(|(_, name, ..)| name == "caller")
+            .unwrap()
+            .0;
+        let [(forward, forward_parent)] = find("forward")[..] else {
+            panic!("{tree:?}")
+        };
+        let [(_, deposit_parent)] = find("deposit")[..] else {
+            panic!("{tree:?}")
+        };
+        let [(check, check_parent)] = find("check")[..] else {
+            panic!("{tree:?}")
+        };
+        let withdraws = find("withdraw");
+        assert_eq!(forward_parent, Some(caller));
+        assert_eq!(deposit_parent, Some(forward));
+        assert_eq!(check_parent, Some(caller));
+        assert_eq!(withdraws.len(), 2, "{tree:?}");
+        assert_eq!(
+            withdraws[0].1,
+            Some(check),
+            "served by its caller, the relay"
+        );
+        assert_eq!(withdraws[1].1, None, "no caller span: a root");
     })
     .await;
 }

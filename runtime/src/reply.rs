@@ -283,7 +283,7 @@ pub trait ReplySlot: Send {
 
 impl<T: Send + 'static> ReplySlot for Reply<T> {
     fn sent(&self) -> crate::trace::Sent {
-        self.sent
+        self.sent.clone()
     }
 
     fn begin(&mut self) -> Begin {

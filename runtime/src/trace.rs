@@ -1,6 +1,7 @@
 //! What the runtime tells `tracing`: a span per request (server, message,
-//! call id, queue wait, run time, outcome) and events when a server starts,
-//! stops, panics and restarts.
+//! call id, queue wait, run time, outcome), a child of the span its caller
+//! was in when it made the call, and events when a server starts, stops,
+//! panics and restarts.
 //!
 //! The one place that knows whether the `tracing` feature is on. With it,
 //! the types below carry a span and the functions emit events; without it,
@@ -48,25 +49,52 @@ mod on {
 
     use super::{Control, Future, Outcome, PanicMessage, StopReason};
 
-    /// When and as which call a request was made: kept in its reply. (`pub`
-    /// only because the hidden `ReplySlot` trait names it.)
+    /// When, as which call and from which span a request was made: kept
+    /// in its reply. (`pub` only because the hidden `ReplySlot` trait names
+    /// it.)
     #[doc(hidden)]
-    #[derive(Clone, Copy, Debug)]
+    #[derive(Clone, Debug)]
     pub struct Sent {
         id: u64,
         /// `None` while no subscriber has ever been set: nothing will read it.
         at: Option<Instant>,
+        /// The caller's span when it made the call: the parent of the
+        /// request's span. (A handle on it, so that it stays open, and its
+        /// id is not reused, until the request is served.)
+        caller: Span,
     }
 
     static CALLS: AtomicU64 = AtomicU64::new(1);
 
     impl Sent {
         pub(crate) fn now() -> Self {
+            let traced = tracing::dispatcher::has_been_set();
             Sent {
                 id: CALLS.fetch_add(1, Ordering::Relaxed),
-                at: tracing::dispatcher::has_been_set().then(Instant::now),
+                at: traced.then(Instant::now),
+                caller: if traced {
+                    Span::current()
+                } else {
+                    Span::none()
+                },
             }
         }
+    }
+
+    /// The request span, with `parent` (if any) as its parent.
+    macro_rules! request_span {
+        ($($parent:expr)?; $server:expr, $message:expr, $call_id:expr) => {
+            tracing::info_span!(
+                $(parent: $parent,)?
+                "request",
+                server = $server,
+                message = $message,
+                call_id = $call_id,
+                queue_wait_us = tracing::field::Empty,
+                run_us = tracing::field::Empty,
+                outcome = tracing::field::Empty,
+            )
+        };
     }
 
     /// The server's name for traces: its `Builder::name`, else its type.
@@ -85,15 +113,14 @@ mod on {
         /// (`None` for a request without a reply: a cast).
         pub(crate) fn new<S>(control: &Control, message: &'static str, sent: Option<Sent>) -> Self {
             let sent = sent.unwrap_or_else(Sent::now);
-            let span = tracing::info_span!(
-                "request",
-                server = server_name::<S>(control),
-                message,
-                call_id = sent.id,
-                queue_wait_us = tracing::field::Empty,
-                run_us = tracing::field::Empty,
-                outcome = tracing::field::Empty,
-            );
+            let server = server_name::<S>(control);
+            // A child of the caller's span, wherever the request is served
+            // (the serve task, or the caller's own task); without one, of
+            // whatever span is current where it is served.
+            let span = match sent.caller.id() {
+                Some(parent) => request_span!(parent; server, message, sent.id),
+                None => request_span!(; server, message, sent.id),
+            };
             if let Some(at) = sent.at.filter(|_| !span.is_disabled()) {
                 span.record(
                     "queue_wait_us",
@@ -166,7 +193,7 @@ mod off {
 
     /// Nothing: requests are not traced without the `tracing` feature.
     #[doc(hidden)]
-    #[derive(Clone, Copy, Debug)]
+    #[derive(Clone, Debug)]
     pub struct Sent;
 
     impl Sent {
