@@ -4,6 +4,9 @@
 #![cfg(feature = "tracing")]
 
 mod common;
+#[cfg(feature = "nats")]
+#[path = "common/nats_server.rs"]
+mod nats_server;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,7 +21,7 @@ use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Metadata, Subscriber};
 
 /// Fields by name, as text.
-type Fields = HashMap<String, String>;
+pub(crate) type Fields = HashMap<String, String>;
 
 #[derive(Default)]
 struct Visitor(Fields);
@@ -40,7 +43,7 @@ impl Visit for Visitor {
 /// A subscriber that keeps every span's fields and every event, with the
 /// span that was entered when it happened.
 #[derive(Default)]
-struct Capture {
+pub(crate) struct Capture {
     next: AtomicU64,
     spans: Mutex<Vec<(String, Fields)>>,
     events: Mutex<Vec<(Fields, Option<u64>)>>,
@@ -149,7 +152,7 @@ impl Subscriber for Capture {
     }
 }
 
-fn capture() -> (Arc<Capture>, tracing::subscriber::DefaultGuard) {
+pub(crate) fn capture() -> (Arc<Capture>, tracing::subscriber::DefaultGuard) {
     let capture = Arc::new(Capture::default());
     let guard = tracing::subscriber::set_default(capture.clone());
     (capture, guard)
@@ -382,4 +385,146 @@ async fn a_request_span_is_a_child_of_its_callers_span_through_every_server_it_p
         assert_eq!(withdraws[1].1, None, "no caller span: a root");
     })
     .await;
+}
+
+/// Across processes: the caller's trace and span travel in a W3C
+/// `traceparent` NATS header, over a real nats-server. (Both sides in this
+/// process, on separate connections, so that one subscriber sees both.)
+/// Run with `cargo test --features tracing,nats --test tracing`.
+#[cfg(feature = "nats")]
+mod over_nats {
+    use super::{Capture, capture};
+    use crate::common::within;
+    use crate::nats_server::NatsServer;
+    use patchboard::nats::{Remote, Service, async_nats};
+    use patchboard::{CallError, Server, server};
+    use std::time::Duration;
+    use tracing::Instrument;
+
+    #[derive(Default)]
+    pub struct Back {
+        total: u64,
+    }
+
+    #[server(remote)]
+    impl Back {
+        fn deposit(&mut self, amount: u64) -> u64 {
+            self.total += amount;
+            self.total
+        }
+    }
+
+    pub struct Front {
+        back: BackHandle,
+    }
+
+    #[server(remote)]
+    impl Front {
+        /// Passes `amount` on to the back, itself remote.
+        async fn forward(&self, amount: u64) -> Result<u64, String> {
+            self.back.deposit(amount).await.map_err(|e| e.to_string())
+        }
+    }
+
+    /// The fields of the spans named `name` whose `message` is `message`,
+    /// with each span's id and parent.
+    fn spans(
+        capture: &Capture,
+        name: &str,
+        message: &str,
+    ) -> Vec<(u64, Option<u64>, super::Fields)> {
+        let spans = capture.spans.lock().unwrap();
+        let parents = capture.parents.lock().unwrap();
+        spans
+            .iter()
+            .zip(parents.iter())
+            .enumerate()
+            .filter(|(_, ((span, fields), _))| {
+                span == name && fields.get("message").map(String::as_str) == Some(message)
+            })
+            .map(|(index, ((_, fields), parent))| (index as u64 + 1, *parent, fields.clone()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_remote_requests_span_names_its_callers_trace_and_span_at_every_hop() {
+        let Some(nats) = NatsServer::start() else {
+            return;
+        };
+        let (capture, _guard) = capture();
+        within(Duration::from_secs(60), async {
+            let connect = || async {
+                async_nats::connect(nats.url())
+                    .await
+                    .expect("the test's nats-server accepts connections")
+            };
+            let back = Back::default().spawn();
+            let _back_service = Service::new(&connect().await, "back")
+                .serve(&back)
+                .await
+                .unwrap();
+            let back_remote = Remote::new(&connect().await, "back").handle::<Back>();
+            let front = Front { back: back_remote }.spawn();
+            let _front_service = Service::new(&connect().await, "front")
+                .serve(&front)
+                .await
+                .unwrap();
+            let front_remote = Remote::new(&connect().await, "front").handle::<Front>();
+
+            let caller = tracing::info_span!("caller");
+            let caller_id = caller.id().unwrap().into_u64();
+            // The span current where the call is made is its caller's span.
+            let answer = async { front_remote.forward(5).await }
+                .instrument(caller)
+                .await;
+            assert_eq!(answer, Ok::<_, CallError>(Ok(5)));
+
+            // Hop 1: the caller → the front, in another "process".
+            let [(front_remote_span, _, front_fields)] =
+                &spans(&capture, "remote request", "forward")[..]
+            else {
+                panic!("one remote request span for forward: {:?}", capture.tree())
+            };
+            let trace_id = front_fields["trace_id"].clone();
+            assert_eq!(trace_id.len(), 32);
+            assert_eq!(
+                front_fields["parent_id"],
+                format!("{caller_id:016x}"),
+                "its parent: the caller's span"
+            );
+            let [(forward, forward_parent, forward_fields)] =
+                &spans(&capture, "request", "forward")[..]
+            else {
+                panic!("one request span for forward")
+            };
+            assert_eq!(
+                *forward_parent,
+                Some(*front_remote_span),
+                "the handler's span under it"
+            );
+            assert_eq!(forward_fields["trace_id"], trace_id);
+
+            // Hop 2: the front's handler → the back: the same trace, the
+            // front's request span as the parent.
+            let [(back_remote_span, _, back_fields)] =
+                &spans(&capture, "remote request", "deposit")[..]
+            else {
+                panic!("one remote request span for deposit")
+            };
+            assert_eq!(
+                back_fields["trace_id"], trace_id,
+                "one trace across both hops"
+            );
+            assert_eq!(back_fields["parent_id"], format!("{forward:016x}"));
+            let [(_, deposit_parent, _)] = &spans(&capture, "request", "deposit")[..] else {
+                panic!("one request span for deposit")
+            };
+            assert_eq!(*deposit_parent, Some(*back_remote_span));
+
+            // Without a caller span, no context travels, and the call works.
+            assert_eq!(front_remote.forward(1).await, Ok(Ok(6)));
+            assert_eq!(spans(&capture, "remote request", "forward").len(), 1);
+        })
+        .await;
+    }
 }

@@ -31,6 +31,7 @@ use crate::error::CallError;
 use crate::mailbox::{Mailbox, mailbox};
 use crate::message::Message;
 use crate::reply::{Reply, ReplySlot};
+use crate::trace;
 use crate::server::Handle;
 
 /// A request on its way out. Generated code only.
@@ -459,6 +460,8 @@ impl Link {
         let deadline = reply
             .deadline
             .unwrap_or_else(|| self.shared.deadline(self.shared.timeout));
+        // The caller's trace and span, for the remote request's span.
+        let traceparent = trace::traceparent(&reply.sent());
         // Sent after the one-way messages taken before it.
         let after = self.shared.sending.mark();
         let Link { shared, level } = self;
@@ -471,7 +474,10 @@ impl Link {
                     return None; // The caller gave up while it queued.
                 }
                 let left = deadline.saturating_duration_since(Instant::now());
-                let headers = wire::request_headers(Some(left), level);
+                let mut headers = wire::request_headers(Some(left), level);
+                if let Some(traceparent) = &traceparent {
+                    headers.insert(trace::TRACEPARENT_HEADER, traceparent.as_str());
+                }
                 if let Err(error) = shared.fits(&headers, &payload) {
                     return Some(Err(error));
                 }
