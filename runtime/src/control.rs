@@ -13,6 +13,7 @@ use tokio::sync::Notify;
 
 use crate::error::{CallError, Down, StopReason};
 use crate::id::ServerId;
+use crate::meter::Meters;
 use crate::stats::Stats;
 
 /// Something created by a server's code that must end when the server
@@ -161,6 +162,8 @@ pub(crate) struct Control {
     /// What the inventory reads of the server (nothing without the
     /// `inventory` feature).
     stats: Stats,
+    /// Its metrics (nothing without the `metrics` feature).
+    meters: Meters,
 }
 
 /// How one replica ended, as far as the server's stop reason goes.
@@ -186,6 +189,7 @@ impl Control {
             finished: Notify::new(),
             shared: Mutex::new(Shared::default()),
             stats: Stats::new(),
+            meters: Meters::new(),
         })
     }
 
@@ -193,6 +197,12 @@ impl Control {
     #[inline]
     pub(crate) fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// The server's metrics.
+    #[inline]
+    pub(crate) fn meters(&self) -> &Meters {
+        &self.meters
     }
 
     /// The servers watching this one, and what each does when it ends.
@@ -206,7 +216,7 @@ impl Control {
     }
 
     /// The server's name, shared.
-    #[cfg(feature = "inventory")]
+    #[cfg(any(feature = "inventory", feature = "metrics"))]
     pub(crate) fn shared_name(&self) -> Option<Arc<str>> {
         self.name.clone()
     }

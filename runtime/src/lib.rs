@@ -20,11 +20,17 @@ mod id;
 
 mod error;
 
+mod outcome;
+
 mod stats;
+
+mod meter;
 
 mod control;
 
 mod trace;
+
+mod sent;
 
 mod scope;
 

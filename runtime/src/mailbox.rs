@@ -61,10 +61,10 @@ pub(crate) struct WeakSenders<R> {
 }
 
 /// The depth of each lane, normal first, for the inventory.
-#[cfg(feature = "inventory")]
+#[cfg(any(feature = "inventory", feature = "metrics"))]
 pub(crate) struct Depths<R>(Vec<WeakSender<R>>);
 
-#[cfg(feature = "inventory")]
+#[cfg(any(feature = "inventory", feature = "metrics"))]
 impl<R> Depths<R> {
     /// Requests waiting in each lane now: the normal lane, then priority
     /// levels 1, 2, ...
@@ -345,7 +345,7 @@ impl<R> Senders<R> {
     }
 
     /// A way to read the depth of each lane that keeps no lane open.
-    #[cfg(feature = "inventory")]
+    #[cfg(any(feature = "inventory", feature = "metrics"))]
     pub(crate) fn depths(&self) -> Depths<R> {
         Depths(
             std::iter::once(&self.normal)

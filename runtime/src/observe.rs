@@ -1,12 +1,14 @@
 //! What the serve path reports, and to whom: the one place the serve loop,
 //! the caller-served path and the builder call to be seen. Beneath it,
-//! `trace` (the `tracing` feature) and the server's `Stats` with the
-//! `inventory` table (the `inventory` feature).
+//! `trace` (the `tracing` feature), the server's `Stats` with the
+//! `inventory` table (the `inventory` feature) and its `Meters` (the
+//! `metrics` feature).
 //!
-//! Without the `inventory` feature, [`Request`] is the request's trace
-//! alone and the hooks only trace, so the call sites carry no `cfg` and
-//! compile to what they were before this module.
+//! Each part is zero-sized and empty without its feature, so the call sites
+//! carry no `cfg`, and with no feature on [`Request`] is what the request's
+//! trace alone was before this module.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use crate::control::Control;
@@ -16,11 +18,57 @@ use crate::trace;
 
 pub(crate) use crate::trace::Outcome;
 
-#[cfg(feature = "inventory")]
-pub(crate) use on::Request;
+use crate::meter::RequestMeter;
+use crate::sent::Sent;
+use crate::stats::Serving;
+use crate::trace::RequestTrace;
 
-#[cfg(not(feature = "inventory"))]
-pub(crate) use off::Request;
+/// One request as it is seen: its span, the server's figures, its
+/// metrics.
+pub(crate) struct Request<'a> {
+    trace: RequestTrace,
+    serving: Serving<'a>,
+    meter: RequestMeter<'a>,
+}
+
+impl<'a> Request<'a> {
+    /// A request of `message` to server `S`, sent as `sent` (`None` for a
+    /// cast).
+    #[inline(always)]
+    pub(crate) fn new<S>(control: &'a Control, message: &'static str, sent: Option<Sent>) -> Self {
+        let (trace, meter) = match sent {
+            Some(Sent { trace, meter }) => (Some(trace), Some(meter)),
+            None => (None, None),
+        };
+        Request {
+            trace: RequestTrace::new::<S>(control, message, trace),
+            serving: control.stats().request(),
+            meter: RequestMeter::new(control.meters(), message, meter),
+        }
+    }
+
+    /// The handler starts now.
+    #[inline(always)]
+    pub(crate) fn start(&mut self) {
+        self.serving.start();
+        self.meter.start();
+        self.trace.start();
+    }
+
+    /// `future` as the request's code.
+    #[inline(always)]
+    pub(crate) fn instrument<F: Future>(&self, future: F) -> impl Future<Output = F::Output> {
+        self.trace.instrument(future)
+    }
+
+    /// The request ended with `outcome`.
+    #[inline(always)]
+    pub(crate) fn finish(self, outcome: Outcome) {
+        self.serving.finish();
+        self.meter.finish(outcome);
+        self.trace.finish(outcome);
+    }
+}
 
 /// Server `S` has been built, its tasks are about to be spawned: it is
 /// listed in the inventory from now until [`stopped`].
@@ -33,7 +81,19 @@ pub(crate) fn spawned<S, R: Send + 'static>(control: &Arc<Control>, senders: &Se
         std::any::type_name::<S>(),
         Arc::new(senders.depths()),
     );
-    #[cfg(not(feature = "inventory"))]
+    #[cfg(feature = "metrics")]
+    {
+        let depths = senders.depths();
+        let label = match control.shared_name() {
+            Some(name) => metrics::SharedString::from(name),
+            None => metrics::SharedString::from(std::any::type_name::<S>()),
+        };
+        control.meters().spawned(
+            label,
+            Box::new(move || depths.read().into_iter().sum::<usize>()),
+        );
+    }
+    #[cfg(not(any(feature = "inventory", feature = "metrics")))]
     let _ = (control, senders);
 }
 
@@ -52,6 +112,7 @@ pub(crate) fn stopped<S>(control: &Control) {
     if let Some(reason) = control.reason() {
         trace::stopped::<S>(control, reason);
     }
+    control.meters().stopped();
     #[cfg(feature = "inventory")]
     crate::inventory::remove(control);
 }
@@ -59,6 +120,7 @@ pub(crate) fn stopped<S>(control: &Control) {
 /// A handler panicked.
 #[inline]
 pub(crate) fn panicked<S>(control: &Control, panic: &PanicMessage) {
+    control.meters().panicked();
     trace::panicked::<S>(control, panic);
 }
 
@@ -66,99 +128,6 @@ pub(crate) fn panicked<S>(control: &Control, panic: &PanicMessage) {
 #[inline]
 pub(crate) fn restarting<S>(control: &Control, reason: &StopReason) {
     control.stats().restarting();
+    control.meters().restarting();
     trace::restarting::<S>(control, reason);
-}
-
-#[cfg(feature = "inventory")]
-mod on {
-    use std::future::Future;
-
-    use crate::control::Control;
-    use crate::stats::Stats;
-    use crate::trace::{Outcome, RequestTrace, Sent};
-
-    /// One request as it is seen: its trace, and the server's figures.
-    pub(crate) struct Request<'a> {
-        trace: RequestTrace,
-        stats: &'a Stats,
-        began: bool,
-    }
-
-    impl<'a> Request<'a> {
-        /// A request of `message` to server `S`, sent as `sent` (`None`
-        /// for a cast).
-        #[inline]
-        pub(crate) fn new<S>(
-            control: &'a Control,
-            message: &'static str,
-            sent: Option<Sent>,
-        ) -> Self {
-            Request {
-                trace: RequestTrace::new::<S>(control, message, sent),
-                stats: control.stats(),
-                began: false,
-            }
-        }
-
-        /// The handler starts now.
-        #[inline]
-        pub(crate) fn start(&mut self) {
-            self.began = true;
-            self.stats.serving();
-            self.trace.start();
-        }
-
-        /// `future` as the request's code.
-        #[inline]
-        pub(crate) fn instrument<F: Future>(&self, future: F) -> impl Future<Output = F::Output> {
-            self.trace.instrument(future)
-        }
-
-        /// The request ended with `outcome`.
-        #[inline]
-        pub(crate) fn finish(self, outcome: Outcome) {
-            if self.began {
-                self.stats.served();
-            }
-            self.trace.finish(outcome);
-        }
-    }
-}
-
-#[cfg(not(feature = "inventory"))]
-mod off {
-    use std::future::Future;
-    use std::marker::PhantomData;
-
-    use crate::control::Control;
-    use crate::trace::{Outcome, RequestTrace, Sent};
-
-    /// One request as it is seen: its trace alone.
-    pub(crate) struct Request<'a>(RequestTrace, PhantomData<&'a Control>);
-
-    impl<'a> Request<'a> {
-        #[inline(always)]
-        pub(crate) fn new<S>(
-            control: &'a Control,
-            message: &'static str,
-            sent: Option<Sent>,
-        ) -> Self {
-            Request(RequestTrace::new::<S>(control, message, sent), PhantomData)
-        }
-
-        #[inline(always)]
-        pub(crate) fn start(&mut self) {
-            self.0.start();
-        }
-
-        #[inline(always)]
-        pub(crate) fn instrument<F: Future>(&self, future: F) -> impl Future<Output = F::Output> {
-            self.0.instrument(future)
-        }
-
-        #[inline(always)]
-        pub(crate) fn finish(self, outcome: Outcome) {
-            self.0.finish(outcome);
-        }
-    }
 }

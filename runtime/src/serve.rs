@@ -18,12 +18,11 @@ use crate::error::{CallError, PanicMessage, StopReason};
 use crate::inline::{Slot, Taken};
 use crate::mailbox::Mailbox;
 use crate::message::{Inline, Message};
-use crate::observe;
+use crate::observe::{self, Outcome};
 use crate::restart::{Restart, Restarts};
 use crate::scope::{self, catch, catch_sync};
 use crate::server::{Context, PanicPolicy, Server};
 use crate::timers::Timers;
-use crate::trace::{Outcome, RequestTrace};
 
 /// How a server ended, delivered by [`Exit`](crate::Exit).
 #[derive(Debug)]
@@ -499,7 +498,7 @@ impl<S: Server> Requests<'_, S> {
                         // it (another replica of a pool may have been
                         // serving): requests still queued are refused.
                         let sent = request.reply_slot().map(|reply| reply.sent());
-                        RequestTrace::new::<S>(control, request.name(), sent)
+                        observe::Request::new::<S>(control, request.name(), sent)
                             .finish(Outcome::Closed);
                         fail(&mut request, CallError::Closed);
                         return Served::Drained;

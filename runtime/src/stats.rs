@@ -8,10 +8,10 @@
 //! they would be without this module.
 
 #[cfg(feature = "inventory")]
-pub(crate) use on::Stats;
+pub(crate) use on::{Serving, Stats};
 
 #[cfg(not(feature = "inventory"))]
-pub(crate) use off::Stats;
+pub(crate) use off::{Serving, Stats};
 
 #[cfg(feature = "inventory")]
 mod on {
@@ -20,6 +20,8 @@ mod on {
     use std::time::{Duration, Instant};
 
     use crate::id::ServerId;
+
+    pub(crate) use super::serving::Serving;
 
     /// Nanoseconds are counted from this instant, so that "serving since"
     /// fits one atomic.
@@ -108,6 +110,15 @@ mod on {
             let _ = self.supervisor.set(id);
         }
 
+        /// One request, as its server's figures count it.
+        #[inline]
+        pub(crate) fn request(&self) -> Serving<'_> {
+            Serving {
+                stats: self,
+                began: false,
+            }
+        }
+
         pub(crate) fn read(&self) -> Read {
             let busy = self.busy.load(Ordering::Acquire) > 0;
             let since = self.since.load(Ordering::Relaxed);
@@ -123,12 +134,59 @@ mod on {
     }
 }
 
+#[cfg(feature = "inventory")]
+mod serving {
+    use super::on::Stats;
+
+    /// One request, as its server's figures count it: counted served only
+    /// if its handler began.
+    pub(crate) struct Serving<'a> {
+        pub(super) stats: &'a Stats,
+        pub(super) began: bool,
+    }
+
+    impl Serving<'_> {
+        /// The handler begins.
+        #[inline]
+        pub(crate) fn start(&mut self) {
+            self.began = true;
+            self.stats.serving();
+        }
+
+        /// The request has ended.
+        #[inline]
+        pub(crate) fn finish(self) {
+            if self.began {
+                self.stats.served();
+            }
+        }
+    }
+}
+
 #[cfg(not(feature = "inventory"))]
 mod off {
+    use std::marker::PhantomData;
+
     /// Nothing: servers keep no figures without the `inventory` feature.
     pub(crate) struct Stats;
 
+    /// Nothing: requests are not counted without the `inventory` feature.
+    pub(crate) struct Serving<'a>(PhantomData<&'a Stats>);
+
+    impl Serving<'_> {
+        #[inline(always)]
+        pub(crate) fn start(&mut self) {}
+
+        #[inline(always)]
+        pub(crate) fn finish(self) {}
+    }
+
     impl Stats {
+        #[inline(always)]
+        pub(crate) fn request(&self) -> Serving<'_> {
+            Serving(PhantomData)
+        }
+
         #[inline(always)]
         pub(crate) fn new() -> Self {
             Stats

@@ -14,20 +14,7 @@ use std::future::Future;
 use crate::control::Control;
 use crate::error::{PanicMessage, StopReason};
 
-/// How a request ended, for its span's `outcome` field.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Outcome {
-    /// The handler returned (its own `Err` aside).
-    Ok,
-    /// The handler returned an `Err` of its own.
-    Error,
-    /// The handler panicked.
-    Panic,
-    /// Its caller gave up: not started, or dropped mid-way.
-    Cancelled,
-    /// Refused: the server was stopping.
-    Closed,
-}
+pub(crate) use crate::outcome::Outcome;
 
 #[cfg(feature = "tracing")]
 pub(crate) use on::Sent;
@@ -90,11 +77,9 @@ mod on {
     }
 
     /// When, as which call and from which span a request was made: kept
-    /// in its reply. (`pub` only because the hidden `ReplySlot` trait names
-    /// it.)
-    #[doc(hidden)]
+    /// in its reply.
     #[derive(Clone, Debug)]
-    pub struct Sent {
+    pub(crate) struct Sent {
         id: u64,
         /// `None` while no subscriber has ever been set: nothing will read it.
         at: Option<Instant>,
@@ -206,16 +191,7 @@ mod on {
             if let Some(started) = self.started {
                 self.span.record("run_us", micros(started.elapsed()));
             }
-            self.span.record(
-                "outcome",
-                match outcome {
-                    Outcome::Ok => "ok",
-                    Outcome::Error => "error",
-                    Outcome::Panic => "panic",
-                    Outcome::Cancelled => "cancelled",
-                    Outcome::Closed => "closed",
-                },
-            );
+            self.span.record("outcome", outcome.label());
         }
     }
 
@@ -301,9 +277,8 @@ mod off {
     use super::{Control, Future, Outcome, PanicMessage, StopReason};
 
     /// Nothing: requests are not traced without the `tracing` feature.
-    #[doc(hidden)]
     #[derive(Clone, Debug)]
-    pub struct Sent;
+    pub(crate) struct Sent;
 
     impl Sent {
         #[inline(always)]

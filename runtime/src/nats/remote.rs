@@ -461,7 +461,7 @@ impl Link {
             .deadline
             .unwrap_or_else(|| self.shared.deadline(self.shared.timeout));
         // The caller's trace and span, for the remote request's span.
-        let traceparent = trace::traceparent(&reply.sent());
+        let traceparent = trace::traceparent(&reply.sent().trace);
         // Sent after the one-way messages taken before it.
         let after = self.shared.sending.mark();
         let Link { shared, level } = self;
