@@ -20,5 +20,9 @@ pub use patchboard_runtime::inventory;
 #[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
 pub use patchboard_runtime::nats;
 
+#[cfg(feature = "observer")]
+#[cfg_attr(docsrs, doc(cfg(feature = "observer")))]
+pub use patchboard_runtime::observer;
+
 #[doc(hidden)]
 pub use patchboard_runtime::__private;

@@ -179,6 +179,14 @@ pub enum Event {
 
 /// The servers running now, by id (the order they were spawned in).
 pub fn snapshot() -> Vec<ServerInfo> {
+    snapshot_with(|_| ())
+        .into_iter()
+        .map(|(info, ())| info)
+        .collect()
+}
+
+/// A [`snapshot`], each server with what `read` reads of its `Control`.
+pub(crate) fn snapshot_with<T>(read: impl Fn(&Control) -> T) -> Vec<(ServerInfo, T)> {
     let entries: Vec<Entry> = table().servers.values().cloned().collect();
     let mut infos: Vec<ServerInfo> = entries.iter().map(Entry::read).collect();
     // Who watches whom, seen from the watcher's side.
@@ -195,6 +203,10 @@ pub fn snapshot() -> Vec<ServerInfo> {
         info.watching = watching.remove(&info.id).unwrap_or_default();
     }
     infos
+        .into_iter()
+        .zip(&entries)
+        .map(|(info, entry)| (info, read(&entry.control)))
+        .collect()
 }
 
 /// The server `id`, if it runs. (Its [`watching`](ServerInfo::watching) is

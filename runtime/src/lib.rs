@@ -76,6 +76,10 @@ mod registry;
 #[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
 pub mod nats;
 
+#[cfg(feature = "observer")]
+#[cfg_attr(docsrs, doc(cfg(feature = "observer")))]
+pub mod observer;
+
 pub use builder::{Builder, Exit, MAX_POOL_SIZE};
 pub use call::{Call, CallFuture, Flatten, OwnedCall};
 pub use combine::{BoundedMap, Merge, bounded_map, first_ok, merge};

@@ -69,13 +69,23 @@ impl<R> Depths<R> {
     /// Requests waiting in each lane now: the normal lane, then priority
     /// levels 1, 2, ...
     pub(crate) fn read(&self) -> Vec<usize> {
-        self.0
-            .iter()
-            .map(|lane| match lane {
-                WeakSender::One(queue) => queue.len(),
-                WeakSender::Many(tx) => tx.upgrade().map_or(0, |tx| tx.len()),
-            })
-            .collect()
+        self.0.iter().map(WeakSender::len).collect()
+    }
+
+    /// Requests waiting in every lane now.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn total(&self) -> usize {
+        self.0.iter().map(WeakSender::len).sum()
+    }
+}
+
+#[cfg(any(feature = "inventory", feature = "metrics"))]
+impl<R> WeakSender<R> {
+    fn len(&self) -> usize {
+        match self {
+            WeakSender::One(queue) => queue.len(),
+            WeakSender::Many(tx) => tx.upgrade().map_or(0, |tx| tx.len()),
+        }
     }
 }
 

@@ -88,10 +88,9 @@ pub(crate) fn spawned<S, R: Send + 'static>(control: &Arc<Control>, senders: &Se
             Some(name) => metrics::SharedString::from(name),
             None => metrics::SharedString::from(std::any::type_name::<S>()),
         };
-        control.meters().spawned(
-            label,
-            Box::new(move || depths.read().into_iter().sum::<usize>()),
-        );
+        control
+            .meters()
+            .spawned(label, Box::new(move || depths.total()));
     }
     #[cfg(not(any(feature = "inventory", feature = "metrics")))]
     let _ = (control, senders);

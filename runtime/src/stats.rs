@@ -7,6 +7,8 @@
 //! value whose methods are empty, so `Control` and the serve path are what
 //! they would be without this module.
 
+#[cfg(feature = "observer")]
+pub(crate) use on::LATENCY_BUCKETS;
 #[cfg(feature = "inventory")]
 pub(crate) use on::{Serving, Stats};
 
@@ -48,6 +50,34 @@ mod on {
         /// The supervisor the server was started under, if any: set once,
         /// by the supervisor that starts it.
         supervisor: OnceLock<ServerId>,
+        /// How long handlers ran, for the observer's percentiles.
+        #[cfg(feature = "observer")]
+        latency: Latency,
+    }
+
+    /// Handlers' run times, counted in power-of-two buckets of
+    /// microseconds: bucket `i` holds runs shorter than `2^i` µs (the last,
+    /// every longer one).
+    #[cfg(feature = "observer")]
+    #[derive(Default)]
+    pub(crate) struct Latency([AtomicU64; LATENCY_BUCKETS]);
+
+    /// Up to 2^31 µs (36 minutes), then one bucket for longer runs.
+    #[cfg(feature = "observer")]
+    pub(crate) const LATENCY_BUCKETS: usize = 32;
+
+    #[cfg(feature = "observer")]
+    impl Latency {
+        fn record(&self, run: Duration) {
+            let micros = u64::try_from(run.as_micros()).unwrap_or(u64::MAX);
+            let bucket = (64 - micros.leading_zeros() as usize).min(LATENCY_BUCKETS - 1);
+            self.0[bucket].fetch_add(1, Ordering::Relaxed);
+        }
+
+        /// The counts so far, bucket by bucket.
+        pub(crate) fn read(&self) -> [u64; LATENCY_BUCKETS] {
+            std::array::from_fn(|bucket| self.0[bucket].load(Ordering::Relaxed))
+        }
     }
 
     impl Stats {
@@ -61,6 +91,8 @@ mod on {
                 served: AtomicU64::new(0),
                 restarts: AtomicU64::new(0),
                 supervisor: OnceLock::new(),
+                #[cfg(feature = "observer")]
+                latency: Latency::default(),
             }
         }
     }
@@ -77,18 +109,17 @@ mod on {
     }
 
     impl Stats {
-        /// A handler begins.
+        /// A handler begins `now`.
         #[inline]
-        pub(crate) fn serving(&self) {
-            self.since
-                .store(nanos_since_epoch(Instant::now()), Ordering::Relaxed);
+        pub(crate) fn serving(&self, now: Instant) {
+            self.since.store(nanos_since_epoch(now), Ordering::Relaxed);
             self.busy.fetch_add(1, Ordering::Release);
         }
 
         /// The handler that [`serving`](Self::serving) announced has
         /// returned (or panicked).
         #[inline]
-        pub(crate) fn served(&self) {
+        fn served(&self) {
             self.served.fetch_add(1, Ordering::Relaxed);
             self.busy.fetch_sub(1, Ordering::Release);
         }
@@ -115,8 +146,23 @@ mod on {
         pub(crate) fn request(&self) -> Serving<'_> {
             Serving {
                 stats: self,
-                began: false,
+                began: None,
             }
+        }
+
+        /// How long handlers ran.
+        #[cfg(feature = "observer")]
+        pub(crate) fn latency(&self) -> &Latency {
+            &self.latency
+        }
+
+        /// A handler that began at `began` has ended.
+        #[inline]
+        #[cfg_attr(not(feature = "observer"), allow(unused_variables))]
+        pub(super) fn ended(&self, began: Instant) {
+            #[cfg(feature = "observer")]
+            self.latency.record(began.elapsed());
+            self.served();
         }
 
         pub(crate) fn read(&self) -> Read {
@@ -136,28 +182,32 @@ mod on {
 
 #[cfg(feature = "inventory")]
 mod serving {
+    use std::time::Instant;
+
     use super::on::Stats;
 
     /// One request, as its server's figures count it: counted served only
     /// if its handler began.
     pub(crate) struct Serving<'a> {
         pub(super) stats: &'a Stats,
-        pub(super) began: bool,
+        /// When its handler began.
+        pub(super) began: Option<Instant>,
     }
 
     impl Serving<'_> {
         /// The handler begins.
         #[inline]
         pub(crate) fn start(&mut self) {
-            self.began = true;
-            self.stats.serving();
+            let now = Instant::now();
+            self.began = Some(now);
+            self.stats.serving(now);
         }
 
         /// The request has ended.
         #[inline]
         pub(crate) fn finish(self) {
-            if self.began {
-                self.stats.served();
+            if let Some(began) = self.began {
+                self.stats.ended(began);
             }
         }
     }
