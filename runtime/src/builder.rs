@@ -136,6 +136,8 @@ impl<S: Spawn> Builder<S> {
         let (senders, mailbox) = mailbox(self.capacity, S::OPTIONS.priority_levels, replicas);
         let control = Control::new(self.name, replicas);
         observe::spawned::<S, _>(&control, &senders);
+        // The tasks spawned below carry the server's name in tokio-console.
+        let _naming = observe::Naming::set::<S>(&control);
         let mut handle = Handle::new(senders, control.clone());
         // A pool's exit reports the reason only; a single replica's carries
         // the final state.

@@ -130,3 +130,103 @@ pub(crate) fn restarting<S>(control: &Control, reason: &StopReason) {
     control.meters().restarting();
     trace::restarting::<S>(control, reason);
 }
+
+/// The server whose tasks are being spawned on this thread, for their
+/// names in tokio-console: set by the builder around its spawns, read where
+/// the tasks are spawned (generated code, which knows the server's type but
+/// not its name, calls `serve::spawn_send`).
+#[cfg(all(tokio_unstable, feature = "tokio-console"))]
+mod console {
+    use std::cell::RefCell;
+    use std::future::Future;
+
+    use crate::control::Control;
+
+    thread_local! {
+        static NAMING: RefCell<Option<String>> = const { RefCell::new(None) };
+    }
+
+    /// Tasks spawned on this thread until it is dropped are named after
+    /// `control`'s server.
+    pub(crate) struct Naming(());
+
+    impl Naming {
+        pub(crate) fn set<S>(control: &Control) -> Self {
+            let server = control.name().map_or_else(
+                || {
+                    let path = std::any::type_name::<S>();
+                    path.rsplit("::").next().unwrap_or(path).to_owned()
+                },
+                str::to_owned,
+            );
+            let name = format!("patchboard {server} {}", control.id());
+            NAMING.with(|naming| *naming.borrow_mut() = Some(name));
+            Naming(())
+        }
+    }
+
+    impl Drop for Naming {
+        fn drop(&mut self) {
+            NAMING.with(|naming| naming.borrow_mut().take());
+        }
+    }
+
+    /// `tokio::spawn`, naming the task after the server being spawned.
+    pub(crate) fn spawn<F: Future<Output = ()> + Send + 'static>(task: F) {
+        NAMING.with(|naming| {
+            let naming = naming.borrow();
+            let builder = tokio::task::Builder::new();
+            let builder = match naming.as_deref() {
+                Some(name) => builder.name(name),
+                None => builder,
+            };
+            // Never fails today (tokio's docs); a failure would be the
+            // runtime's, as `tokio::spawn`'s panic is.
+            builder.spawn(task).expect("tokio spawns a task");
+        });
+    }
+
+    /// `tokio::task::spawn_local`, naming the task likewise.
+    pub(crate) fn spawn_local<F: Future<Output = ()> + 'static>(task: F) {
+        NAMING.with(|naming| {
+            let naming = naming.borrow();
+            let builder = tokio::task::Builder::new();
+            let builder = match naming.as_deref() {
+                Some(name) => builder.name(name),
+                None => builder,
+            };
+            builder.spawn_local(task).expect("tokio spawns a task");
+        });
+    }
+}
+
+#[cfg(all(tokio_unstable, feature = "tokio-console"))]
+pub(crate) use console::{Naming, spawn, spawn_local};
+
+/// Nothing: tasks are named only with `tokio_unstable` and the
+/// `tokio-console` feature.
+#[cfg(not(all(tokio_unstable, feature = "tokio-console")))]
+pub(crate) struct Naming(());
+
+#[cfg(not(all(tokio_unstable, feature = "tokio-console")))]
+impl Naming {
+    #[inline(always)]
+    #[allow(clippy::extra_unused_type_parameters)] // the same signature as with the flag
+    pub(crate) fn set<S>(_: &Control) -> Self {
+        Naming(())
+    }
+}
+
+/// `tokio::spawn`.
+#[cfg(not(all(tokio_unstable, feature = "tokio-console")))]
+#[inline(always)]
+pub(crate) fn spawn<F: Future<Output = ()> + Send + 'static>(task: F) {
+    tokio::spawn(task);
+}
+
+/// `tokio::task::spawn_local`.
+#[cfg(not(all(tokio_unstable, feature = "tokio-console")))]
+#[inline(always)]
+pub(crate) fn spawn_local<F: Future<Output = ()> + 'static>(task: F) {
+    tokio::task::spawn_local(task);
+}

@@ -208,7 +208,7 @@ pub fn spawn_send<S: Server>(
     slot: Option<Arc<Slot<S>>>,
 ) -> Option<Inline<S::Request>> {
     let inline = slot.map(share_of(&task));
-    tokio::spawn(task);
+    observe::spawn(task);
     inline
 }
 
@@ -225,7 +225,7 @@ fn share_of<S: Server, F: SendTask<S>>(_: &F) -> fn(Arc<Slot<S>>) -> Inline<S::R
 /// Outside a `tokio::task::LocalSet` (or a local runtime).
 #[doc(hidden)]
 pub fn spawn_local(task: impl Future<Output = ()> + 'static) {
-    tokio::task::spawn_local(task);
+    observe::spawn_local(task);
 }
 
 /// Runs one replica, from `state`, until it stops for good.
