@@ -71,6 +71,26 @@ impl Worker {
     fn finish(self) -> u64 {
         self.done
     }
+
+    /// Asks `echo` to call `me` (this very server) back: a cycle.
+    async fn via(&self, echo: EchoHandle, me: WorkerHandle) -> Result<u64, CallError> {
+        echo.call_back(me).await?
+    }
+
+    /// Calls `me`, this very server.
+    async fn call_self(&self, me: WorkerHandle) -> Result<u64, CallError> {
+        me.work().await
+    }
+}
+
+/// Calls whoever it is given.
+struct Echo;
+
+#[server]
+impl Echo {
+    async fn call_back(&self, caller: WorkerHandle) -> Result<u64, CallError> {
+        caller.work().await
+    }
 }
 
 /// A server whose `#[on_start]` waits for a go.
@@ -247,6 +267,34 @@ async fn starting_draining_restarts_pools_and_watches_are_shown() {
 }
 
 #[tokio::test]
+async fn calls_refused_as_deadlocks_are_counted_on_the_server_called() {
+    let _turn = TURN.lock().await;
+    within(LIMIT, async {
+        let worker = Builder::new(Worker::default()).name("worker").spawn();
+        let echo = Echo.spawn();
+        assert_eq!(
+            worker.via(echo.clone(), worker.clone()).await,
+            Ok(Err(CallError::Deadlock))
+        );
+        let info = inventory::server(worker.id()).unwrap();
+        assert_eq!(info.deadlocks_refused, 1);
+        assert_eq!(info.last_deadlock_from, Some(echo.id()));
+        assert_eq!(inventory::server(echo.id()).unwrap().deadlocks_refused, 0);
+
+        assert_eq!(
+            worker.call_self(worker.clone()).await,
+            Ok(Err(CallError::SelfCall))
+        );
+        let info = inventory::server(worker.id()).unwrap();
+        assert_eq!(info.deadlocks_refused, 2);
+        assert_eq!(info.last_deadlock_from, Some(worker.id()));
+        worker.stop().await;
+        echo.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn events_tell_of_every_start_and_end_with_the_reason() {
     let _turn = TURN.lock().await;
     within(LIMIT, async {
@@ -310,7 +358,7 @@ async fn churn(n: usize) {
         .map(|task| {
             tokio::spawn(async move {
                 for i in 0..n / 8 {
-                    let worker = Builder::new(Worker::default()).spawn();
+                    let (worker, exit) = Builder::new(Worker::default()).spawn_with_exit();
                     assert_eq!(worker.work().await, Ok(1));
                     match (task + i) % 5 {
                         0 => worker.stop().await,
@@ -321,11 +369,10 @@ async fn churn(n: usize) {
                             worker.closed().await;
                         }
                         _ => {
-                            let closed = worker.downgrade();
+                            // Every handle dropped: it drains and ends,
+                            // which only its `Exit` can tell.
                             drop(worker);
-                            if let Some(worker) = closed.upgrade() {
-                                worker.closed().await;
-                            }
+                            exit.await;
                         }
                     }
                 }

@@ -33,6 +33,11 @@ impl Worker {
         entered.notify_one();
         release.notified().await;
     }
+
+    /// Calls `me`, this very server: refused as a deadlock.
+    async fn call_self(&self, me: WorkerHandle) -> Result<(), CallError> {
+        me.work().await
+    }
 }
 
 /// Headless Chromium, if installed (CI installs it, and fails without it).
@@ -239,9 +244,11 @@ async fn the_page_shows_a_running_system_and_what_happens_to_it() {
         );
         assert!(list(&before, "stuck").contains("none"));
         assert!(list(&before, "restarting").contains("none"));
+        assert!(list(&before, "deadlocks").contains("none"));
 
         // Something happens: steady traffic, a crash (and restart), a
-        // handler stuck, a flood of 40 requests behind a held handler.
+        // call refused as a deadlock, a handler stuck, a flood of 40
+        // requests behind a held handler.
         let load = tokio::spawn({
             let steady = steady.clone();
             async move {
@@ -252,6 +259,10 @@ async fn the_page_shows_a_running_system_and_what_happens_to_it() {
             }
         });
         assert!(matches!(crasher.crash().await, Err(CallError::Panicked(_))));
+        assert_eq!(
+            watcher.call_self(watcher.clone()).await,
+            Ok(Err(CallError::SelfCall))
+        );
         let stuck = hold(|entered, release| sleeper.hold(entered, release).owned()).await;
         let unflood = hold(|entered, release| flooded.hold(entered, release).owned()).await;
         let flood: Vec<_> = (0..40)
@@ -262,6 +273,7 @@ async fn the_page_shows_a_running_system_and_what_happens_to_it() {
             server_in(s, sleeper.id().get())["stuck"] == true
                 && server_in(s, flooded.id().get())["queued"] == 40
                 && server_in(s, crasher.id().get())["restarting"] == true
+                && server_in(s, watcher.id().get())["deadlocks"] == 1
                 && server_in(s, steady.id().get())["rate"].as_f64().unwrap() > 0.0
                 && !server_in(s, steady.id().get())["p99_ms"].is_null()
         })
@@ -278,6 +290,14 @@ async fn the_page_shows_a_running_system_and_what_happens_to_it() {
         assert!(
             restarting.contains(&format!("crasher #{}: 1 restarts", crasher.id().get())),
             "{restarting}"
+        );
+        let deadlocks = list(&after, "deadlocks");
+        assert!(
+            deadlocks.contains(&format!(
+                "watcher #{id}: 1 calls refused, last from watcher #{id}",
+                id = watcher.id().get()
+            )),
+            "{deadlocks}"
         );
         let flooded_row = row(&after, flooded.id().get());
         assert!(

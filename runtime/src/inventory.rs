@@ -74,6 +74,13 @@ pub struct ServerInfo {
     pub served: u64,
     /// Times its state was replaced by a fresh one ([`Restart`](crate::Restart)).
     pub restarts: u64,
+    /// Calls to it refused because they would have deadlocked: a handler
+    /// calling its own server ([`CallError::SelfCall`](crate::CallError::SelfCall))
+    /// or a server that waits for the caller
+    /// ([`CallError::Deadlock`](crate::CallError::Deadlock)).
+    pub deadlocks_refused: u64,
+    /// The server whose code made the last of those calls.
+    pub last_deadlock_from: Option<ServerId>,
     /// Serve loops still running: 1, or a pool's replicas.
     pub replicas: usize,
     /// Servers that watch this one, and what they do when it ends.
@@ -280,6 +287,8 @@ impl Entry {
             mailbox: self.lanes.depths(),
             served: stats.served,
             restarts: stats.restarts,
+            deadlocks_refused: stats.cycles,
+            last_deadlock_from: stats.cycle_from,
             replicas: control.live(),
             watched_by: control
                 .watchers()

@@ -123,6 +123,14 @@ pub(crate) fn panicked<S>(control: &Control, panic: &PanicMessage) {
     trace::panicked::<S>(control, panic);
 }
 
+/// A call to `control`'s server from server `from`'s code was refused: it
+/// would have waited in a cycle (`SelfCall`, `Deadlock`). Counted for the
+/// inventory and the observer page.
+#[inline]
+pub(crate) fn refused_cycle(control: &Control, from: crate::id::ServerId) {
+    control.stats().refused_cycle(from);
+}
+
 /// The state is replaced by a fresh one after `reason`.
 #[inline]
 pub(crate) fn restarting<S>(control: &Control, reason: &StopReason) {

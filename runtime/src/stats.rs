@@ -47,6 +47,10 @@ mod on {
         since: AtomicU64,
         served: AtomicU64,
         restarts: AtomicU64,
+        /// Calls to this server refused because they would have waited in
+        /// a cycle (a self-call or a deadlock), and the caller of the last.
+        cycles: AtomicU64,
+        cycle_from: AtomicU64,
         /// The supervisor the server was started under, if any: set once,
         /// by the supervisor that starts it.
         supervisor: OnceLock<ServerId>,
@@ -90,6 +94,8 @@ mod on {
                 since: AtomicU64::new(0),
                 served: AtomicU64::new(0),
                 restarts: AtomicU64::new(0),
+                cycles: AtomicU64::new(0),
+                cycle_from: AtomicU64::new(0),
                 supervisor: OnceLock::new(),
                 #[cfg(feature = "observer")]
                 latency: Latency::default(),
@@ -105,6 +111,8 @@ mod on {
         pub(crate) serving_since: Option<Instant>,
         pub(crate) served: u64,
         pub(crate) restarts: u64,
+        pub(crate) cycles: u64,
+        pub(crate) cycle_from: Option<ServerId>,
         pub(crate) supervisor: Option<ServerId>,
     }
 
@@ -133,6 +141,13 @@ mod on {
         pub(crate) fn restarting(&self) {
             self.started.store(false, Ordering::Release);
             self.restarts.fetch_add(1, Ordering::Relaxed);
+        }
+
+        /// A call to this server from server `from`'s code was refused: it
+        /// would have waited in a cycle.
+        pub(crate) fn refused_cycle(&self, from: ServerId) {
+            self.cycle_from.store(from.get(), Ordering::Relaxed);
+            self.cycles.fetch_add(1, Ordering::Relaxed);
         }
 
         /// The server runs under supervisor `id` (the first call wins).
@@ -174,6 +189,8 @@ mod on {
                 serving_since: busy.then(|| epoch() + Duration::from_nanos(since)),
                 served: self.served.load(Ordering::Relaxed),
                 restarts: self.restarts.load(Ordering::Relaxed),
+                cycles: self.cycles.load(Ordering::Relaxed),
+                cycle_from: ServerId::from_u64(self.cycle_from.load(Ordering::Relaxed)),
                 supervisor: self.supervisor.get().copied(),
             }
         }
@@ -247,5 +264,8 @@ mod off {
 
         #[inline(always)]
         pub(crate) fn restarting(&self) {}
+
+        #[inline(always)]
+        pub(crate) fn refused_cycle(&self, _: crate::id::ServerId) {}
     }
 }

@@ -2,8 +2,8 @@
 //! `observer` shows processes: the tree of servers (supervisors and their
 //! children, links and monitors), each one's state, mailbox depth,
 //! throughput and p50/p99 handler time updating live, the slowest
-//! handlers, servers restarting, and handlers running longer than a
-//! threshold ("stuck").
+//! handlers, servers restarting, handlers running longer than a threshold
+//! ("stuck"), and the calls refused because they would have deadlocked.
 //!
 //! Needs the `observer` feature (which turns on `inventory`). [`router`]
 //! is an axum `Router` a program mounts where it likes
@@ -356,7 +356,18 @@ impl Sampler {
         let restarting = seen
             .restarted
             .is_some_and(|at| now.saturating_duration_since(at) <= self.options.restart_shown);
-        let _ = write!(json, r#","restarting":{restarting},"supervisor":"#);
+        let _ = write!(
+            json,
+            r#","restarting":{restarting},"deadlocks":{},"deadlock_from":"#,
+            info.deadlocks_refused
+        );
+        match info.last_deadlock_from {
+            Some(id) => {
+                let _ = write!(json, "{}", id.get());
+            }
+            None => json.push_str("null"),
+        }
+        json.push_str(r#","supervisor":"#);
         match info.supervisor {
             Some(id) => {
                 let _ = write!(json, "{}", id.get());
