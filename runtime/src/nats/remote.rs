@@ -31,8 +31,8 @@ use crate::error::CallError;
 use crate::mailbox::{Mailbox, mailbox};
 use crate::message::Message;
 use crate::reply::{Reply, ReplySlot};
-use crate::trace;
 use crate::server::Handle;
+use crate::trace;
 
 /// A request on its way out. Generated code only.
 #[doc(hidden)]
