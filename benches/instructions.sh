@@ -2,17 +2,21 @@
 # Instructions per sequential call, per cast and per spawn (plus one call and
 # the drop), on a current-thread runtime,
 # counted by callgrind: the difference between 11 000 and 1 000 operations,
-# divided by 10 000 (so start-up and warm-up cancel out).
+# divided by 10 000 (so start-up and warm-up cancel out). IMPLEMENTATIONS
+# narrows the rows (default: all three).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo bench --bench instructions --no-run --quiet 2> /dev/null
-binary=$(ls -t target/release/deps/instructions-* | grep -v '\.d$' | head -n 1)
+# FEATURES=inventory (or metrics, observer, ...) counts a build with them.
+# The binary is the one cargo names (it honours CARGO_TARGET_DIR).
+binary=$(cargo bench --bench instructions --no-run ${FEATURES:+--features "$FEATURES"} 2>&1 |
+    sed -n 's/.*Executable .*(\(.*\)).*/\1/p' | tail -n 1)
+test -x "$binary"
 count() {
     valgrind --tool=callgrind --callgrind-out-file=/dev/null "$binary" "$1" "$2" "$3" 2>&1 |
         sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
 }
 printf '%-14s %10s %10s %10s %10s %10s\n' implementation seq async cast flood spawn
-for implementation in patchboard tokio_mpsc async_channel; do
+for implementation in ${IMPLEMENTATIONS:-patchboard tokio_mpsc async_channel}; do
     line=$(printf '%-14s' "$implementation")
     for workload in seq async cast flood spawn; do
         small=$(count "$implementation" "$workload" 1000)

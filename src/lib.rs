@@ -14,9 +14,17 @@ pub use patchboard_runtime::{
     attach, attach_with_end, bounded_map, first_ok, merge, subscription,
 };
 
+#[cfg(feature = "inventory")]
+#[cfg_attr(docsrs, doc(cfg(feature = "inventory")))]
+pub use patchboard_runtime::inventory;
+
 #[cfg(feature = "nats")]
 #[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
 pub use patchboard_runtime::nats;
+
+#[cfg(feature = "observer")]
+#[cfg_attr(docsrs, doc(cfg(feature = "observer")))]
+pub use patchboard_runtime::observer;
 
 #[doc(hidden)]
 pub use patchboard_runtime::__private;
@@ -58,6 +66,9 @@ pub mod guide {
 
     #[doc = include_str!("../guide/tracing.md")]
     pub mod tracing {}
+
+    #[doc = include_str!("../guide/observability.md")]
+    pub mod observability {}
 
     /// (Its example needs the `nats` feature, and a `nats-server` to run.)
     #[cfg(feature = "nats")]

@@ -4,6 +4,9 @@
 #![cfg(feature = "tracing")]
 
 mod common;
+#[cfg(feature = "nats")]
+#[path = "common/nats_server.rs"]
+mod nats_server;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,7 +21,7 @@ use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Metadata, Subscriber};
 
 /// Fields by name, as text.
-type Fields = HashMap<String, String>;
+pub(crate) type Fields = HashMap<String, String>;
 
 #[derive(Default)]
 struct Visitor(Fields);
@@ -40,11 +43,16 @@ impl Visit for Visitor {
 /// A subscriber that keeps every span's fields and every event, with the
 /// span that was entered when it happened.
 #[derive(Default)]
-struct Capture {
+pub(crate) struct Capture {
     next: AtomicU64,
     spans: Mutex<Vec<(String, Fields)>>,
     events: Mutex<Vec<(Fields, Option<u64>)>>,
     entered: Mutex<Vec<u64>>,
+    /// Each span's parent, by index: explicit, or the span entered when it
+    /// was made.
+    parents: Mutex<Vec<Option<u64>>>,
+    /// Each span's metadata, by index, for `current_span`.
+    metadata: Mutex<Vec<&'static Metadata<'static>>>,
 }
 
 impl Capture {
@@ -59,6 +67,25 @@ impl Capture {
 
     fn events(&self) -> Vec<(Fields, Option<u64>)> {
         self.events.lock().unwrap().clone()
+    }
+
+    /// Every span as (id, name, `message` field, parent id).
+    fn tree(&self) -> Vec<(u64, String, Option<String>, Option<u64>)> {
+        let spans = self.spans.lock().unwrap();
+        let parents = self.parents.lock().unwrap();
+        spans
+            .iter()
+            .zip(parents.iter())
+            .enumerate()
+            .map(|(index, ((name, fields), parent))| {
+                (
+                    index as u64 + 1,
+                    name.clone(),
+                    fields.get("message").cloned(),
+                    *parent,
+                )
+            })
+            .collect()
     }
 
     fn messages(&self) -> Vec<String> {
@@ -77,6 +104,13 @@ impl Subscriber for Capture {
     fn new_span(&self, span: &Attributes<'_>) -> Id {
         let mut visitor = Visitor::default();
         span.record(&mut visitor);
+        let parent = match span.parent() {
+            Some(parent) => Some(parent.into_u64()),
+            None if span.is_contextual() => self.entered.lock().unwrap().last().copied(),
+            None => None,
+        };
+        self.parents.lock().unwrap().push(parent);
+        self.metadata.lock().unwrap().push(span.metadata());
         let mut spans = self.spans.lock().unwrap();
         spans.push((span.metadata().name().to_owned(), visitor.0));
         self.next.fetch_add(1, Ordering::SeqCst);
@@ -107,9 +141,18 @@ impl Subscriber for Capture {
     fn exit(&self, _: &Id) {
         self.entered.lock().unwrap().pop();
     }
+
+    /// What `Span::current()` asks: the span entered last.
+    fn current_span(&self) -> tracing_core::span::Current {
+        let Some(id) = self.entered.lock().unwrap().last().copied() else {
+            return tracing_core::span::Current::none();
+        };
+        let metadata = self.metadata.lock().unwrap()[usize::try_from(id).unwrap() - 1];
+        tracing_core::span::Current::new(Id::from_u64(id), metadata)
+    }
 }
 
-fn capture() -> (Arc<Capture>, tracing::subscriber::DefaultGuard) {
+pub(crate) fn capture() -> (Arc<Capture>, tracing::subscriber::DefaultGuard) {
     let capture = Arc::new(Capture::default());
     let guard = tracing::subscriber::set_default(capture.clone());
     (capture, guard)
@@ -305,4 +348,223 @@ async fn a_supervisor_traces_what_happens_to_its_children() {
         assert_eq!(supervised[1].1["reason"], "handler panicked: boom");
     })
     .await;
+}
+
+/// A server whose handler calls the bank: caller → relay → bank.
+struct Relay {
+    bank: BankHandle,
+}
+
+#[server]
+impl Relay {
+    async fn forward(&self, amount: u64) -> Result<u64, CallError> {
+        self.bank.deposit(amount).await
+    }
+
+    async fn check(&self) -> Result<Result<u64, Refused>, CallError> {
+        self.bank.withdraw(0).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_span_is_a_child_of_its_callers_span_through_every_server_it_passes() {
+    use tracing::Instrument;
+
+    let (capture, _guard) = capture();
+    within(PAUSED_LIMIT, async {
+        let bank = Builder::new(Bank::default()).name("bank").spawn();
+        let relay = Builder::new(Relay { bank: bank.clone() })
+            .name("relay")
+            .spawn();
+        let outer = tracing::info_span!("caller");
+        // Through the mailbox (an async message), and served by its caller
+        // (a synchronous one, on an idle server), each from inside a
+        // handler of another server.
+        async {
+            assert_eq!(relay.forward(5).await, Ok(Ok(5)));
+            assert_eq!(relay.check().await, Ok(Ok(Ok(5))));
+        }
+        .instrument(outer)
+        .await;
+        // A call made outside any span: its request has none for parent.
+        assert_eq!(bank.withdraw(0).await, Ok(Ok(5)));
+
+        let tree = capture.tree();
+        let find = |message: &str| -> Vec<(u64, Option<u64>)> {
+            tree.iter()
+                .filter(|(_, name, field, _)| {
+                    name == "request" && field.as_deref() == Some(message)
+                })
+                .map(|(id, _, _, parent)| (*id, *parent))
+                .collect()
+        };
+        let caller = tree
+            .iter()
+            .find(|(_, name, ..)| name == "caller")
+            .unwrap()
+            .0;
+        let [(forward, forward_parent)] = find("forward")[..] else {
+            panic!("{tree:?}")
+        };
+        let [(_, deposit_parent)] = find("deposit")[..] else {
+            panic!("{tree:?}")
+        };
+        let [(check, check_parent)] = find("check")[..] else {
+            panic!("{tree:?}")
+        };
+        let withdraws = find("withdraw");
+        assert_eq!(forward_parent, Some(caller));
+        assert_eq!(deposit_parent, Some(forward));
+        assert_eq!(check_parent, Some(caller));
+        assert_eq!(withdraws.len(), 2, "{tree:?}");
+        assert_eq!(
+            withdraws[0].1,
+            Some(check),
+            "served by its caller, the relay"
+        );
+        assert_eq!(withdraws[1].1, None, "no caller span: a root");
+    })
+    .await;
+}
+
+/// Across processes: the caller's trace and span travel in a W3C
+/// `traceparent` NATS header, over a real nats-server. (Both sides in this
+/// process, on separate connections, so that one subscriber sees both.)
+/// Run with `cargo test --features tracing,nats --test tracing`.
+#[cfg(feature = "nats")]
+mod over_nats {
+    use super::{Capture, capture};
+    use crate::common::within;
+    use crate::nats_server::NatsServer;
+    use patchboard::nats::{Remote, Service, async_nats};
+    use patchboard::{CallError, Server, server};
+    use std::time::Duration;
+    use tracing::Instrument;
+
+    #[derive(Default)]
+    pub struct Back {
+        total: u64,
+    }
+
+    #[server(remote)]
+    impl Back {
+        fn deposit(&mut self, amount: u64) -> u64 {
+            self.total += amount;
+            self.total
+        }
+    }
+
+    pub struct Front {
+        back: BackHandle,
+    }
+
+    #[server(remote)]
+    impl Front {
+        /// Passes `amount` on to the back, itself remote.
+        async fn forward(&self, amount: u64) -> Result<u64, String> {
+            self.back.deposit(amount).await.map_err(|e| e.to_string())
+        }
+    }
+
+    /// The fields of the spans named `name` whose `message` is `message`,
+    /// with each span's id and parent.
+    fn spans(
+        capture: &Capture,
+        name: &str,
+        message: &str,
+    ) -> Vec<(u64, Option<u64>, super::Fields)> {
+        let spans = capture.spans.lock().unwrap();
+        let parents = capture.parents.lock().unwrap();
+        spans
+            .iter()
+            .zip(parents.iter())
+            .enumerate()
+            .filter(|(_, ((span, fields), _))| {
+                span == name && fields.get("message").map(String::as_str) == Some(message)
+            })
+            .map(|(index, ((_, fields), parent))| (index as u64 + 1, *parent, fields.clone()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_remote_requests_span_names_its_callers_trace_and_span_at_every_hop() {
+        let Some(nats) = NatsServer::start() else {
+            return;
+        };
+        let (capture, _guard) = capture();
+        within(Duration::from_secs(60), async {
+            let connect = || async {
+                async_nats::connect(nats.url())
+                    .await
+                    .expect("the test's nats-server accepts connections")
+            };
+            let back = Back::default().spawn();
+            let _back_service = Service::new(&connect().await, "back")
+                .serve(&back)
+                .await
+                .unwrap();
+            let back_remote = Remote::new(&connect().await, "back").handle::<Back>();
+            let front = Front { back: back_remote }.spawn();
+            let _front_service = Service::new(&connect().await, "front")
+                .serve(&front)
+                .await
+                .unwrap();
+            let front_remote = Remote::new(&connect().await, "front").handle::<Front>();
+
+            let caller = tracing::info_span!("caller");
+            let caller_id = caller.id().unwrap().into_u64();
+            // The span current where the call is made is its caller's span.
+            let answer = async { front_remote.forward(5).await }
+                .instrument(caller)
+                .await;
+            assert_eq!(answer, Ok::<_, CallError>(Ok(5)));
+
+            // Hop 1: the caller → the front, in another "process".
+            let [(front_remote_span, _, front_fields)] =
+                &spans(&capture, "remote request", "forward")[..]
+            else {
+                panic!("one remote request span for forward: {:?}", capture.tree())
+            };
+            let trace_id = front_fields["trace_id"].clone();
+            assert_eq!(trace_id.len(), 32);
+            assert_eq!(
+                front_fields["parent_id"],
+                format!("{caller_id:016x}"),
+                "its parent: the caller's span"
+            );
+            let [(forward, forward_parent, forward_fields)] =
+                &spans(&capture, "request", "forward")[..]
+            else {
+                panic!("one request span for forward")
+            };
+            assert_eq!(
+                *forward_parent,
+                Some(*front_remote_span),
+                "the handler's span under it"
+            );
+            assert_eq!(forward_fields["trace_id"], trace_id);
+
+            // Hop 2: the front's handler → the back: the same trace, the
+            // front's request span as the parent.
+            let [(back_remote_span, _, back_fields)] =
+                &spans(&capture, "remote request", "deposit")[..]
+            else {
+                panic!("one remote request span for deposit")
+            };
+            assert_eq!(
+                back_fields["trace_id"], trace_id,
+                "one trace across both hops"
+            );
+            assert_eq!(back_fields["parent_id"], format!("{forward:016x}"));
+            let [(_, deposit_parent, _)] = &spans(&capture, "request", "deposit")[..] else {
+                panic!("one request span for deposit")
+            };
+            assert_eq!(*deposit_parent, Some(*back_remote_span));
+
+            // Without a caller span, no context travels, and the call works.
+            assert_eq!(front_remote.forward(1).await, Ok(Ok(6)));
+            assert_eq!(spans(&capture, "remote request", "forward").len(), 1);
+        })
+        .await;
+    }
 }

@@ -16,6 +16,14 @@
 //!
 //! Run with `cargo run --example analyzer`; `tests/analyzer.rs` checks the
 //! same pipeline against a model computed from the fake data.
+//!
+//! To watch it run: `ANALYZER_OBSERVE=127.0.0.1:9000 cargo run --example
+//! analyzer --features observer`, open the address it prints, and press
+//! Enter. The fake API then answers in 40 ms instead of 2, so that the
+//! pipeline takes about fifteen seconds: the page shows the stages'
+//! mailboxes fill and drain, the token pool's five workers, the
+//! `drain_after` links between the stages, and the stages ending one after
+//! the other as each drain reaches them.
 
 mod api;
 // Shared with tests/analyzer.rs, which also cancels it and drops handles.
@@ -30,7 +38,16 @@ use pipeline::Pipeline;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let config = Config::default();
+    #[allow(unused_mut)] // changed only when observed
+    let mut config = Config::default();
+    #[cfg(feature = "observer")]
+    let _page = match std::env::var("ANALYZER_OBSERVE") {
+        Ok(addr) => {
+            config.latency = std::time::Duration::from_millis(40);
+            Some(observe(&addr).await?)
+        }
+        Err(_) => None,
+    };
     let api = Arc::new(FakeApi::new(config.clone()));
     let started = tokio::time::Instant::now();
     let pipeline = Pipeline::start(api.clone()).await?;
@@ -84,4 +101,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("The report matches the model computed from the fake data.");
     Ok(())
+}
+
+/// Serves the observer page on `addr` and waits for Enter, so that the
+/// page is open before the pipeline starts.
+#[cfg(feature = "observer")]
+async fn observe(addr: &str) -> std::io::Result<patchboard::observer::Observer> {
+    use patchboard::observer::{self, Options};
+
+    let page = observer::serve_with(
+        addr,
+        Options::default().interval(std::time::Duration::from_millis(200)),
+    )
+    .await?;
+    println!(
+        "the observer is at {}: open it, then press Enter",
+        page.url()
+    );
+    tokio::task::spawn_blocking(|| std::io::stdin().read_line(&mut String::new()))
+        .await
+        .expect("reading a line does not panic")?;
+    Ok(page)
 }

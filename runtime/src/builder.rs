@@ -12,6 +12,7 @@ use crate::control::Control;
 use crate::error::StopReason;
 use crate::inline::Slot;
 use crate::mailbox::mailbox;
+use crate::observe;
 use crate::restart::Restart;
 use crate::serve::{Exited, Replica, Spawn, Task};
 use crate::server::{Context, Handle, PanicPolicy, Server};
@@ -134,6 +135,9 @@ impl<S: Spawn> Builder<S> {
         let replicas = self.pool.as_ref().map_or(1, |pool| pool.replicas);
         let (senders, mailbox) = mailbox(self.capacity, S::OPTIONS.priority_levels, replicas);
         let control = Control::new(self.name, replicas);
+        observe::spawned::<S, _>(&control, &senders);
+        // The tasks spawned below carry the server's name in tokio-console.
+        let _naming = observe::Naming::set::<S>(&control);
         let mut handle = Handle::new(senders, control.clone());
         // A pool's exit reports the reason only; a single replica's carries
         // the final state.

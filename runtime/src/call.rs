@@ -15,6 +15,7 @@ use crate::control::Control;
 use crate::error::CallError;
 use crate::mailbox::{self, Sender, Senders, TrySendError};
 use crate::message::{Inline, Inlined, Message};
+use crate::observe;
 use crate::reply::{self, Reply, ReplyReceiver};
 use crate::scope::{self, Waiting};
 use crate::server::{Handle, Server};
@@ -524,7 +525,12 @@ impl<R: Message, T> Future for CallFuture<'_, R, T> {
                             reply.wait_through(chain);
                         }
                     }
-                    Waiting::Cycle(error) => return Poll::Ready(Err(error)),
+                    Waiting::Cycle(error) => {
+                        if let Some(from) = from_server {
+                            observe::refused_cycle(this.control, from);
+                        }
+                        return Poll::Ready(Err(error));
+                    }
                 }
             }
             'enqueue: {

@@ -166,6 +166,8 @@ pub(crate) enum Note {
 /// Where a child reports to: its supervisor's task, under its key.
 #[derive(Clone, Debug)]
 pub(crate) struct Link {
+    /// The supervisor's id, for the inventory.
+    pub(crate) supervisor: ServerId,
     pub(crate) notes: mpsc::UnboundedSender<Note>,
     pub(crate) key: u64,
 }
@@ -408,6 +410,7 @@ where
         let factory = &self.factory;
         let state = catch_unwind(AssertUnwindSafe(|| factory()))
             .map_err(|panic| StopReason::Panicked(scope::message_of(panic)))?;
+        let supervisor = link.supervisor;
         let gate = Gate::new(link);
         let factory = self.factory.clone();
         let policy = Restart::new(move || factory()).supervised(gate.clone());
@@ -420,6 +423,7 @@ where
         }
         let handle = builder.spawn().as_ref().clone();
         let control = handle.control.clone();
+        control.stats().supervised_by(supervisor);
         let _ = gate.control.set(control.clone());
         // Bound first, checked after: a server that ended in between has
         // set its reason, which the check sees (see `Registry::register`).

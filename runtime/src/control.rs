@@ -13,6 +13,8 @@ use tokio::sync::Notify;
 
 use crate::error::{CallError, Down, StopReason};
 use crate::id::ServerId;
+use crate::meter::Meters;
+use crate::stats::Stats;
 
 /// Something created by a server's code that must end when the server
 /// stops, wherever it is then (a subscription kept in the final state).
@@ -52,6 +54,13 @@ impl Signals {
     #[inline]
     pub(crate) fn any(self) -> bool {
         self.0 != 0
+    }
+
+    /// `stop()` was asked from outside: what is queued is served, then
+    /// the server ends.
+    #[cfg(feature = "inventory")]
+    pub(crate) fn stopping(self) -> bool {
+        self.0 & Self::STOP != 0
     }
 
     /// End after the current handler.
@@ -169,6 +178,11 @@ pub(crate) struct Control {
     announced: AtomicBool,
     finished: Notify,
     shared: Mutex<Shared>,
+    /// What the inventory reads of the server (nothing without the
+    /// `inventory` feature).
+    stats: Stats,
+    /// Its metrics (nothing without the `metrics` feature).
+    meters: Meters,
 }
 
 /// How one replica ended, as far as the server's stop reason goes.
@@ -193,7 +207,43 @@ impl Control {
             announced: AtomicBool::new(false),
             finished: Notify::new(),
             shared: Mutex::new(Shared::default()),
+            stats: Stats::new(),
+            meters: Meters::new(),
         })
+    }
+
+    /// The figures the server keeps for the inventory.
+    #[inline]
+    pub(crate) fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The server's metrics.
+    #[inline]
+    pub(crate) fn meters(&self) -> &Meters {
+        &self.meters
+    }
+
+    /// The servers watching this one, and what each does when it ends.
+    #[cfg(feature = "inventory")]
+    pub(crate) fn watchers(&self) -> Vec<(ServerId, Then)> {
+        self.shared()
+            .watchers
+            .iter()
+            .filter_map(|watcher| Some((watcher.control.upgrade()?.id, watcher.then)))
+            .collect()
+    }
+
+    /// The server's name, shared.
+    #[cfg(any(feature = "inventory", feature = "metrics"))]
+    pub(crate) fn shared_name(&self) -> Option<Arc<str>> {
+        self.name.clone()
+    }
+
+    /// Replicas still running.
+    #[cfg(feature = "inventory")]
+    pub(crate) fn live(&self) -> usize {
+        self.live.load(Ordering::Acquire)
     }
 
     fn shared(&self) -> MutexGuard<'_, Shared> {

@@ -15,10 +15,10 @@ use std::future::Future;
 
 use crate::error::PanicMessage;
 use crate::message::{Dispatched, Message};
+use crate::observe::{self, Outcome};
 use crate::reply::{Begin, ReplySlot};
 use crate::scope::{self, NOTED_CANCELLED, NOTED_ERROR, catch_in};
 use crate::server::{Context, Server};
-use crate::trace::{self, Outcome, RequestTrace};
 
 /// What serving one request came to.
 pub(crate) enum Handled<R> {
@@ -41,24 +41,24 @@ pub(crate) fn request<'a, S: Server>(
 ) -> impl Future<Output = Handled<S::Request>> + 'a {
     let control = &*context.control;
     let sent = request.reply_slot().map(|reply| reply.sent());
-    let mut trace = RequestTrace::new::<S>(control, request.name(), sent);
+    let mut seen = observe::Request::new::<S>(control, request.name(), sent);
     async move {
         let chain = match request.reply_slot().map(ReplySlot::begin) {
             Some(Begin::Abandoned) => {
-                trace.finish(Outcome::Cancelled);
+                seen.finish(Outcome::Cancelled);
                 return Handled::Skipped;
             }
             Some(Begin::Serve(chain)) => chain,
             None => None,
         };
-        trace.start();
-        let dispatched = trace
+        seen.start();
+        let dispatched = seen
             .instrument(catch_in(control, chain, state.dispatch(request, context)))
             .await;
         let noted = scope::take_noted();
         match dispatched {
             Ok(dispatched) => {
-                trace.finish(if noted & NOTED_CANCELLED != 0 {
+                seen.finish(if noted & NOTED_CANCELLED != 0 {
                     Outcome::Cancelled
                 } else if noted & NOTED_ERROR != 0 {
                     Outcome::Error
@@ -71,8 +71,8 @@ pub(crate) fn request<'a, S: Server>(
                 }
             }
             Err(panic) => {
-                trace.finish(Outcome::Panic);
-                trace::panicked::<S>(control, &panic);
+                seen.finish(Outcome::Panic);
+                observe::panicked::<S>(control, &panic);
                 Handled::Panicked(panic)
             }
         }

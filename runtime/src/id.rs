@@ -71,6 +71,13 @@ impl ServerId {
     pub fn get(self) -> u64 {
         self.0.get()
     }
+
+    /// The id whose number is `id` (0 is none), for a figure kept in an
+    /// atomic.
+    #[cfg(feature = "inventory")]
+    pub(crate) fn from_u64(id: u64) -> Option<ServerId> {
+        NonZeroU64::new(id).map(ServerId)
+    }
 }
 
 impl fmt::Debug for ServerId {

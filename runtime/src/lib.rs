@@ -20,11 +20,21 @@ mod id;
 
 mod error;
 
+mod outcome;
+
+mod stats;
+
+mod meter;
+
 mod control;
 
 mod trace;
 
+mod sent;
+
 mod scope;
+
+mod subscription;
 
 mod reply;
 
@@ -33,6 +43,12 @@ mod message;
 mod queue;
 
 mod mailbox;
+
+#[cfg(feature = "inventory")]
+#[cfg_attr(docsrs, doc(cfg(feature = "inventory")))]
+pub mod inventory;
+
+mod observe;
 
 mod timers;
 
@@ -54,8 +70,6 @@ mod later;
 
 mod attach;
 
-mod subscription;
-
 mod builder;
 
 mod combine;
@@ -71,6 +85,10 @@ mod supervisor;
 pub mod nats;
 
 mod protocol;
+
+#[cfg(feature = "observer")]
+#[cfg_attr(docsrs, doc(cfg(feature = "observer")))]
+pub mod observer;
 
 pub use attach::{Attached, attach, attach_with_end};
 pub use builder::{Builder, Exit, MAX_POOL_SIZE};

@@ -60,6 +60,35 @@ pub(crate) struct WeakSenders<R> {
     inline: Option<Inline<R>>,
 }
 
+/// The depth of each lane, normal first, for the inventory.
+#[cfg(any(feature = "inventory", feature = "metrics"))]
+pub(crate) struct Depths<R>(Vec<WeakSender<R>>);
+
+#[cfg(any(feature = "inventory", feature = "metrics"))]
+impl<R> Depths<R> {
+    /// Requests waiting in each lane now: the normal lane, then priority
+    /// levels 1, 2, ...
+    pub(crate) fn read(&self) -> Vec<usize> {
+        self.0.iter().map(WeakSender::len).collect()
+    }
+
+    /// Requests waiting in every lane now.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn total(&self) -> usize {
+        self.0.iter().map(WeakSender::len).sum()
+    }
+}
+
+#[cfg(any(feature = "inventory", feature = "metrics"))]
+impl<R> WeakSender<R> {
+    fn len(&self) -> usize {
+        match self {
+            WeakSender::One(queue) => queue.len(),
+            WeakSender::Many(tx) => tx.upgrade().map_or(0, |tx| tx.len()),
+        }
+    }
+}
+
 /// The receiving side, held by the serve loop (one per replica in a pool).
 pub(crate) struct Mailbox<R> {
     normal: Lane<R>,
@@ -323,6 +352,17 @@ impl<R> Senders<R> {
     /// task without passing a request sent before it.
     pub(crate) fn idle(&self) -> bool {
         self.normal.idle() && self.higher.iter().all(Sender::idle)
+    }
+
+    /// A way to read the depth of each lane that keeps no lane open.
+    #[cfg(any(feature = "inventory", feature = "metrics"))]
+    pub(crate) fn depths(&self) -> Depths<R> {
+        Depths(
+            std::iter::once(&self.normal)
+                .chain(&self.higher)
+                .map(Sender::downgrade)
+                .collect(),
+        )
     }
 
     pub(crate) fn downgrade(&self) -> WeakSenders<R> {

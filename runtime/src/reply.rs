@@ -46,7 +46,7 @@ pub struct Reply<T: 'static> {
     /// handler; see `scope`.
     chain: Option<Arc<Chain>>,
     /// When and as which call it was made, for its request's span.
-    sent: crate::trace::Sent,
+    sent: crate::sent::Sent,
     /// When the caller gives up, for a remote server's request deadline.
     #[cfg(feature = "nats")]
     pub(crate) deadline: Option<tokio::time::Instant>,
@@ -90,7 +90,7 @@ pub(crate) fn channel<T: 'static>() -> (Reply<T>, ReplyReceiver<T>) {
     let reply = Reply {
         tx: Tx::Waited(tx),
         chain: None,
-        sent: crate::trace::Sent::now(),
+        sent: crate::sent::Sent::now(),
         #[cfg(feature = "nats")]
         deadline: None,
     };
@@ -275,15 +275,15 @@ pub trait ReplySlot: Send {
     /// The request is waited for by the servers in `chain`.
     fn wait_through(&mut self, chain: Arc<Chain>);
     /// When and as which call the request was made.
-    fn sent(&self) -> crate::trace::Sent;
+    fn sent(&self) -> crate::sent::Sent;
     /// The caller gives up at `at` (its timeout): a remote server is told.
     #[cfg(feature = "nats")]
     fn set_deadline(&mut self, at: tokio::time::Instant);
 }
 
 impl<T: Send + 'static> ReplySlot for Reply<T> {
-    fn sent(&self) -> crate::trace::Sent {
-        self.sent
+    fn sent(&self) -> crate::sent::Sent {
+        self.sent.clone()
     }
 
     fn begin(&mut self) -> Begin {

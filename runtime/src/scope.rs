@@ -33,13 +33,14 @@ use crate::id::ServerId;
 /// Answers one reply that was dropped while its answer was not yet known.
 pub(crate) type Victim = Box<dyn FnOnce(&CallError)>;
 
-/// What the handler being served said of how it ended, for its span:
-/// `NOTED_ERROR` (it returned an `Err`), `NOTED_CANCELLED` (dropped because
-/// its caller gave up). Only noted with the `tracing` feature.
+/// What the handler being served said of how it ended, for its span and
+/// metrics: `NOTED_ERROR` (it returned an `Err`), `NOTED_CANCELLED`
+/// (dropped because its caller gave up). Only noted with the `tracing` or
+/// `metrics` feature.
 pub(crate) const NOTED_ERROR: u8 = 1;
 pub(crate) const NOTED_CANCELLED: u8 = 2;
 
-#[cfg(feature = "tracing")]
+#[cfg(any(feature = "tracing", feature = "metrics"))]
 thread_local! {
     static NOTED: Cell<u8> = const { Cell::new(0) };
 }
@@ -47,24 +48,24 @@ thread_local! {
 /// The handler being served returned an `Err` of its own.
 #[inline(always)]
 pub(crate) fn note_error() {
-    #[cfg(feature = "tracing")]
+    #[cfg(any(feature = "tracing", feature = "metrics"))]
     NOTED.set(NOTED.get() | NOTED_ERROR);
 }
 
 /// The handler being served was dropped because its caller gave up.
 #[inline(always)]
 pub(crate) fn note_cancelled() {
-    #[cfg(feature = "tracing")]
+    #[cfg(any(feature = "tracing", feature = "metrics"))]
     NOTED.set(NOTED.get() | NOTED_CANCELLED);
 }
 
 /// What was noted since the last call, cleared (nothing is noted without
-/// the `tracing` feature).
+/// the `tracing` or `metrics` feature).
 #[inline(always)]
 pub(crate) fn take_noted() -> u8 {
-    #[cfg(feature = "tracing")]
+    #[cfg(any(feature = "tracing", feature = "metrics"))]
     return NOTED.replace(0);
-    #[cfg(not(feature = "tracing"))]
+    #[cfg(not(any(feature = "tracing", feature = "metrics")))]
     0
 }
 

@@ -18,11 +18,11 @@ use crate::error::{CallError, PanicMessage, StopReason};
 use crate::inline::{Slot, Taken};
 use crate::mailbox::Mailbox;
 use crate::message::{Inline, Message};
+use crate::observe::{self, Outcome};
 use crate::restart::{Restart, Restarts, Supervision, Verdict};
 use crate::scope::{self, catch, catch_sync};
 use crate::server::{Context, PanicPolicy, Server};
 use crate::timers::Timers;
-use crate::trace::{self, Outcome, RequestTrace};
 
 /// How a server ended, delivered by [`Exit`](crate::Exit).
 #[derive(Debug)]
@@ -208,7 +208,7 @@ pub fn spawn_send<S: Server>(
     slot: Option<Arc<Slot<S>>>,
 ) -> Option<Inline<S::Request>> {
     let inline = slot.map(share_of(&task));
-    tokio::spawn(task);
+    observe::spawn(task);
     inline
 }
 
@@ -225,7 +225,7 @@ fn share_of<S: Server, F: SendTask<S>>(_: &F) -> fn(Arc<Slot<S>>) -> Inline<S::R
 /// Outside a `tokio::task::LocalSet` (or a local runtime).
 #[doc(hidden)]
 pub fn spawn_local(task: impl Future<Output = ()> + 'static) {
-    tokio::task::spawn_local(task);
+    observe::spawn_local(task);
 }
 
 /// Runs one replica, from `state`, until it stops for good.
@@ -283,7 +283,7 @@ async fn run<S: Server>(mut state: S, replica: &mut Replica<S>) -> Ended<S> {
         Ok(Err(why)) => return Ended::NotStarted(StopReason::StartFailed(why), state),
         Err(panic) => return Ended::NotStarted(StopReason::Panicked(panic), state),
     }
-    trace::started::<S>(control);
+    observe::started::<S>(control);
     if let Some(supervision) = replica.restarts.as_deref().and_then(Restarts::supervision) {
         supervision.started();
     }
@@ -539,7 +539,7 @@ impl<S: Server> Requests<'_, S> {
                         // it (another replica of a pool may have been
                         // serving): requests still queued are refused.
                         let sent = request.reply_slot().map(|reply| reply.sent());
-                        RequestTrace::new::<S>(control, request.name(), sent)
+                        observe::Request::new::<S>(control, request.name(), sent)
                             .finish(Outcome::Closed);
                         fail(&mut request, CallError::Closed);
                         return Served::Drained;
@@ -560,7 +560,7 @@ impl<S: Server> Requests<'_, S> {
                 };
                 // A tick, an `#[on_down]` hook or the periods.
                 if let Err(panic) = ran {
-                    trace::panicked::<S>(control, &panic);
+                    observe::panicked::<S>(control, &panic);
                     if self.on_panic == PanicPolicy::Stop {
                         return Served::Faulted(panic);
                     }
@@ -679,7 +679,7 @@ impl<S: Server> Replica<S> {
         if !restarts.allow(started) {
             return Err((Ending::Own(reason), Some(broken)));
         }
-        trace::restarting::<S>(&self.context.control, &reason);
+        observe::restarting::<S>(&self.context.control, &reason);
         // The broken state goes first; the replies it held learn why. A
         // panic from its `Drop` is caught and does not stop the restart.
         let _ = scope::dispose(broken, &reason.held_reply_error());
@@ -718,7 +718,7 @@ impl<S: Server> Replica<S> {
                 Verdict::Restart => {}
             }
             if let Some(reason) = &reason {
-                trace::restarting::<S>(control, reason);
+                observe::restarting::<S>(control, reason);
             }
             // Asked for before this verdict: this restart is it.
             control.restart_taken();
@@ -779,9 +779,7 @@ impl<S: Server> Drop for Replica<S> {
             }
         };
         if last {
-            if let Some(reason) = control.reason() {
-                trace::stopped::<S>(control, reason);
-            }
+            observe::stopped::<S>(control);
             control.announce();
         }
         if let Some(exit) = self.exit.take() {

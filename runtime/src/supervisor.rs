@@ -839,6 +839,7 @@ impl Tree {
         let key = self.next_key;
         self.next_key += 1;
         let link = Link {
+            supervisor: self.shared.id,
             notes: self.notes_tx.clone(),
             key,
         };
@@ -1022,6 +1023,7 @@ impl Tree {
     async fn start_anew(&mut self, at: usize, reason: StopReason) -> Result<(), StopReason> {
         let slot = &self.slots[at];
         let link = Link {
+            supervisor: self.shared.id,
             notes: self.notes_tx.clone(),
             key: slot.key,
         };

@@ -32,6 +32,7 @@ use crate::mailbox::{Mailbox, mailbox};
 use crate::message::Message;
 use crate::reply::{Reply, ReplySlot};
 use crate::server::Handle;
+use crate::trace;
 
 /// A request on its way out. Generated code only.
 #[doc(hidden)]
@@ -521,6 +522,8 @@ impl Link {
         let deadline = reply
             .deadline
             .unwrap_or_else(|| self.shared.deadline(self.shared.timeout));
+        // The caller's trace and span, for the remote request's span.
+        let traceparent = trace::traceparent(&reply.sent().trace);
         // Sent after the one-way messages taken before it.
         let after = self.shared.sending.mark();
         let Link { shared, level } = self;
@@ -533,7 +536,10 @@ impl Link {
                     return None; // The caller gave up while it queued.
                 }
                 let left = deadline.saturating_duration_since(Instant::now());
-                let headers = wire::request_headers(own.then_some(left), level);
+                let mut headers = wire::request_headers(own.then_some(left), level);
+                if let Some(traceparent) = &traceparent {
+                    headers.insert(trace::TRACEPARENT_HEADER, traceparent.as_str());
+                }
                 if let Err(error) = shared.fits(&headers, &payload) {
                     return Some(Err(error));
                 }

@@ -21,6 +21,7 @@ use crate::call::Call;
 use crate::error::CallError;
 use crate::message::Message;
 use crate::server::{Handle, WeakHandle};
+use crate::trace;
 
 /// Requests taken from one subject at a time before the others'.
 const BATCH: usize = 32;
@@ -429,8 +430,11 @@ async fn respond<S: RemoteServer>(
 ) {
     let incoming = Incoming::new(&request.message);
     let answers = incoming.waits || incoming.acks;
+    let traceparent = wire::header(&request.message, trace::TRACEPARENT_HEADER);
     let response = match handle {
-        Some(handle) => S::answer(&handle, message, incoming).await,
+        Some(handle) => {
+            trace::answering(message, traceparent, S::answer(&handle, message, incoming)).await
+        }
         None => Response::error(&CallError::Closed),
     };
     if !answers {
