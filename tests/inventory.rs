@@ -458,3 +458,35 @@ async fn ten_thousand_servers_started_and_ended_leave_the_inventory_exact_and_no
     })
     .await;
 }
+
+/// A supervised child.
+#[derive(Default)]
+struct Ward;
+
+#[server]
+impl Ward {
+    fn ping(&self) {}
+}
+
+/// A supervisor's children are listed with its id as their supervisor, and
+/// keep it across a restart in place; a server spawned on its own has none.
+#[tokio::test]
+async fn supervised_children_name_their_supervisor() {
+    within(LIMIT, async {
+        let supervisor = patchboard::SupervisorBuilder::new(patchboard::Strategy::OneForOne)
+            .child(patchboard::Child::new(Ward::default).name("ward"))
+            .start()
+            .await
+            .unwrap();
+        let ward = supervisor.child::<Ward>("ward").unwrap();
+        ward.ping().await.unwrap();
+        let listed = inventory::server(ward.id()).expect("the child is listed");
+        assert_eq!(listed.supervisor, Some(supervisor.id()));
+        let alone = Ward.spawn();
+        alone.ping().await.unwrap();
+        assert_eq!(inventory::server(alone.id()).unwrap().supervisor, None);
+        supervisor.shutdown().await;
+        assert!(inventory::server(ward.id()).is_none(), "gone once it ended");
+    })
+    .await;
+}
