@@ -3,11 +3,11 @@
 //! callgrind (steadier than wall time on a shared machine). Under plain
 //! `cargo bench` it runs each workload once, as a smoke test.
 //!
-//! Usage: `instructions <patchboard|tokio_mpsc|async_channel> <seq|async|cast|flood|spawn> <n>`.
+//! Usage: `instructions <patchboard|protocol|tokio_mpsc|async_channel> <seq|async|cast|flood|spawn> <n>`.
 
 mod impls;
 
-use impls::{Account, ChannelActor, Patchboard, TokioActor};
+use impls::{Account, ChannelActor, LedgerClient, Patchboard, TokioActor};
 
 async fn run<A: Account>(workload: &str, n: u64) {
     let account = A::spawn();
@@ -62,7 +62,7 @@ fn main() {
         .unwrap();
     if args.len() != 3 {
         // `cargo bench` passes `--bench`: run everything once.
-        for implementation in ["patchboard", "tokio_mpsc", "async_channel"] {
+        for implementation in ["patchboard", "protocol", "tokio_mpsc", "async_channel"] {
             for workload in ["seq", "async", "cast", "flood", "spawn"] {
                 runtime.block_on(dispatch(implementation, workload, 10));
             }
@@ -76,6 +76,7 @@ fn main() {
 async fn dispatch(implementation: &str, workload: &str, n: u64) {
     match implementation {
         "patchboard" => run::<Patchboard>(workload, n).await,
+        "protocol" => run::<LedgerClient>(workload, n).await,
         "tokio_mpsc" => run::<TokioActor>(workload, n).await,
         "async_channel" => run::<ChannelActor>(workload, n).await,
         other => panic!("unknown implementation {other}"),

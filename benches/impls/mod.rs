@@ -84,6 +84,72 @@ impl Account for Patchboard {
     }
 }
 
+// patchboard through a protocol client ------------------------------------------
+
+/// The account's messages as a protocol, to measure a call through its
+/// client against the concrete handle.
+#[patchboard::protocol]
+pub trait Ledger {
+    fn deposit(&mut self, amount: u64) -> u64;
+    #[cast]
+    fn deposit_cast(&mut self, amount: u64);
+    async fn deposit_async(&mut self, amount: u64) -> u64;
+    fn balance(&self) -> u64;
+}
+
+pub struct LedgerState {
+    balance: u64,
+}
+
+#[server(protocols(Ledger))]
+impl LedgerState {}
+
+#[server]
+impl Ledger for LedgerState {
+    fn deposit(&mut self, amount: u64) -> u64 {
+        self.balance += amount;
+        self.balance
+    }
+
+    fn deposit_cast(&mut self, amount: u64) {
+        self.balance += amount;
+    }
+
+    async fn deposit_async(&mut self, amount: u64) -> u64 {
+        self.balance += amount;
+        self.balance
+    }
+
+    fn balance(&self) -> u64 {
+        self.balance
+    }
+}
+
+impl Account for LedgerClient {
+    fn spawn() -> Self {
+        Builder::new(LedgerState { balance: 0 })
+            .capacity(CAPACITY)
+            .spawn()
+            .into()
+    }
+
+    async fn deposit(&self, amount: u64) -> u64 {
+        LedgerClient::deposit(self, amount).await.unwrap()
+    }
+
+    async fn deposit_cast(&self, amount: u64) {
+        LedgerClient::deposit_cast(self, amount).await.unwrap()
+    }
+
+    async fn deposit_async(&self, amount: u64) -> u64 {
+        LedgerClient::deposit_async(self, amount).await.unwrap()
+    }
+
+    async fn balance(&self) -> u64 {
+        LedgerClient::balance(self).await.unwrap()
+    }
+}
+
 // Hand-written: tokio mpsc -------------------------------------------------------
 
 enum Msg {
