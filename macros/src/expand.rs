@@ -1,6 +1,8 @@
-//! Generation: from the validated IR to tokens. Three parts, one module
-//! each: the request enum, the handle, and the `Server` impl (dispatch);
-//! plus the stand-ins emitted when the impl has a mistake (fallback).
+//! Generation: from the validated IR to tokens, one module per part: the
+//! request enum (`request`), the handle (`handle`), the `Server` impl
+//! (`dispatch`), `#[server(remote)]`'s NATS side (`remote`), a protocol's
+//! trait and client (`protocol`) and a server's impl of one (`part`); plus
+//! the stand-ins emitted when the impl has a mistake (`fallback`).
 
 mod dispatch;
 mod fallback;

@@ -294,7 +294,9 @@ async fn run_forwarder<S: RemoteServer>(
     link: Arc<LinkShared>,
     capacity: usize,
 ) {
-    enum Next<R> {
+    /// What the forwarder takes next (the serve loop's own `Next` has a
+    /// tick and signals besides).
+    enum Forward<R> {
         Request(R),
         StopNow,
         Ended,
@@ -324,7 +326,7 @@ async fn run_forwarder<S: RemoteServer>(
             end.control.register(cx.waker());
             let signals = end.control.signals();
             if signals.stops_now() {
-                return Poll::Ready(Next::StopNow);
+                return Poll::Ready(Forward::StopNow);
             }
             if !room {
                 // Woken when one of them finishes.
@@ -333,14 +335,14 @@ async fn run_forwarder<S: RemoteServer>(
             match end.mailbox.poll_recv(cx) {
                 Poll::Ready(Some(request)) => {
                     end.link.received.fetch_add(1, Ordering::AcqRel);
-                    Poll::Ready(Next::Request(request))
+                    Poll::Ready(Forward::Request(request))
                 }
-                Poll::Ready(None) => Poll::Ready(Next::Ended),
+                Poll::Ready(None) => Poll::Ready(Forward::Ended),
                 Poll::Pending => {
                     end.link.emptied.fetch_add(1, Ordering::AcqRel);
                     end.link.progress.notify_waiters();
                     if signals.draining() {
-                        Poll::Ready(Next::Ended)
+                        Poll::Ready(Forward::Ended)
                     } else {
                         Poll::Pending
                     }
@@ -349,7 +351,7 @@ async fn run_forwarder<S: RemoteServer>(
         })
         .await;
         match next {
-            Next::Request(request) => {
+            Forward::Request(request) => {
                 let level = end.mailbox.last_level();
                 let forwarded = S::forward(
                     request,
@@ -373,11 +375,11 @@ async fn run_forwarder<S: RemoteServer>(
                     drop(forwarded);
                 }
             }
-            Next::StopNow => {
+            Forward::StopNow => {
                 end.mailbox.close_and_drain(&CallError::Closed);
                 break;
             }
-            Next::Ended => break,
+            Forward::Ended => break,
         }
     }
     end.mailbox.close_and_drain(&CallError::Closed);
