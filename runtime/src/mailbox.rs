@@ -68,6 +68,7 @@ pub(crate) struct Depths<R>(Vec<WeakSender<R>>);
 impl<R> Depths<R> {
     /// Requests waiting in each lane now: the normal lane, then priority
     /// levels 1, 2, ...
+    #[cfg(feature = "inventory")]
     pub(crate) fn read(&self) -> Vec<usize> {
         self.0.iter().map(WeakSender::len).collect()
     }
