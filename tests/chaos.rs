@@ -11,34 +11,16 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use patchboard::{
     Builder, CallError, PanicPolicy, Reply, Restart, Subscriber, Subscription, server, subscription,
 };
 
-struct Counting;
-
-static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: forwards to the system allocator, only counting.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE_BYTES.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE_BYTES.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: common::alloc::Counting = common::alloc::Counting;
 
 /// splitmix64: small, seedable, good enough to pick operations.
 struct Rng(u64);
@@ -300,7 +282,7 @@ fn chaos_soak() {
         .unwrap();
         runtime.block_on(common::within(common::LIMIT, round(&mut rng)));
         drop(runtime);
-        let live = LIVE_BYTES.load(Ordering::SeqCst);
+        let live = common::alloc::live_bytes();
         // The first rounds warm up lazily allocated thread-locals and
         // tables; from then on, nothing may accumulate.
         if index == 3 {

@@ -9,35 +9,16 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicIsize, Ordering};
 
 use common::{LIMIT, hold, until, until_queued, within};
 use patchboard::inventory::{self, Event, State, WatchKind};
 use patchboard::{Builder, CallError, PanicPolicy, Restart, Server, ServerId, server};
 use tokio::sync::Notify;
 
-struct Counting;
-
-static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: forwards to the system allocator, only counting.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE_BYTES.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE_BYTES.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: common::alloc::Counting = common::alloc::Counting;
 
 /// One test at a time sees the process's inventory.
 static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -440,10 +421,10 @@ async fn ten_thousand_servers_started_and_ended_leave_the_inventory_exact_and_no
         // Memory flat across another 10 000 (with no stream of events,
         // whose buffer would grow): a leak of even 8 bytes a server would
         // show as 80 000.
-        let before = LIVE_BYTES.load(Ordering::SeqCst);
+        let before = common::alloc::live_bytes();
         churn(10_000).await;
         assert_eq!(ids(), kept_ids);
-        let after = LIVE_BYTES.load(Ordering::SeqCst);
+        let after = common::alloc::live_bytes();
         eprintln!("{} bytes more after 10 000 servers", after - before);
         assert!(
             after - before < 32 * 1024,

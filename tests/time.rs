@@ -5,9 +5,8 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::{PAUSED_LIMIT, until, within};
@@ -16,25 +15,8 @@ use patchboard::{
 };
 use tokio::time::Instant;
 
-struct Counting;
-
-static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: forwards to the system allocator, only counting.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE_BYTES.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE_BYTES.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: common::alloc::Counting = common::alloc::Counting;
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -271,7 +253,7 @@ fn memory_is_flat_over_100_000_scheduled_then_stopped_servers() {
                 log.stop().await;
             }
             until(|| metrics.num_alive_tasks() == 0).await;
-            let live = LIVE_BYTES.load(Ordering::SeqCst);
+            let live = common::alloc::live_bytes();
             if batch == 1 {
                 baseline = Some(live);
             } else if let Some(baseline) = baseline {

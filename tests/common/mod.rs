@@ -1,5 +1,8 @@
 //! Shared test helpers.
 
+#[allow(dead_code)]
+pub mod alloc;
+
 use std::future::Future;
 use std::time::Duration;
 
