@@ -183,7 +183,7 @@ use proc_macro::TokenStream;
 /// would collide, methods named like the handle's own methods (`stop`,
 /// `drain`, `is_closed`, `closed`, `id`, `name`, `queued`, `downgrade`, `monitor`,
 /// `drain_after`, `stop_with`, and from its traits `clone`, `as_ref`, `fmt`,
-/// `from`), unknown options, misused helper attributes, and more (see `tests/ui`). Every
+/// `from`), unknown options, misused helper attributes, and more (see `ui/tests/ui`). Every
 /// option is checked, so several mistakes are reported together; and one
 /// mistake is one error: the request enum, the handle with its methods and
 /// the `Server` impl still appear (as stand-ins that never run), so uses of

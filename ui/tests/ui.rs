@@ -3,7 +3,7 @@
 //! `.stderr` beside each), and every supported shape compiles and runs.
 //!
 //! `#[server(remote)]`'s cases need the `nats` feature
-//! (`cargo test --features nats --test ui` runs `tests/ui-nats/`). With it
+//! (`cargo test -p patchboard-ui --features nats` runs `tests/ui-nats/`). With it
 //! on, only those run: its dependencies change how rustc names some
 //! standard items in the other cases' errors (`std::marker::Send` for
 //! `Send`), which the `.stderr` files record as users without the feature
