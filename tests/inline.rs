@@ -62,6 +62,15 @@ impl Probe {
         alone(&self.busy, || self.last[caller] = value);
     }
 
+    /// Pushes the value after the last one `caller` pushed, or panics.
+    #[cast]
+    fn push_next(&mut self, caller: usize, value: u64) {
+        alone(&self.busy, || {
+            assert_eq!(value, self.last[caller] + 1, "a cast arrived out of order");
+            self.last[caller] = value;
+        });
+    }
+
     /// The last value `caller` pushed.
     fn last(&self, caller: usize) -> u64 {
         alone(&self.busy, || self.last[caller])
@@ -626,4 +635,47 @@ async fn a_due_tick_runs_before_a_later_call_served_by_its_caller() {
         }
     })
     .await;
+}
+
+/// A flood of casts from many senders into a mailbox with room for one or
+/// two: each sender that waits for room is handed its cast back when the
+/// loop has emptied the mailbox, to serve it itself if the server is idle.
+/// Every cast arrives, each sender's in its order, and no sender is left
+/// waiting for room that another took (the turn is passed on).
+async fn flood(capacity: usize) {
+    within(LIMIT, async {
+        let probe = Builder::new(Probe::new()).capacity(capacity).spawn();
+        let senders: Vec<_> = (0..8)
+            .map(|caller| {
+                let probe = probe.clone();
+                tokio::spawn(async move {
+                    for value in 1..=5_000 {
+                        probe.push_next(caller, value).await.unwrap();
+                        if value % 1_000 == 0 {
+                            // Now and then through the loop, too.
+                            probe.slow().await.unwrap();
+                        }
+                    }
+                    // A call after the casts sees the last of them.
+                    assert_eq!(probe.last(caller).await, Ok(5_000));
+                })
+            })
+            .collect();
+        for sender in senders {
+            sender.await.unwrap();
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_flood_of_casts_into_a_small_mailbox_arrives_whole_and_in_order() {
+    flood(1).await;
+    flood(2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_casts_from_many_threads_arrives_whole_and_in_order() {
+    flood(1).await;
+    flood(2).await;
 }

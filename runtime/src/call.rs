@@ -13,7 +13,7 @@ use tokio::time::Sleep;
 
 use crate::control::Control;
 use crate::error::CallError;
-use crate::mailbox::{self, Sender, Senders, TrySendError};
+use crate::mailbox::{self, Sender, Senders, TrySendError, Unsent};
 use crate::message::{Inline, Inlined, Message};
 use crate::observe;
 use crate::reply::{self, Reply, ReplyReceiver};
@@ -507,89 +507,102 @@ impl<R: Message, T> Future for CallFuture<'_, R, T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        if !*this.started {
-            *this.started = true;
-            let mut request = this.request.take().expect("polled once");
-            let waits = matches!(this.answer, Some(Answer::Reply(_)));
-            let from_server = scope::serving();
-            let from_itself = from_server == Some(this.control.id());
-            if !from_itself && this.control.refuses_outside() {
-                // Draining: only the server's own follow-ups get in.
-                return Poll::Ready(Err(this.control.closed_error()));
-            }
-            if waits && from_server.is_some() {
-                match scope::waiting_for(this.control.id()) {
-                    Waiting::Outside => {}
-                    Waiting::Chain(chain) => {
+        // Once more when a send that waited for room hands its request back.
+        loop {
+            if !*this.started {
+                *this.started = true;
+                let mut request = this.request.take().expect("polled once");
+                let waits = matches!(this.answer, Some(Answer::Reply(_)));
+                let from_server = scope::serving();
+                let from_itself = from_server == Some(this.control.id());
+                if !from_itself && this.control.refuses_outside() {
+                    // Draining: only the server's own follow-ups get in.
+                    return Poll::Ready(Err(this.control.closed_error()));
+                }
+                if waits && from_server.is_some() {
+                    match scope::waiting_for(this.control.id()) {
+                        Waiting::Outside => {}
+                        Waiting::Chain(chain) => {
+                            if let Some(reply) = request.reply_slot() {
+                                reply.wait_through(chain);
+                            }
+                        }
+                        Waiting::Cycle(error) => {
+                            if let Some(from) = from_server {
+                                observe::refused_cycle(this.control, from);
+                            }
+                            return Poll::Ready(Err(error));
+                        }
+                    }
+                }
+                'enqueue: {
+                    // An idle server's synchronous message is served right
+                    // here (`inline.rs`); a call's answer then waits in its
+                    // reply. Not a call with a deadline: its caller could not
+                    // take control back while the handler runs.
+                    let inlines = !from_itself && this.timeout.is_none() && request.runs_inline();
+                    if inlines && let Some(serves) = *this.inline {
+                        match serves.0.try_serve(request, cx) {
+                            Inlined::Served => break 'enqueue,
+                            Inlined::Queue(handed_back) => request = handed_back,
+                            Inlined::Yield(handed_back) => {
+                                // Offered again at the next poll.
+                                *this.request = Some(handed_back);
+                                *this.started = false;
+                                return Poll::Pending;
+                            }
+                        }
+                    }
+                    if let Some(timeout) = *this.timeout {
+                        let sleep = tokio::time::sleep(timeout);
+                        #[cfg(feature = "nats")]
                         if let Some(reply) = request.reply_slot() {
-                            reply.wait_through(chain);
+                            reply.set_deadline(sleep.deadline());
                         }
+                        this.deadline.set(Some(sleep));
                     }
-                    Waiting::Cycle(error) => {
-                        if let Some(from) = from_server {
-                            observe::refused_cycle(this.control, from);
+                    if *this.watch {
+                        let mut finished = Box::pin(this.control.finished());
+                        finished.as_mut().enable();
+                        *this.finished = Some(finished);
+                    }
+                    // Straight in when there is room (the common case, and what the
+                    // channel's own send future would try first); otherwise wait,
+                    // except that a server enqueueing to itself must not wait for
+                    // room that only it can make.
+                    match this.sender.try_send(request) {
+                        Ok(()) => {}
+                        Err(TrySendError::Full(request)) if !*this.try_now && !from_itself => {
+                            // Handed back when room comes and the server may
+                            // be idle, to be offered to it here again: a flood
+                            // of casts is then served by its sender, not queued.
+                            let returns = inlines && this.inline.is_some() && !*this.watch;
+                            this.send.set(Some(this.sender.send(request, returns)));
                         }
-                        return Poll::Ready(Err(error));
+                        Err(TrySendError::Full(_)) => return Poll::Ready(Err(CallError::Full)),
+                        Err(TrySendError::Closed(_)) => {
+                            return Poll::Ready(Err(this.control.closed_error()));
+                        }
                     }
                 }
             }
-            'enqueue: {
-                // An idle server's synchronous message is served right
-                // here (`inline.rs`); a call's answer then waits in its
-                // reply. Not a call with a deadline: its caller could not
-                // take control back while the handler runs.
-                if !from_itself
-                    && this.timeout.is_none()
-                    && let Some(serves) = *this.inline
-                    && request.runs_inline()
-                {
-                    match serves.0.try_serve(request, cx) {
-                        Inlined::Served => break 'enqueue,
-                        Inlined::Queue(handed_back) => request = handed_back,
-                        Inlined::Yield(handed_back) => {
-                            // Offered again at the next poll.
-                            *this.request = Some(handed_back);
-                            *this.started = false;
-                            return Poll::Pending;
-                        }
+
+            if let Some(send) = this.send.as_mut().as_pin_mut() {
+                match send.poll(cx) {
+                    Poll::Ready(Ok(())) => this.send.set(None),
+                    Poll::Ready(Err(Unsent::Room(request))) => {
+                        this.send.set(None);
+                        *this.request = Some(request);
+                        *this.started = false;
+                        continue;
                     }
-                }
-                if let Some(timeout) = *this.timeout {
-                    let sleep = tokio::time::sleep(timeout);
-                    #[cfg(feature = "nats")]
-                    if let Some(reply) = request.reply_slot() {
-                        reply.set_deadline(sleep.deadline());
-                    }
-                    this.deadline.set(Some(sleep));
-                }
-                if *this.watch {
-                    let mut finished = Box::pin(this.control.finished());
-                    finished.as_mut().enable();
-                    *this.finished = Some(finished);
-                }
-                // Straight in when there is room (the common case, and what the
-                // channel's own send future would try first); otherwise wait,
-                // except that a server enqueueing to itself must not wait for
-                // room that only it can make.
-                match this.sender.try_send(request) {
-                    Ok(()) => {}
-                    Err(TrySendError::Full(request)) if !*this.try_now && !from_itself => {
-                        this.send.set(Some(this.sender.send(request)));
-                    }
-                    Err(TrySendError::Full(_)) => return Poll::Ready(Err(CallError::Full)),
-                    Err(TrySendError::Closed(_)) => {
+                    Poll::Ready(Err(Unsent::Closed(_))) => {
                         return Poll::Ready(Err(this.control.closed_error()));
                     }
+                    Poll::Pending => return expired(this.deadline, cx),
                 }
             }
-        }
-
-        if let Some(send) = this.send.as_mut().as_pin_mut() {
-            match send.poll(cx) {
-                Poll::Ready(Ok(())) => this.send.set(None),
-                Poll::Ready(Err(_)) => return Poll::Ready(Err(this.control.closed_error())),
-                Poll::Pending => return expired(this.deadline, cx),
-            }
+            break;
         }
 
         match this.answer.as_mut().expect("polled after completion") {

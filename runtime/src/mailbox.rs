@@ -21,7 +21,7 @@ use futures_core::Stream;
 use crate::error::CallError;
 use crate::message::{Inline, Message};
 use crate::queue::{self, Queue};
-pub(crate) use crate::queue::{TryRecvError, TrySendError};
+pub(crate) use crate::queue::{TryRecvError, TrySendError, Unsent};
 
 /// The mailbox capacity when neither `#[server(capacity = N)]` nor
 /// [`Builder::capacity`](crate::Builder::capacity) says otherwise.
@@ -154,8 +154,13 @@ impl<R> Sender<R> {
         }
     }
 
-    pub(crate) fn send(&self, request: R) -> Send<'_, R> {
+    /// Waits for room, then enqueues `request`; with `returns`, a lane with
+    /// one loop may hand it back instead ([`queue::Queue::send_or_return`]).
+    pub(crate) fn send(&self, request: R, returns: bool) -> Send<'_, R> {
         match self {
+            Sender::One(queue) if returns => Send::One {
+                send: queue.send_or_return(request),
+            },
             Sender::One(queue) => Send::One {
                 send: queue.send(request),
             },
@@ -234,12 +239,12 @@ impl<R> Clone for WeakSender<R> {
 }
 
 impl<R> Future for Send<'_, R> {
-    type Output = Result<(), R>;
+    type Output = Result<(), Unsent<R>>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), R>> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Unsent<R>>> {
         match self.project() {
             SendProjection::One { send } => send.poll(cx),
-            SendProjection::Many { send } => send.poll(cx).map_err(|error| error.0),
+            SendProjection::Many { send } => send.poll(cx).map_err(|error| Unsent::Closed(error.0)),
         }
     }
 }

@@ -37,6 +37,15 @@ impl<R> fmt::Debug for TrySendError<R> {
     }
 }
 
+/// Why a [`Send`] ended without enqueueing; the request is handed back.
+pub(crate) enum Unsent<R> {
+    Closed(R),
+    /// Woken for room in a queue it found empty, by a send that asked for
+    /// its request back then ([`Queue::send_or_return`]): its caller may
+    /// serve it itself now, the server having likely gone idle.
+    Room(R),
+}
+
 /// Why a `try_recv` got nothing.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum TryRecvError {
@@ -102,13 +111,29 @@ impl<R> Queue<R> {
         Ok(())
     }
 
-    /// Waits for room, then enqueues `item`; `Err(item)` if the queue is
-    /// closed first.
+    /// Waits for room, then enqueues `item`; `Err(Closed(item))` if the
+    /// queue is closed first.
     pub(crate) fn send(&self, item: R) -> Send<'_, R> {
         Send {
             queue: self,
             item: Some(item),
             ticket: None,
+            returns: false,
+        }
+    }
+
+    /// As [`send`](Self::send), except that once it has waited, room in a
+    /// queue found empty ends it with `Err(Room(item))`: the loop has
+    /// taken everything, so its caller may find the server idle and serve
+    /// the request itself, which costs less than the queue (a flood of
+    /// casts would otherwise stay in the queue for good: each waiting
+    /// sender refills it).
+    pub(crate) fn send_or_return(&self, item: R) -> Send<'_, R> {
+        Send {
+            queue: self,
+            item: Some(item),
+            ticket: None,
+            returns: true,
         }
     }
 
@@ -210,25 +235,38 @@ pub(crate) struct Send<'a, R> {
     item: Option<R>,
     /// Its place in line, once it has waited.
     ticket: Option<u64>,
+    /// Hands its item back when woken for room in an empty queue.
+    returns: bool,
 }
 
 impl<R> Unpin for Send<'_, R> {}
 
 impl<R> Future for Send<'_, R> {
-    type Output = Result<(), R>;
+    type Output = Result<(), Unsent<R>>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), R>> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Unsent<R>>> {
         let this = &mut *self;
         let mut inner = this.queue.lock();
         let item = this.item.take().expect("polled after completion");
         if inner.closed {
-            return Poll::Ready(Err(item));
+            return Poll::Ready(Err(Unsent::Closed(item)));
         }
         if inner.items.len() < inner.capacity {
-            inner.items.push_back(item);
-            if let Some(ticket) = this.ticket.take() {
+            let waited = this.ticket.take();
+            if let Some(ticket) = waited {
                 inner.senders.retain(|(other, _)| *other != ticket);
             }
+            if this.returns && waited.is_some() && inner.items.is_empty() {
+                // The room is not taken here: the next in line gets its
+                // turn too, as when a woken send is dropped.
+                let next = inner.senders.pop_front();
+                drop(inner);
+                if let Some((_, next)) = next {
+                    next.wake();
+                }
+                return Poll::Ready(Err(Unsent::Room(item)));
+            }
+            inner.items.push_back(item);
             let receiver = inner.receiver.take();
             drop(inner);
             if let Some(receiver) = receiver {
@@ -311,7 +349,7 @@ mod tests {
         (counter.clone(), Waker::from(counter))
     }
 
-    fn poll_send<R>(send: &mut Send<'_, R>, waker: &Waker) -> Poll<Result<(), R>> {
+    fn poll_send<R>(send: &mut Send<'_, R>, waker: &Waker) -> Poll<Result<(), Unsent<R>>> {
         Pin::new(send).poll(&mut Context::from_waker(waker))
     }
 
@@ -427,8 +465,48 @@ mod tests {
         assert_eq!(woken.0.load(Ordering::SeqCst), 1);
         assert!(matches!(
             poll_send(&mut waiting, &waker),
-            Poll::Ready(Err(1))
+            Poll::Ready(Err(Unsent::Closed(1)))
         ));
+    }
+
+    #[test]
+    fn a_send_handed_back_its_item_passes_the_turn_on() {
+        let queue = Queue::new(1);
+        queue.try_send(0).ok();
+        let (_, first_waker) = waker();
+        let (second, second_waker) = waker();
+        let mut first = queue.send_or_return(1);
+        let mut second_send = queue.send(2);
+        assert!(poll_send(&mut first, &first_waker).is_pending());
+        assert!(poll_send(&mut second_send, &second_waker).is_pending());
+        // Room in an empty queue: the first gets its item back, and the
+        // second, next in line, is woken for the room the first left.
+        assert_eq!(queue.try_recv(), Ok(0));
+        assert!(matches!(
+            poll_send(&mut first, &first_waker),
+            Poll::Ready(Err(Unsent::Room(1)))
+        ));
+        assert_eq!(second.0.load(Ordering::SeqCst), 1);
+        assert!(matches!(
+            poll_send(&mut second_send, &second_waker),
+            Poll::Ready(Ok(()))
+        ));
+        assert_eq!(queue.try_recv(), Ok(2));
+    }
+
+    #[test]
+    fn a_send_that_waited_keeps_its_item_when_the_queue_is_not_empty() {
+        let queue = Queue::new(2);
+        queue.try_send(0).ok();
+        queue.try_send(1).ok();
+        let (_, waker) = waker();
+        let mut send = queue.send_or_return(2);
+        assert!(poll_send(&mut send, &waker).is_pending());
+        assert_eq!(queue.try_recv(), Ok(0));
+        // One still queued: the request goes in behind it, in order.
+        assert!(matches!(poll_send(&mut send, &waker), Poll::Ready(Ok(()))));
+        assert_eq!(queue.try_recv(), Ok(1));
+        assert_eq!(queue.try_recv(), Ok(2));
     }
 
     #[test]
@@ -593,14 +671,22 @@ mod tests {
                     }
                     Op::Send(item) => {
                         let (woken, waker) = waker();
-                        let mut send = queue.send(item);
+                        // Odd items ask for themselves back on room.
+                        let mut send = if item % 2 == 1 {
+                            queue.send_or_return(item)
+                        } else {
+                            queue.send(item)
+                        };
                         let room = !closed && model.len() < capacity;
                         match poll_send(&mut send, &waker) {
                             Poll::Ready(Ok(())) => {
                                 proptest::prop_assert!(room);
                                 model.push_back(item);
                             }
-                            Poll::Ready(Err(back)) => {
+                            Poll::Ready(Err(Unsent::Room(_))) => {
+                                proptest::prop_assert!(false, "returned before it waited");
+                            }
+                            Poll::Ready(Err(Unsent::Closed(back))) => {
                                 proptest::prop_assert!(closed);
                                 proptest::prop_assert_eq!(back, item);
                             }
@@ -621,7 +707,14 @@ mod tests {
                                 model.push_back(entry.item);
                                 waiting.remove(at);
                             }
-                            Poll::Ready(Err(back)) => {
+                            Poll::Ready(Err(Unsent::Room(back))) => {
+                                // Only a send that asked, into an empty queue.
+                                proptest::prop_assert!(room && model.is_empty());
+                                proptest::prop_assert_eq!(back % 2, 1);
+                                proptest::prop_assert_eq!(back, entry.item);
+                                waiting.remove(at);
+                            }
+                            Poll::Ready(Err(Unsent::Closed(back))) => {
                                 proptest::prop_assert!(closed);
                                 proptest::prop_assert_eq!(back, entry.item);
                                 waiting.remove(at);
