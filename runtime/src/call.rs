@@ -459,6 +459,7 @@ impl<'h, R: Message, T> IntoFuture for Call<'h, R, T> {
             watch: self.kind.deferred,
             try_now: self.try_now,
             started: false,
+            returned: false,
             send: None,
             deadline: None,
             finished: None,
@@ -482,6 +483,8 @@ pin_project_lite::pin_project! {
         watch: bool,
         try_now: bool,
         started: bool,
+        // Handed back by a send that waited for room (`queue.rs`).
+        returned: bool,
         #[pin]
         send: Option<mailbox::Send<'h, R>>,
         #[pin]
@@ -515,11 +518,14 @@ impl<R: Message, T> Future for CallFuture<'_, R, T> {
                 let waits = matches!(this.answer, Some(Answer::Reply(_)));
                 let from_server = scope::serving();
                 let from_itself = from_server == Some(this.control.id());
-                if !from_itself && this.control.refuses_outside() {
+                // Handed back by a send that waited for room: it was let in
+                // already, and only needs a place again.
+                let returned = std::mem::take(this.returned);
+                if !returned && !from_itself && this.control.refuses_outside() {
                     // Draining: only the server's own follow-ups get in.
                     return Poll::Ready(Err(this.control.closed_error()));
                 }
-                if waits && from_server.is_some() {
+                if waits && from_server.is_some() && !returned {
                     match scope::waiting_for(this.control.id()) {
                         Waiting::Outside => {}
                         Waiting::Chain(chain) => {
@@ -594,6 +600,7 @@ impl<R: Message, T> Future for CallFuture<'_, R, T> {
                         this.send.set(None);
                         *this.request = Some(request);
                         *this.started = false;
+                        *this.returned = true;
                         continue;
                     }
                     Poll::Ready(Err(Unsent::Closed(_))) => {

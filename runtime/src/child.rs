@@ -500,8 +500,16 @@ where
             loop {
                 // A parked child has no loop to drain: it ends now.
                 self.gate.release(Verdict::End(reason.clone()));
-                if let Phase::Gone(reason) = &*self.gate.phase() {
-                    return reason.clone();
+                let gone = match &*self.gate.phase() {
+                    Phase::Gone(reason) => Some(reason.clone()),
+                    _ => None,
+                };
+                if let Some(reason) = gone {
+                    // Gone is told as the server ends, before its last state
+                    // is dropped; its end is complete (`closed()`) once it
+                    // is, and a shut-down child holds nothing any more.
+                    control.closed_reason().await;
+                    return reason;
                 }
                 tokio::select! {
                     // Gone, or parked again with a verdict to give.
