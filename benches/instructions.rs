@@ -3,7 +3,7 @@
 //! callgrind (steadier than wall time on a shared machine). Under plain
 //! `cargo bench` it runs each workload once, as a smoke test.
 //!
-//! Usage: `instructions <patchboard|protocol|tokio_mpsc|async_channel> <seq|async|cast|flood|spawn> <n>`.
+//! Usage: `instructions <patchboard|protocol|tokio_mpsc|async_channel> <seq|async|cast|flood|spawn|contended|contended_async> <n>`.
 
 mod impls;
 
@@ -41,6 +41,28 @@ async fn run<A: Account>(workload: &str, n: u64) {
             }
             std::hint::black_box(account.balance().await);
         }
+        "contended" | "contended_async" => {
+            // 64 callers on the one thread, `n` calls in all.
+            let callers: Vec<_> = (0..64)
+                .map(|caller| {
+                    let account = account.clone();
+                    let calls = n / 64 + u64::from(caller < n % 64);
+                    let sync = workload == "contended";
+                    tokio::spawn(async move {
+                        for _ in 0..calls {
+                            if sync {
+                                std::hint::black_box(account.deposit(1).await);
+                            } else {
+                                std::hint::black_box(account.deposit_async(1).await);
+                            }
+                        }
+                    })
+                })
+                .collect();
+            for caller in callers {
+                caller.await.expect("caller");
+            }
+        }
         "spawn" => {
             // Spawn, one call, drop: what a short-lived server costs.
             for _ in 0..n {
@@ -63,7 +85,15 @@ fn main() {
     if args.len() != 3 {
         // `cargo bench` passes `--bench`: run everything once.
         for implementation in ["patchboard", "protocol", "tokio_mpsc", "async_channel"] {
-            for workload in ["seq", "async", "cast", "flood", "spawn"] {
+            for workload in [
+                "seq",
+                "async",
+                "cast",
+                "flood",
+                "spawn",
+                "contended",
+                "contended_async",
+            ] {
                 runtime.block_on(dispatch(implementation, workload, 10));
             }
         }

@@ -15,10 +15,10 @@ count() {
     valgrind --tool=callgrind --callgrind-out-file=/dev/null "$binary" "$1" "$2" "$3" 2>&1 |
         sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
 }
-printf '%-14s %10s %10s %10s %10s %10s\n' implementation seq async cast flood spawn
+printf '%-14s %10s %10s %10s %10s %10s %10s %10s\n' implementation seq async cast flood spawn contended c_async
 for implementation in ${IMPLEMENTATIONS:-patchboard tokio_mpsc async_channel}; do
     line=$(printf '%-14s' "$implementation")
-    for workload in seq async cast flood spawn; do
+    for workload in ${WORKLOADS:-seq async cast flood spawn contended contended_async}; do
         small=$(count "$implementation" "$workload" 1000)
         large=$(count "$implementation" "$workload" 11000)
         line+=$(printf ' %10d' $(((large - small) / 10000)))
