@@ -123,14 +123,29 @@ struct Watcher {
 /// The parts of `Control` that only change on rare events, behind one lock.
 #[derive(Default)]
 struct Shared {
-    /// What the server's code created that ends with the server.
-    bound: Vec<Weak<dyn Ends>>,
     /// The tasks of the serve loops, to wake on a signal.
     wakers: Wakers,
+    /// Boxed, and only once needed: most servers are never watched, watch
+    /// nobody and bind nothing, and every idle server carries this struct
+    /// (BENCHMARKS.md).
+    links: Option<Box<Links>>,
+}
+
+/// What a server is tied to: `Shared`'s rarely used part.
+#[derive(Default)]
+struct Links {
+    /// What the server's code created that ends with the server.
+    bound: Vec<Weak<dyn Ends>>,
     /// Who to tell when this server stops.
     watchers: Vec<Watcher>,
     /// Watched servers that stopped, for the serve loop to handle.
     downs: Vec<(Down, Then)>,
+}
+
+impl Shared {
+    fn links(&mut self) -> &mut Links {
+        self.links.get_or_insert_with(Box::default)
+    }
 }
 
 /// The serve tasks' wakers: the first inline, so that a server with one
@@ -228,8 +243,9 @@ impl Control {
     #[cfg(feature = "inventory")]
     pub(crate) fn watchers(&self) -> Vec<(ServerId, Then)> {
         self.shared()
-            .watchers
+            .links
             .iter()
+            .flat_map(|links| &links.watchers)
             .filter_map(|watcher| Some((watcher.control.upgrade()?.id, watcher.then)))
             .collect()
     }
@@ -348,7 +364,7 @@ impl Control {
             }
             return;
         }
-        let bound = &mut shared.bound;
+        let bound = &mut shared.links().bound;
         if bound.len() == bound.capacity() {
             bound.retain(|value| value.strong_count() > 0);
         }
@@ -364,7 +380,7 @@ impl Control {
             watcher.deliver(self.down(reason.clone()), then);
             return;
         }
-        let watchers = &mut shared.watchers;
+        let watchers = &mut shared.links().watchers;
         if watchers.len() == watchers.capacity() {
             watchers.retain(|watcher| watcher.control.strong_count() > 0);
         }
@@ -388,7 +404,7 @@ impl Control {
         if self.reason().is_some() {
             return;
         }
-        shared.downs.push((down, then));
+        shared.links().downs.push((down, then));
         drop(shared);
         self.signal_again(Signals::EVENTS);
     }
@@ -436,7 +452,11 @@ impl Control {
     /// The watched servers that stopped since the last call.
     pub(crate) fn take_downs(&self) -> Vec<(Down, Then)> {
         self.signals.fetch_and(!Signals::EVENTS, Ordering::AcqRel);
-        std::mem::take(&mut self.shared().downs)
+        self.shared()
+            .links
+            .as_mut()
+            .map(|links| std::mem::take(&mut links.downs))
+            .unwrap_or_default()
     }
 
     /// A replica ended. For the last one, returns the server's stop
@@ -461,14 +481,17 @@ impl Control {
             self.reasons.finished(reason);
             std::mem::take(&mut *shared)
         };
+        let Some(links) = shared.links else {
+            return;
+        };
         if let Some(reason) = self.reason() {
-            for watcher in &shared.watchers {
+            for watcher in &links.watchers {
                 if let Some(control) = watcher.control.upgrade() {
                     control.deliver(self.down(reason.clone()), watcher.then);
                 }
             }
         }
-        for value in shared.bound.iter().filter_map(Weak::upgrade) {
+        for value in links.bound.iter().filter_map(Weak::upgrade) {
             value.end();
         }
     }

@@ -57,7 +57,10 @@ impl<'a> Request<'a> {
 
     /// `future` as the request's code.
     #[inline(always)]
-    pub(crate) fn instrument<F: Future>(&self, future: F) -> impl Future<Output = F::Output> {
+    pub(crate) fn instrument<F: Future>(
+        &self,
+        future: F,
+    ) -> impl Future<Output = F::Output> + use<F> {
         self.trace.instrument(future)
     }
 

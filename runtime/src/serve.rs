@@ -275,82 +275,112 @@ enum Ended<S> {
 }
 
 /// Starts `state`, serves until it stops, runs `#[on_stop]`.
-async fn run<S: Server>(mut state: S, replica: &mut Replica<S>) -> Ended<S> {
-    let control = &*replica.context.control;
-    let context = &replica.context;
-    match catch(control, state.on_start(context)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(why)) => return Ended::NotStarted(StopReason::StartFailed(why), state),
-        Err(panic) => return Ended::NotStarted(StopReason::Panicked(panic), state),
-    }
-    observe::started::<S>(control);
-    if let Some(supervision) = replica.restarts.as_deref().and_then(Restarts::supervision) {
-        supervision.started();
-    }
-    let served = match catch_sync(control, || state.periods()) {
-        Ok(periods) => {
-            let timers = Timers::new(periods);
-            let one_lane = replica.mailbox.has_one_lane();
-            let requests = Requests {
-                mailbox: &mut replica.mailbox,
-                control,
-                context,
-                on_panic: replica.on_panic,
-                slot: replica.slot.as_deref(),
-            };
-            // Most servers have neither timers nor priority levels: their
-            // loop waits on one plain receive. The other loop's waiting (a
-            // `select!` over lanes and timers) is boxed, once per start, so
-            // that it does not grow every server's task (BENCHMARKS.md).
-            // `None` while the state is lent to the slot; the loop has it
-            // back whenever `next_or_signal` returns.
-            let mut held = Held(Some(state));
-            let served = match timers {
-                None if one_lane => requests.serve(&mut held.0, OneLane).await,
-                timers => Box::pin(requests.serve(&mut held.0, Lanes { timers })).await,
-            };
-            state = match held.0.take() {
-                Some(state) => state,
-                None => unreachable!("the loop holds its state when it stops serving"),
-            };
-            served
+///
+/// A function returning a block rather than an `async fn`, and the state
+/// in one place (`held`) from start to end: an `async fn` would keep it as
+/// its argument and again in each local it is moved into, and every
+/// server's task is as large as this future (BENCHMARKS.md).
+#[allow(clippy::manual_async_fn)] // on purpose: see above
+fn run<S: Server>(state: S, replica: &mut Replica<S>) -> impl Future<Output = Ended<S>> + '_ {
+    let mut held = Held(Some(state));
+    async move {
+        let control = &*replica.context.control;
+        let context = &replica.context;
+        match catch(control, held.state().on_start(context)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(why)) => return Ended::NotStarted(StopReason::StartFailed(why), held.take()),
+            Err(panic) => return Ended::NotStarted(StopReason::Panicked(panic), held.take()),
         }
-        Err(panic) => Served::Faulted(panic),
-    };
-    let stopped = catch(control, state.on_stop(context));
-    match served {
-        Served::Drained => match stopped.await {
-            Ok(()) => Ended::Stopped(Ending::Drained, Some(state)),
-            Err(panic) => Ended::Stopped(Ending::Own(StopReason::Panicked(panic)), Some(state)),
-        },
-        Served::Faulted(panic) => {
-            let _ = stopped.await;
-            Ended::Faulted(panic, state)
+        observe::started::<S>(control);
+        if let Some(supervision) = replica.restarts.as_deref().and_then(Restarts::supervision) {
+            supervision.started();
         }
-        Served::Restart => {
-            let _ = stopped.await;
-            Ended::Restart(state)
-        }
-        Served::Terminal(request) => {
-            // `on_stop` needs the state, which the terminal method
-            // consumes, so it runs first.
-            let _ = stopped.await;
-            let reason = match catch(control, state.consume(request, context)).await {
-                Ok(()) => StopReason::Terminal,
-                Err(panic) => StopReason::Panicked(panic),
-            };
-            control.set_cause(reason.clone());
-            Ended::Stopped(Ending::Own(reason), None)
+        let served = match catch_sync(control, || held.state().periods()) {
+            Ok(periods) => {
+                // Boxed until it is known which loop runs: as a plain local
+                // it would be kept, empty, beside the plain loop (the size
+                // of every server's task).
+                let timers = Timers::new(periods).map(Box::new);
+                let one_lane = replica.mailbox.has_one_lane();
+                let requests = Requests {
+                    mailbox: &mut replica.mailbox,
+                    control,
+                    context,
+                    on_panic: replica.on_panic,
+                    slot: replica.slot.as_deref(),
+                };
+                // Most servers have neither timers nor priority levels:
+                // their loop waits on one plain receive. The other loop's
+                // waiting (a `select!` over lanes and timers) is boxed, once
+                // per start, so that it does not grow every server's task
+                // (BENCHMARKS.md). `held` is `None` while the state is lent
+                // to the slot; the loop has it back whenever
+                // `next_or_signal` returns, and when it stops serving.
+                match timers {
+                    None if one_lane => requests.serve(&mut held.0, OneLane).await,
+                    timers => {
+                        let timers = timers.map(|timers| *timers);
+                        Box::pin(requests.serve(&mut held.0, Lanes { timers })).await
+                    }
+                }
+            }
+            Err(panic) => Served::Faulted(panic),
+        };
+        let stopped = catch(control, held.state().on_stop(context));
+        match served {
+            Served::Drained => match stopped.await {
+                Ok(()) => Ended::Stopped(Ending::Drained, Some(held.take())),
+                Err(panic) => {
+                    Ended::Stopped(Ending::Own(StopReason::Panicked(panic)), Some(held.take()))
+                }
+            },
+            Served::Faulted(panic) => {
+                let _ = stopped.await;
+                Ended::Faulted(panic, held.take())
+            }
+            Served::Restart => {
+                let _ = stopped.await;
+                Ended::Restart(held.take())
+            }
+            Served::Terminal(request) => {
+                // `on_stop` needs the state, which the terminal method
+                // consumes, so it runs first.
+                let _ = stopped.await;
+                let reason = match catch(control, held.take().consume(request, context)).await {
+                    Ok(()) => StopReason::Terminal,
+                    Err(panic) => StopReason::Panicked(panic),
+                };
+                control.set_cause(reason.clone());
+                Ended::Stopped(Ending::Own(reason), None)
+            }
         }
     }
 }
 
-/// The state while the request loop runs. Dropped with it still inside
-/// only when the serve task itself is dropped mid-handler (a runtime
-/// shutting down): the replies the state holds are then answered as the
+/// The state from its start to its end. Dropped with it still inside
+/// only when the serve task itself is dropped mid-handler or mid-hook (a
+/// runtime shutting down): the replies the state holds are then answered as the
 /// drop guard answers those of a state lent to the slot, not left to be
 /// dropped unanswered.
 struct Held<S>(Option<S>);
+
+impl<S> Held<S> {
+    /// The state, which the loop holds whenever it is not serving.
+    fn state(&mut self) -> &mut S {
+        match &mut self.0 {
+            Some(state) => state,
+            None => unreachable!("the loop holds its state when it stops serving"),
+        }
+    }
+
+    /// The state, out of its guard for good.
+    fn take(&mut self) -> S {
+        match self.0.take() {
+            Some(state) => state,
+            None => unreachable!("the loop holds its state when it stops serving"),
+        }
+    }
+}
 
 impl<S> Drop for Held<S> {
     fn drop(&mut self) {

@@ -177,7 +177,10 @@ mod on {
 
         /// `future` with the span entered, and the request's trace id
         /// current, at each poll.
-        pub(crate) fn instrument<F: Future>(&self, future: F) -> impl Future<Output = F::Output> {
+        pub(crate) fn instrument<F: Future>(
+            &self,
+            future: F,
+        ) -> impl Future<Output = F::Output> + use<F> {
             InTrace {
                 trace: self.trace,
                 future: tracing::Instrument::instrument(future, self.span.clone()),
