@@ -14,8 +14,9 @@
 )]
 
 use std::collections::HashMap;
+use std::time::Duration;
 
-use patchboard::{CallError, Reply, Server, protocol, server};
+use patchboard::{CallError, Context, Reply, Scheduled, Server, protocol, server};
 
 /// A documented key-value server.
 #[derive(Debug)]
@@ -29,6 +30,19 @@ pub struct Missing;
 
 #[server]
 impl Documented {
+    /// Clears the map every `period`; the timer is returned, to cancel.
+    /// (A synchronous handler that returns a future, as a value: the
+    /// generated code yields it without a lint.)
+    pub fn clear_every(&mut self, period: Duration, ctx: &Context<Self>) -> Scheduled<()> {
+        ctx.interval(period, |me| me.clear())
+    }
+
+    /// Clears the map.
+    #[cast]
+    pub fn clear(&mut self) {
+        self.map.clear();
+    }
+
     /// Sets a value.
     pub fn set(&mut self, key: String, value: u64) {
         let _previous = self.map.insert(key, value);
@@ -113,7 +127,7 @@ impl Counting for Counter {
 
 #[tokio::test]
 async fn strict_lints_pass() -> Result<(), CallError> {
-    tokio::time::timeout(std::time::Duration::from_secs(10), calls())
+    tokio::time::timeout(Duration::from_secs(10), calls())
         .await
         .expect("no hang")
 }

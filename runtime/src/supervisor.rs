@@ -60,7 +60,10 @@ pub enum SupervisorEvent {
         /// The child's name, if it has one.
         name: Option<Arc<str>>,
     },
-    /// A child was restarted in place: same handle, same id.
+    /// A child was restarted in place: same handle, same id. One event
+    /// per restart, as the restart intensity counts them, also when the
+    /// new state fails its `#[on_start]` (its failure is then the reason
+    /// of the next restart).
     Restarted {
         /// The supervisor.
         supervisor: ServerId,
@@ -1002,14 +1005,15 @@ impl Tree {
                 self.start_anew(at, reason).await
             } else {
                 let started = self.slots[at].member.bring_up().await;
-                if started.is_ok() {
-                    self.emit(SupervisorEvent::Restarted {
-                        supervisor: self.shared.id,
-                        child: self.slots[at].member.id(),
-                        name: self.slots[at].spec.name().cloned(),
-                        reason,
-                    });
-                }
+                // Every restart is told, as the intensity counts it: one
+                // whose new state fails its start too (that failure is
+                // the reason of the next).
+                self.emit(SupervisorEvent::Restarted {
+                    supervisor: self.shared.id,
+                    child: self.slots[at].member.id(),
+                    name: self.slots[at].spec.name().cloned(),
+                    reason,
+                });
                 started
             };
             if started.is_err() {
@@ -1044,9 +1048,17 @@ impl Tree {
             entry.handle = member.handle();
         }
         self.slots[at].member = member;
-        // A name the registry refuses now (another server took it) leaves
-        // the new server unnamed there; it still runs under this supervisor.
-        let _ = self.register(&*self.slots[at].member, self.slots[at].spec.name());
+        // A name another server took meanwhile is a failed start, as for
+        // `start_child`: the new server is stopped, and the child handled
+        // as failed (a permanent one is started anew again, within the
+        // intensity), never left running unnamed.
+        if started.is_ok()
+            && let Err(error) = self.register(&*self.slots[at].member, self.slots[at].spec.name())
+        {
+            let why = StopReason::StartFailed(error.to_string().into());
+            let _ = self.slots[at].member.shutdown(why.clone()).await;
+            return Err(why);
+        }
         if started.is_ok() {
             self.emit(SupervisorEvent::Started {
                 supervisor: self.shared.id,

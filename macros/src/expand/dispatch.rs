@@ -136,6 +136,10 @@ pub fn generate(server: &Server<'_>, names: &Names) -> TokenStream {
                 #private::Builder::new(self).spawn()
             }
 
+            // A synchronous handler may return a future (a `Scheduled`, a
+            // `JoinHandle`): as a value, which the block that observes it
+            // yields on purpose.
+            #[allow(clippy::async_yields_async)]
             fn dispatch(&mut self, request: Self::Request, #context: &#private::Context<Self>) -> #dispatch_future {
                 async move {
                     match request {

@@ -168,6 +168,7 @@ impl ::patchboard::__private::Server for Counter {
     fn spawn(self) -> Self::Handle {
         ::patchboard::__private::Builder::new(self).spawn()
     }
+    #[allow(clippy::async_yields_async)]
     fn dispatch(
         &mut self,
         request: Self::Request,
