@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use common::{LIMIT, PAUSED_LIMIT, within};
 use patchboard::{
-    CallError, Child, Context, RegisterError, Registry, RestartKind, Scheduled, Server,
-    ServerId, Strategy, Subscription, SupervisorBuilder, SupervisorEnd, SupervisorEvent, server,
+    CallError, Child, Context, RegisterError, Registry, RestartKind, Scheduled, Server, ServerId,
+    Strategy, Subscription, SupervisorBuilder, SupervisorEnd, SupervisorEvent, server,
 };
 use tokio::sync::Notify;
 
@@ -243,7 +243,10 @@ async fn intensity_allows_exactly_n_and_gives_up_at_n_plus_one() {
                 .unwrap();
             let w = sup.child::<Worker>("w").unwrap();
             for i in 0..n {
-                assert!(matches!(w.crash().await, Err(CallError::Panicked(_))), "crash {i}");
+                assert!(
+                    matches!(w.crash().await, Err(CallError::Panicked(_))),
+                    "crash {i}"
+                );
                 assert_eq!(w.generation().await, Ok(i as u32 + 2), "n={n}: restart {i}");
             }
             assert!(!sup.is_closed(), "n={n}: gave up after exactly n restarts");
@@ -354,7 +357,11 @@ async fn a_delayed_message_outlives_a_supervisor_restart_and_reaches_the_new_sta
         assert!(matches!(w.crash().await, Err(CallError::Panicked(_))));
         tokio::time::sleep(Duration::from_secs(11)).await;
         assert_eq!(w.generation().await, Ok(2));
-        assert_eq!(*facts.marks.lock().unwrap(), [2], "the timer fired into the new state");
+        assert_eq!(
+            *facts.marks.lock().unwrap(),
+            [2],
+            "the timer fired into the new state"
+        );
         sup.shutdown().await;
     })
     .await;
