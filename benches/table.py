@@ -2,7 +2,7 @@
 """Issue 31's table from criterion's last run of `cargo bench --bench actor`:
 each workload's time per operation for patchboard and the hand-written
 actors, and patchboard's ratio to the hand-written tokio actor (below 1.00
-is faster). Reads target/criterion/<group>/<implementation>/new/estimates.json
+is faster). Reads target/criterion/<group>_<flavour>/<implementation>/new/estimates.json
 (honours CARGO_TARGET_DIR). Usage: python3 benches/table.py"""
 import json
 import os
@@ -44,7 +44,7 @@ for flavour in ["current_thread", "multi_thread_2"]:
     print("| workload | " + " | ".join(impls) + " | ratio to tokio_mpsc |")
     print("| --- |" + " ---: |" * (len(impls) + 1))
     for group, label, per in rows:
-        times = {i: median_ns(f"{group}/{flavour}", i) for i in impls}
+        times = {i: median_ns(f"{group}_{flavour}", i) for i in impls}
         times = {i: (t / per if t is not None else None) for i, t in times.items()}
         ours, theirs = times["patchboard"], times["tokio_mpsc"]
         ratio = f"{ours / theirs:.2f}" if ours and theirs else "—"
