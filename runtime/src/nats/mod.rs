@@ -114,6 +114,8 @@
 
 mod wire;
 
+mod refusal;
+
 mod service;
 
 mod remote;
@@ -130,6 +132,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use crate::server::{Handle, Server};
 
 pub use pubsub::{publish, subscribe};
+pub use refusal::{connect, connect_with};
 pub use remote::{Forwarded, Link, Remote, confirm};
 pub use service::{Incoming, Service, Serving};
 pub use wire::{Answering, Decode, Encode, NotWire, Response, VERSION, ViaSerde, WireTag};
@@ -182,7 +185,14 @@ fn has_room<F: Future<Output = ()>>(
 /// sent before: a message to ourselves comes back only after it. Bounded
 /// by the client's request timeout, so a lost connection cannot hold it.
 async fn round_trip(client: &async_nats::Client) -> Result<(), async_nats::Error> {
-    let inbox = client.new_inbox();
+    round_trip_via(client, client.new_inbox()).await
+}
+
+/// [`round_trip`] through `inbox`, a subject of the client's own.
+async fn round_trip_via(
+    client: &async_nats::Client,
+    inbox: String,
+) -> Result<(), async_nats::Error> {
     let mut echo = client.subscribe(inbox.clone()).await?;
     client.publish(inbox, Bytes::new()).await?;
     client.flush().await?;
