@@ -14,9 +14,16 @@
 //! When the event is seen: the connection's task queues it for the events
 //! task before it reads anything the NATS server sent after the refusal,
 //! so once a round trip has come back the event is queued; the watcher
-//! sees it when the events task next runs. [`Joining::joined`] waits one
-//! more round trip before it looks, and what it cannot have seen by then
-//! ends the service or the subscription later ([`Joined::refused`]).
+//! sees it when the events task next runs. [`Joining::joined`] gives that
+//! task [`EVENTS_GRACE`] to do so, and what it has not seen by then ends
+//! the service or the subscription later ([`Joined::refused`]). Nothing
+//! surer is to be had: the events task is the only way the line comes
+//! out of async-nats, and no event the client can cause, whatever the
+//! user's permissions, would mark the end of what came before it (a
+//! subscription to an invalid subject draws `-ERR 'Invalid Subject'` from
+//! nats-server 2.9, but is logged there as a permission violation for a
+//! user whose permissions do not cover it, and is no behaviour the
+//! protocol promises).
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
@@ -54,7 +61,9 @@ static WATCHED: Mutex<Vec<(Weak<Statistics>, Arc<Watcher>)>> = Mutex::new(Vec::n
 /// [`subscribe`](super::subscribe) fail when the NATS server refuses one
 /// of their subscriptions (a user without subscribe permission on one of
 /// their subjects, or on `_INBOX.>`), naming the subject, instead of
-/// returning `Ok` for a service nobody can reach.
+/// returning `Ok` for a service nobody can reach. A refusal seen later
+/// ends the service or the subscription. [Joining and
+/// leaving](super#joining-and-leaving) says exactly when each happens.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), patchboard_runtime::nats::async_nats::Error> {
