@@ -133,9 +133,12 @@ fn nats_url() -> String {
 
 async fn connect() -> Result<async_nats::Client, ExitCode> {
     let url = nats_url();
-    async_nats::ConnectOptions::new()
-        .connection_timeout(std::time::Duration::from_secs(2))
-        .connect(&url)
+    // Through `nats::connect`, so that a subscription the NATS server
+    // refuses (a user without permission) fails `serve` instead of
+    // passing unseen.
+    let options =
+        async_nats::ConnectOptions::new().connection_timeout(std::time::Duration::from_secs(2));
+    patchboard::nats::connect(url.as_str(), options)
         .await
         .map_err(|error| {
             eprintln!(

@@ -1,8 +1,8 @@
 //! Remote servers over a real `nats-server` (the `nats` feature): calls,
 //! errors across the wire, discovery, pools across processes, faults,
-//! permissions and subscriptions. Each test starts its own `nats-server`
-//! on a free loopback port; without one installed they say so and skip
-//! (with `CI=true` they fail).
+//! permissions, refused subscriptions and subscriptions. Each test starts
+//! its own `nats-server` on a free loopback port; without one installed
+//! they say so and skip (with `CI=true` they fail).
 //!
 //! Processes: a test that needs a second process runs this very test
 //! binary again, as `role_child` with `SB_ROLE` set.

@@ -15,6 +15,49 @@ pub struct NatsServer {
     /// More arguments (a cluster node's).
     args: Vec<String>,
     child: Option<Child>,
+    /// A mark each time its log says it has reloaded its configuration.
+    reloaded: Option<mpsc::Receiver<()>>,
+}
+
+/// A user of a test's `nats-server`: its name, which is also its password,
+/// and what it may do: `None` for everything, or the subjects it may
+/// publish and subscribe to (nats-server's syntax: `"bank.>"`, and
+/// `"bank.* q"` for a subscription in the queue group `q` only).
+#[allow(dead_code)] // Not every user of this module has users.
+#[derive(Clone, Copy, Debug)]
+pub struct User<'a> {
+    pub name: &'a str,
+    pub publish: Option<&'a [&'a str]>,
+    pub subscribe: Option<&'a [&'a str]>,
+}
+
+/// The `authorization` block that gives `users` (and nobody else) access.
+fn authorization(users: &[User<'_>]) -> String {
+    let list = |subjects: &[&str]| {
+        let quoted: Vec<String> = subjects.iter().map(|s| format!("{s:?}")).collect();
+        format!("[{}]", quoted.join(", "))
+    };
+    let mut config = String::from("authorization {\n  users = [\n");
+    for user in users {
+        let mut permissions = Vec::new();
+        if let Some(publish) = user.publish {
+            permissions.push(format!("publish: {}", list(publish)));
+        }
+        if let Some(subscribe) = user.subscribe {
+            permissions.push(format!("subscribe: {}", list(subscribe)));
+        }
+        config.push_str(&format!(
+            "    {{ user: {name:?}, password: {name:?}{} }}\n",
+            if permissions.is_empty() {
+                String::new()
+            } else {
+                format!(", permissions: {{ {} }}", permissions.join(", "))
+            },
+            name = user.name,
+        ));
+    }
+    config.push_str("  ]\n}\n");
+    config
 }
 
 /// `nats-server`, if installed. Outside CI a missing one is reported
@@ -69,9 +112,39 @@ impl NatsServer {
             config,
             args: Vec::new(),
             child: None,
+            reloaded: None,
         };
         server.spawn();
         Some(server)
+    }
+
+    /// Starts one whose only users are `users`, each with its permissions
+    /// (in a config file; on 127.0.0.1 and a port it picks, as
+    /// [`start`](Self::start)).
+    #[allow(dead_code)]
+    pub fn start_with_users(users: &[User<'_>]) -> Option<Self> {
+        Self::start_with_config(&authorization(users))
+    }
+
+    /// Gives it `users` instead, as an operator editing its config file
+    /// does, and returns once it has reloaded them (`--signal reload`);
+    /// its connections stay. Panics after 10 s.
+    #[allow(dead_code)]
+    pub fn reload_users(&mut self, users: &[User<'_>]) {
+        let config = self.config.as_ref().expect("a server started with users");
+        std::fs::write(config, authorization(users)).expect("the config file can be written");
+        let pid = self.child.as_ref().expect("a running server").id();
+        let signalled = Command::new(&self.binary)
+            .arg("--signal")
+            .arg(format!("reload={pid}"))
+            .status()
+            .expect("nats-server --signal runs");
+        assert!(signalled.success(), "nats-server --signal reload failed");
+        self.reloaded
+            .as_ref()
+            .expect("its log is read")
+            .recv_timeout(Duration::from_secs(10))
+            .expect("nats-server reloaded its configuration within 10 s");
     }
 
     /// `nats://127.0.0.1:<port>`.
@@ -118,9 +191,14 @@ impl NatsServer {
         // Its log says where it listens; read on (and dropped) by a thread
         // of its own so that the server never blocks on a full pipe.
         let (listening, port) = mpsc::channel();
+        let (reloading, reloaded) = mpsc::channel();
+        self.reloaded = Some(reloaded);
         std::thread::spawn(move || {
             const MARK: &str = "Listening for client connections on ";
             for line in log.lines().map_while(Result::ok) {
+                if line.contains("Reloaded server configuration") {
+                    let _ = reloading.send(());
+                }
                 if let Some(at) = line.find(MARK) {
                     let address = &line[at + MARK.len()..];
                     let port = address
@@ -190,6 +268,7 @@ impl NatsCluster {
                     binary: binary.clone(),
                     port: 0,
                     config: None,
+                    reloaded: None,
                     args: vec![
                         "--cluster_name".into(),
                         "patchboard".into(),

@@ -1577,3 +1577,6 @@ fn soak_across_processes_and_a_cluster_keeps_every_promise() {
         "seed {seed}: memory grew from {first} to {last} bytes across the rounds"
     );
 }
+
+#[path = "refusal.rs"]
+mod refusal;

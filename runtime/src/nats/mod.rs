@@ -11,13 +11,18 @@
 //! `bank.<method>` (`bank.deposit`), in the queue group `q`: every process
 //! serving `bank` takes a share of the requests, wherever it runs. NATS's
 //! own `$SRV.PING|INFO|STATS.bank` subjects describe the service to the
-//! `nats micro` tooling. Operators grant per-service permissions on
-//! `bank.>` (and `_INBOX.>` for callers' answers).
+//! `nats micro` tooling. Operators grant per-service permissions: a
+//! serving user subscribes to `bank.>` (in the queue group `q`), `$SRV.>`
+//! and `_INBOX.>`; a calling user publishes to `bank.>` and subscribes to
+//! `_INBOX.>` for the answers.
 //!
 //! # Who may call
 //!
 //! Bring your own configured [`async_nats::Client`]: credentials, nkeys and
-//! TLS are NATS's, and patchboard adds no security of its own.
+//! TLS are NATS's, and patchboard adds no security of its own. Connect it
+//! through [`connect`] (any `ConnectOptions`) to have the subscriptions
+//! the NATS server refuses reported: see [joining and
+//! leaving](#joining-and-leaving).
 //!
 //! # What a remote handle is
 //!
@@ -50,10 +55,11 @@
 //! with a one-line summary in the `Nats-Service-Error` header for the NATS
 //! tooling. A NATS server reports a permission violation to the
 //! connection, not to the request: a call it refuses fails with
-//! [`CallError::Timeout`](crate::CallError::Timeout) at its deadline, and a subscription it refuses
-//! (a user without subscribe permission) is not seen by [`Service::serve`]
-//! or [`subscribe`], which return `Ok`: it reaches only the client's event
-//! callback (`ConnectOptions::event_callback`, `Event::ServerError`).
+//! [`CallError::Timeout`](crate::CallError::Timeout) at its deadline. A subscription it refuses (a
+//! user without subscribe permission) is an error from [`Service::serve`]
+//! or [`subscribe`] on a client from [`connect`], naming the subject; on
+//! another client they return `Ok`, and calls to such a service fail
+//! with `NoResponders`.
 //!
 //! # Delivery
 //!
@@ -96,6 +102,38 @@
 //! was routed to the process that left), and a value published on another
 //! node right after `subscribe` may be lost.
 //!
+//! **A refused subscription** is an error from the call that asked for
+//! it, on a client from [`connect`]: the NATS server answers one it
+//! refuses with a line of its own (`-ERR 'Permissions Violation for
+//! Subscription to ...'`), and nothing else. async-nats hands that line
+//! only to the connection's event callback, on an events task of its own
+//! ([nats.rs#1284](https://github.com/nats-io/nats.rs/issues/1284)):
+//! [`connect`] installs patchboard's, which tells each `serve` or
+//! `subscribe` on that connection of a refusal of one of its subjects
+//! (registered before it subscribes). By the time the round trip has come
+//! back, the line is queued for the events task; `serve` and `subscribe`
+//! then give that task up to 20 ms to hand it over (a wait only a call
+//! that was not refused pays out in full). What remains:
+//!
+//! - The events task is a task like any other: on a multi-threaded
+//!   runtime whose every worker is busy, or whose worker thread the
+//!   operating system does not run, for those 20 ms, a refusal is seen
+//!   after `serve` or `subscribe` returned `Ok`. It is not lost: it ends
+//!   the service ([`Serving::ended`] says why) or the subscription (its
+//!   `recv` returns `None`), as a subscription refused later does (a
+//!   permission withdrawn by a configuration reload, or on reconnecting).
+//!   On a `current_thread` runtime the events task, woken first, runs
+//!   before the call resumes.
+//! - async-nats drops events that find 128 others waiting for its events
+//!   task: a refusal lost that way is not seen at all.
+//! - A refusal names a subject (and queue group), not a subscription: on
+//!   one connection, it is told to every `serve` and `subscribe` watching
+//!   that subject, as the NATS server would refuse any of them. Other
+//!   connections, even of the same process and user, are not told.
+//! - Without the round trip's echo (the user may not subscribe to
+//!   `_INBOX.>`), `serve` fails at once but cannot confirm that the
+//!   endpoints the NATS server accepted have left when it returns.
+//!
 //! [`Call`]: crate::Call
 //! [`CallError::Closed`]: crate::CallError::Closed
 //! [`CallError::NoResponders`]: crate::CallError::NoResponders
@@ -107,12 +145,15 @@
 //! As async-nats splits `service/`: `wire` holds the bytes on the subjects
 //! (payloads, headers, subjects, error codes), `service` serves (a task per
 //! [`Service`]), `remote` calls (a forwarder per [`Remote`] handle),
-//! `pubsub` carries subscriptions ([`publish`], [`subscribe`]). This file
-//! keeps what they share: the trait generated code implements, the
-//! defaults, the round trip that confirms a subscription, and the
-//! in-flight limit.
+//! `pubsub` carries subscriptions ([`publish`], [`subscribe`]), and
+//! `refusal`, below `service` and `pubsub`, watches what the NATS server
+//! refuses on a connection from [`connect`]. This file keeps what they
+//! share: the trait generated code implements, the defaults, the round
+//! trip that confirms a subscription, and the in-flight limit.
 
 mod wire;
+
+mod refusal;
 
 mod service;
 
@@ -130,6 +171,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use crate::server::{Handle, Server};
 
 pub use pubsub::{publish, subscribe};
+pub use refusal::{connect, connect_with};
 pub use remote::{Forwarded, Link, Remote, confirm};
 pub use service::{Incoming, Service, Serving};
 pub use wire::{Answering, Decode, Encode, NotWire, Response, VERSION, ViaSerde, WireTag};
@@ -182,7 +224,14 @@ fn has_room<F: Future<Output = ()>>(
 /// sent before: a message to ourselves comes back only after it. Bounded
 /// by the client's request timeout, so a lost connection cannot hold it.
 async fn round_trip(client: &async_nats::Client) -> Result<(), async_nats::Error> {
-    let inbox = client.new_inbox();
+    round_trip_via(client, client.new_inbox()).await
+}
+
+/// [`round_trip`] through `inbox`, a subject of the client's own.
+async fn round_trip_via(
+    client: &async_nats::Client,
+    inbox: String,
+) -> Result<(), async_nats::Error> {
     let mut echo = client.subscribe(inbox.clone()).await?;
     client.publish(inbox, Bytes::new()).await?;
     client.flush().await?;

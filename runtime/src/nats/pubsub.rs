@@ -5,7 +5,8 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{round_trip, wire};
+use super::refusal::{Joining, Wanted};
+use super::wire;
 use crate::subscription::{Subscription, subscription};
 
 /// Publishes every value of `subscription` to `subject` until it ends:
@@ -39,10 +40,21 @@ where
 /// Returns once the NATS server has the subscription: a value published
 /// after that, from any connection, reaches it.
 ///
+/// On a client from [`connect`](super::connect), a subscription the NATS
+/// server refuses (the user may not subscribe to `subject`) is an error,
+/// and one it refuses later (a permission withdrawn by a configuration
+/// reload, or on reconnecting), or whose refusal reached patchboard only
+/// after this returned (see [`connect`](super::connect)), ends the
+/// subscription: its `recv` returns `None`, as when a publisher's server
+/// has gone (the reason is not carried). On another client a refused
+/// subscription returns `Ok` and never receives anything.
+///
 /// # Errors
 ///
-/// When NATS refuses the subscription (the connection is closed), or does
-/// not confirm it within the client's request timeout.
+/// When NATS refuses the subscription (the connection is closed; on a
+/// client from [`connect`](super::connect), the user may not subscribe to
+/// `subject`: the error names it), or does not confirm it within the
+/// client's request timeout.
 pub async fn subscribe<T>(
     client: &async_nats::Client,
     subject: impl Into<String>,
@@ -51,14 +63,17 @@ pub async fn subscribe<T>(
 where
     T: DeserializeOwned + Send + 'static,
 {
-    let mut incoming = client.subscribe(subject.into()).await?;
-    round_trip(client).await?;
+    let subject = subject.into();
+    let joining = Joining::new(client, vec![Wanted::exact(subject.as_str(), None)]);
+    let mut incoming = client.subscribe(subject).await?;
+    let joined = joining.joined().await?;
     let (subscriber, subscription) = subscription(capacity);
     tokio::spawn(async move {
         loop {
             let message = tokio::select! {
                 message = incoming.next() => message,
                 () = subscriber.closed() => break,
+                _ = joined.refused() => break,
             };
             let Some(message) = message else { break };
             let delivery = match wire::decode::<T>(&message.payload) {

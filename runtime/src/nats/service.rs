@@ -15,6 +15,7 @@ use futures_core::Stream;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::oneshot;
 
+use super::refusal::{Joined, Joining, Wanted};
 use super::wire::{self, Answering, Decode, Encode, Response};
 use super::{DEFAULT_CONCURRENCY, RemoteServer, has_room, round_trip};
 use crate::call::Call;
@@ -25,6 +26,14 @@ use crate::trace;
 
 /// Requests taken from one subject at a time before the others'.
 const BATCH: usize = 32;
+
+/// The queue group of every endpoint: every process serving a name takes
+/// a share of its requests.
+const QUEUE_GROUP: &str = "q";
+
+/// The verbs of the NATS services protocol, each answered by async-nats on
+/// `$SRV.<verb>`, `$SRV.<verb>.<name>` and `$SRV.<verb>.<name>.<id>`.
+const VERBS: [&str; 3] = ["PING", "INFO", "STATS"];
 
 /// Offers a running server (plain or pool) as a NATS service.
 ///
@@ -94,36 +103,78 @@ impl Service {
     /// stops (or starts draining); the server itself keeps serving local
     /// callers until then, and is not kept alive by the service.
     ///
+    /// Returns once the NATS server has the subscriptions (see [joining
+    /// and leaving](super#joining-and-leaving)). On a client from
+    /// [`connect`](super::connect), a subscription it refuses is an
+    /// error: the user may not subscribe to one of the subjects
+    /// (`<name>.<method>` in the queue group `q`, `$SRV.>` for the
+    /// services protocol, `_INBOX.>`). One it refuses later ends the
+    /// service, and [`Serving::ended`] says why.
+    ///
     /// # Errors
     ///
-    /// When NATS refuses the service: an invalid name or version, or the
-    /// connection is closed.
+    /// When NATS refuses the service: an invalid name or version, the
+    /// connection is closed, or (on a client from
+    /// [`connect`](super::connect)) a subscription is refused, named in
+    /// the error.
     pub async fn serve<S: RemoteServer>(
         self,
         handle: &impl AsRef<Handle<S>>,
     ) -> Result<Serving, async_nats::Error> {
         wire::check_name(&self.name)?;
-        let mut builder = self.client.service_builder();
+        let messages = S::messages();
+        let subjects: Vec<String> = messages
+            .iter()
+            .map(|message| wire::subject(&self.name, message))
+            .collect();
+        // Watched before subscribing, so that no refusal comes unseen.
+        let mut wanted: Vec<Wanted> = subjects
+            .iter()
+            .map(|subject| Wanted::exact(subject.as_str(), Some(QUEUE_GROUP)))
+            .collect();
+        for verb in VERBS {
+            wanted.push(Wanted::exact(format!("$SRV.{verb}"), None));
+            wanted.push(Wanted::exact(format!("$SRV.{verb}.{}", self.name), None));
+            wanted.push(Wanted::Under(format!("$SRV.{verb}.{}", self.name)));
+        }
+        let joining = Joining::new(&self.client, wanted);
+        let mut builder = self.client.service_builder().queue_group(QUEUE_GROUP);
         if let Some(description) = &self.description {
             builder = builder.description(description);
         }
         let service = builder.start(&self.name, &self.version).await?;
         let group = service.group(&self.name);
-        let messages = S::messages();
         let mut endpoints = Vec::with_capacity(messages.len());
-        let mut subjects = Vec::with_capacity(messages.len());
-        for message in &messages {
-            let endpoint = group
-                .endpoint_builder()
-                .name(*message)
-                .add(*message)
-                .await?;
-            subjects.push(wire::subject(&self.name, message));
-            endpoints.push(endpoint);
+        let joined = async {
+            for message in &messages {
+                let endpoint = group
+                    .endpoint_builder()
+                    .name(*message)
+                    .add(*message)
+                    .await?;
+                endpoints.push(endpoint);
+            }
+            // Serving from the moment this returns: the NATS server has
+            // the subscriptions, so a request from anywhere reaches them.
+            joining.joined().await
         }
-        // Serving from the moment this returns: the NATS server has the
-        // subscriptions, so a request from anywhere reaches them.
-        round_trip(&self.client).await?;
+        .await;
+        let joined = match joined {
+            Ok(joined) => joined,
+            Err(not_joined) => {
+                // Nothing of it is left to take a request: the endpoints
+                // the NATS server did accept have left when this returns
+                // (if a round trip can still say so).
+                for endpoint in &mut endpoints {
+                    let _ = endpoint.stop().await;
+                }
+                if not_joined.echoes {
+                    let _ = round_trip(&self.client).await;
+                }
+                let _ = service.stop().await;
+                return Err(not_joined.error);
+            }
+        };
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(run_service(
             self.client.clone(),
@@ -131,12 +182,13 @@ impl Service {
             endpoints,
             messages,
             handle.as_ref().downgrade(),
-            stopped,
+            Until { stopped, joined },
             self.concurrency,
         ));
         Ok(Serving {
             stop: Some(stop),
             task: Some(task),
+            refused: None,
             subjects,
         })
     }
@@ -147,7 +199,10 @@ impl Service {
 #[must_use = "dropping `Serving` stops the service at once"]
 pub struct Serving {
     stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    task: Option<tokio::task::JoinHandle<Ended>>,
+    /// Why NATS refused one of its subscriptions, once the task has ended
+    /// for that reason.
+    refused: Option<String>,
     subjects: Vec<String>,
 }
 
@@ -173,13 +228,41 @@ impl Serving {
         }
     }
 
-    /// Waits until the service has ended on its own: its server stopped.
-    pub async fn ended(&mut self) {
+    /// Waits until the service has ended on its own, and says why: `Ok`
+    /// when its server stopped (or started draining); an error naming the
+    /// subject when the NATS server refused one of its subscriptions after
+    /// [`Service::serve`] returned (a permission withdrawn by a
+    /// configuration reload, or on reconnecting; or a refusal that reached
+    /// patchboard only after `serve` returned, see
+    /// [`connect`](super::connect)). Seen only on a client from
+    /// [`connect`](super::connect): on another, such a service goes on
+    /// without those requests. The service has left NATS by then, and its
+    /// server goes on serving local callers. Asked again, it says the same.
+    ///
+    /// # Errors
+    ///
+    /// The NATS server refused one of the service's subscriptions.
+    pub async fn ended(&mut self) -> Result<(), async_nats::Error> {
         if let Some(task) = &mut self.task {
-            let _ = task.await;
+            if let Ok(Ended::Refused(reason)) = task.await {
+                self.refused = Some(reason);
+            }
             self.task = None;
         }
+        match &self.refused {
+            Some(reason) => Err(reason.clone().into()),
+            None => Ok(()),
+        }
     }
+}
+
+/// Why a service's task ended.
+#[derive(Debug)]
+enum Ended {
+    /// Told to stop, or its server ended (or drains).
+    Stopped,
+    /// The NATS server refused one of its subscriptions: why.
+    Refused(String),
 }
 
 impl Drop for Serving {
@@ -198,8 +281,9 @@ impl fmt::Debug for Serving {
     }
 }
 
-/// Takes requests from every endpoint until told to stop or the server
-/// ends, answering at most `concurrency` calls at once.
+/// Takes requests from every endpoint until told to stop, the server
+/// ends, or the NATS server refuses one of the subscriptions, answering at
+/// most `concurrency` calls at once.
 ///
 /// Order: each message has a subject (a subscription) of its own, so the
 /// order between subjects is lost on arrival. What is kept is the order
@@ -217,12 +301,18 @@ async fn run_service<S: RemoteServer>(
     mut endpoints: Vec<async_nats::service::endpoint::Endpoint>,
     messages: Vec<&'static str>,
     server: WeakHandle<S>,
-    mut stop: oneshot::Receiver<()>,
+    until: Until,
     concurrency: usize,
-) {
+) -> Ended {
+    let Until {
+        mut stopped,
+        joined,
+    } = until;
     let control = server.control.clone();
     let mut finished = pin!(control.finished());
     finished.as_mut().enable();
+    let mut refused = pin!(joined.refused());
+    let mut ended = Ended::Stopped;
     let mut next_first = 0;
     let mut batch = Vec::new();
     // Calls taken, each with the pass that took it, answered once every
@@ -247,7 +337,11 @@ async fn run_service<S: RemoteServer>(
         }
         let next = std::future::poll_fn(|cx| {
             let room = has_room(&mut in_flight, concurrency, cx);
-            if Pin::new(&mut stop).poll(cx).is_ready() || finished.as_mut().poll(cx).is_ready() {
+            if let Poll::Ready(reason) = refused.as_mut().poll(cx) {
+                ended = Ended::Refused(reason);
+                return Poll::Ready(None);
+            }
+            if Pin::new(&mut stopped).poll(cx).is_ready() || finished.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(None);
             }
             if !room {
@@ -334,6 +428,14 @@ async fn run_service<S: RemoteServer>(
     }
     while in_flight.next().await.is_some() {}
     let _ = service.stop().await;
+    ended
+}
+
+/// What ends a service besides its server: its [`Serving`] stopped or
+/// dropped, or the NATS server refusing one of its subscriptions.
+struct Until {
+    stopped: oneshot::Receiver<()>,
+    joined: Joined,
 }
 
 /// What answering a request needs: the connection, the messages by
