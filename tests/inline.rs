@@ -679,3 +679,36 @@ async fn a_flood_of_casts_from_many_threads_arrives_whole_and_in_order() {
     flood(1).await;
     flood(2).await;
 }
+
+/// After callers contended for the state (one serving itself while others
+/// had to queue calls they could have served), the loop serves the next
+/// requests through the mailbox (`serve.rs`, `CALM`), then lends the state
+/// again: a lone caller is served on its own task once more, every call
+/// answered throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_callers_contend_a_lone_caller_serves_itself_again() {
+    within(LIMIT, async {
+        let plain = Plain.spawn();
+        let callers: Vec<_> = (0..16)
+            .map(|_| {
+                let plain = plain.clone();
+                tokio::spawn(async move {
+                    for _ in 0..2_000 {
+                        assert!(plain.task().await.is_ok());
+                    }
+                })
+            })
+            .collect();
+        for caller in callers {
+            caller.await.unwrap();
+        }
+        let caller = tokio::task::try_id();
+        let mut calls = 0;
+        while plain.task().await.unwrap() != caller {
+            calls += 1;
+            assert!(calls < 1_000, "still through the mailbox after {calls} calls");
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+}

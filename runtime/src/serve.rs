@@ -522,8 +522,13 @@ impl<S: Server> Requests<'_, S> {
         async move {
             let context = self.context;
             let control = self.control;
+            // Requests still to serve through the mailbox before the state
+            // is lent again (see `next_or_signal`).
+            let mut calm = 0;
             loop {
-                let next = next_or_signal(&mut wait, self.mailbox, control, self.slot, held).await;
+                let next =
+                    next_or_signal(&mut wait, self.mailbox, control, self.slot, held, &mut calm)
+                        .await;
                 let Some(state) = held.as_mut() else {
                     unreachable!("the loop takes its state back before it serves")
                 };
@@ -637,19 +642,29 @@ async fn next_or_signal<S: Server>(
     control: &Control,
     slot: Option<&Slot<S>>,
     held: &mut Option<S>,
+    calm: &mut u32,
 ) -> Next<S::Request> {
     std::future::poll_fn(|cx| {
         // The state back first, if it was lent: waiting as a task while a
         // caller serves itself with it, never blocking this thread.
+        let mut lent = false;
         if let Some(slot) = slot
             && held.is_none()
         {
             match slot.poll_take() {
-                Poll::Ready(Taken::State(state)) => *held = Some(state),
+                Poll::Ready(Taken::State(state)) => {
+                    *held = Some(state);
+                    lent = true;
+                }
                 Poll::Ready(Taken::Empty) => {
                     unreachable!("only the loop takes back the state it lent")
                 }
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    // Callers contend: one serves itself while others
+                    // queue (see `CALM`).
+                    *calm = CALM;
+                    return Poll::Pending;
+                }
             }
         }
         // One unit of the task's budget per request or tick, as tokio's own
@@ -662,10 +677,17 @@ async fn next_or_signal<S: Server>(
             Next::Signal
         } else {
             match wait.poll_next(mailbox, cx) {
+                // A request its caller could have served, queued while the
+                // state was lent: callers contend (see `CALM`).
+                Poll::Ready(Next::Request(request)) if lent && request.runs_inline() => {
+                    *calm = CALM;
+                    Next::Request(request)
+                }
                 Poll::Ready(next) => next,
                 Poll::Pending if signals.draining() => Next::Drained,
                 Poll::Pending => {
-                    if let Some(slot) = slot
+                    if *calm == 0
+                        && let Some(slot) = slot
                         && let Some(state) = held.take()
                     {
                         slot.lend(state, wait.next_due());
@@ -674,11 +696,20 @@ async fn next_or_signal<S: Server>(
                 }
             }
         };
+        *calm = calm.saturating_sub(1);
         budget.made_progress();
         Poll::Ready(next)
     })
     .await
 }
+
+/// After callers were found contending for the state (one serving itself
+/// while another had to queue a call it could have served), how many
+/// requests the loop serves through the mailbox before it lends the state
+/// again. Handing the state back and forth between callers and the loop,
+/// across threads, costs more than the mailbox: 64 callers on 2 workers
+/// took 509 ns a call that way, 251 ns through the mailbox (BENCHMARKS.md).
+const CALM: u32 = 64;
 
 fn fail<R: Message>(request: &mut R, error: CallError) {
     if let Some(reply) = request.reply_slot() {
