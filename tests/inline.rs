@@ -706,7 +706,10 @@ async fn after_callers_contend_a_lone_caller_serves_itself_again() {
         let mut calls = 0;
         while plain.task().await.unwrap() != caller {
             calls += 1;
-            assert!(calls < 1_000, "still through the mailbox after {calls} calls");
+            assert!(
+                calls < 1_000,
+                "still through the mailbox after {calls} calls"
+            );
             tokio::task::yield_now().await;
         }
     })
