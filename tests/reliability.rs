@@ -981,3 +981,36 @@ fn held_replies_get_closed_when_the_runtime_shuts_down_mid_handler() {
         drop(parking);
     }
 }
+
+/// A call refused at once (the server has ended) takes a unit of its task's
+/// budget, as tokio's own channels do: a task that keeps calling an ended
+/// server, local or (the same path) remote, still lets the other tasks of
+/// its thread run. Before, the refusal was ready without touching the
+/// budget, and on one thread the ticker below never ran during the loop.
+#[tokio::test(flavor = "current_thread")]
+async fn refused_calls_in_a_loop_still_yield_to_other_tasks() {
+    within(LIMIT, async {
+        let echo = Echo.spawn();
+        echo.stop().await;
+        let ticks = Arc::new(AtomicUsize::new(0));
+        let ticker = tokio::spawn({
+            let ticks = ticks.clone();
+            async move {
+                loop {
+                    ticks.fetch_add(1, Ordering::SeqCst);
+                    tokio::task::yield_now().await;
+                }
+            }
+        });
+        for _ in 0..10_000 {
+            assert_eq!(echo.echo(1).await, Err(CallError::Closed));
+            assert_eq!(echo.echo(1).try_now().await, Err(CallError::Closed));
+        }
+        assert!(
+            ticks.load(Ordering::SeqCst) > 0,
+            "20 000 refused calls never let the other task run"
+        );
+        ticker.abort();
+    })
+    .await;
+}

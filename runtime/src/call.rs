@@ -523,7 +523,11 @@ impl<R: Message, T> Future for CallFuture<'_, R, T> {
                 let returned = std::mem::take(this.returned);
                 if !returned && !from_itself && this.control.refuses_outside() {
                     // Draining: only the server's own follow-ups get in.
-                    return Poll::Ready(Err(this.control.closed_error()));
+                    let error = this.control.closed_error();
+                    return refused(cx, error, || {
+                        *this.request = Some(request);
+                        *this.started = false;
+                    });
                 }
                 if waits && from_server.is_some() && !returned {
                     match scope::waiting_for(this.control.id()) {
@@ -585,9 +589,18 @@ impl<R: Message, T> Future for CallFuture<'_, R, T> {
                             let returns = inlines && this.inline.is_some() && !*this.watch;
                             this.send.set(Some(this.sender.send(request, returns)));
                         }
-                        Err(TrySendError::Full(_)) => return Poll::Ready(Err(CallError::Full)),
-                        Err(TrySendError::Closed(_)) => {
-                            return Poll::Ready(Err(this.control.closed_error()));
+                        Err(TrySendError::Full(request)) => {
+                            return refused(cx, CallError::Full, || {
+                                *this.request = Some(request);
+                                *this.started = false;
+                            });
+                        }
+                        Err(TrySendError::Closed(request)) => {
+                            let error = this.control.closed_error();
+                            return refused(cx, error, || {
+                                *this.request = Some(request);
+                                *this.started = false;
+                            });
                         }
                     }
                 }
@@ -638,6 +651,29 @@ impl<R: Message, T> Future for CallFuture<'_, R, T> {
                 Some(Answer::Enqueued(value)) => Poll::Ready(Ok(value)),
                 _ => unreachable!(),
             },
+        }
+    }
+}
+
+/// A call refused at once (the server has ended or drains, or its mailbox
+/// is full for `try_now`): the error, for one unit of the task's budget,
+/// as tokio's own channels take it, so that a loop of refused calls still
+/// yields to the other tasks. With the budget spent: `Pending` (the task is
+/// woken at once) after `put_back` has restored the call, to be offered
+/// again at the next poll.
+fn refused<T>(
+    cx: &mut Context<'_>,
+    error: CallError,
+    put_back: impl FnOnce(),
+) -> Poll<Result<T, CallError>> {
+    match tokio::task::coop::poll_proceed(cx) {
+        Poll::Ready(budget) => {
+            budget.made_progress();
+            Poll::Ready(Err(error))
+        }
+        Poll::Pending => {
+            put_back();
+            Poll::Pending
         }
     }
 }
