@@ -569,6 +569,11 @@ impl<R: Message> Mailbox<R> {
         self.higher.is_empty()
     }
 
+    /// This loop is its only consumer (not a pool's replica).
+    pub(crate) fn has_one_consumer(&self) -> bool {
+        matches!(self.normal.rx, Receiver::One(_))
+    }
+
     fn lane(&mut self, level: usize) -> &mut Lane<R> {
         lane_of(&mut self.normal, &mut self.higher, level)
     }

@@ -684,6 +684,20 @@ async fn next_or_signal<S: Server>(
                     Next::Request(request)
                 }
                 Poll::Ready(next) => next,
+                // Drained. A send that passed its checks before the drain
+                // began may still be on its way into the mailbox: closed
+                // first (atomically with sends), then one more look, so
+                // that a request that got in is served, not dropped with
+                // the mailbox after its sender was told it was taken.
+                // (A pool's other replicas may still send themselves
+                // follow-ups: its mailbox closes with its last replica.)
+                Poll::Pending if signals.draining() && mailbox.has_one_consumer() => {
+                    mailbox.close();
+                    match wait.poll_next(mailbox, cx) {
+                        Poll::Ready(next) => next,
+                        Poll::Pending => Next::Drained,
+                    }
+                }
                 Poll::Pending if signals.draining() => Next::Drained,
                 Poll::Pending => {
                     if *calm == 0
