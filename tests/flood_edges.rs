@@ -525,6 +525,15 @@ mod with_nats {
         }
     }
 
+    /// The serving user, allowed to subscribe to `subscribe` only.
+    const fn srv(subscribe: &'static [&'static str]) -> User<'static> {
+        User {
+            name: "srv",
+            publish: None,
+            subscribe: Some(subscribe),
+        }
+    }
+
     const ALL: User<'static> = User {
         name: "caller",
         publish: None,
@@ -540,11 +549,7 @@ mod with_nats {
     /// `serve` leaves nothing behind".
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn serve_allowed_some_endpoints_but_not_others_fails_and_leaves_nothing() {
-        let srv = User {
-            name: "srv",
-            publish: None,
-            subscribe: Some(&["two.a q", "two.wait q", "$SRV.>", "_INBOX.>"]),
-        };
+        let srv = srv(&["two.a q", "two.wait q", "$SRV.>", "_INBOX.>"]);
         let Some(nats_server) = NatsServer::start_with_users(&[srv, ALL]) else {
             return;
         };
@@ -576,11 +581,7 @@ mod with_nats {
     /// queue group `q` (allowed), at once on one connection.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn same_subject_refused_plain_allowed_in_queue_group_at_once() {
-        let srv = User {
-            name: "srv",
-            publish: None,
-            subscribe: Some(&["two.* q", "$SRV.>", "_INBOX.>"]),
-        };
+        let srv = srv(&["two.* q", "$SRV.>", "_INBOX.>"]);
         let Some(nats_server) = NatsServer::start_with_users(&[srv, ALL]) else {
             return;
         };
@@ -678,11 +679,7 @@ mod with_nats {
     /// Odd but valid subjects, refused and allowed.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn odd_subjects_are_refused_and_allowed_correctly() {
-        let srv = User {
-            name: "srv",
-            publish: None,
-            subscribe: Some(&["ok.>", "_INBOX.>"]),
-        };
+        let srv = srv(&["ok.>", "_INBOX.>"]);
         let Some(nats_server) = NatsServer::start_with_users(&[srv, ALL]) else {
             return;
         };
@@ -712,11 +709,7 @@ mod with_nats {
     /// that panics or never returns must not change that.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn connect_with_a_panicking_or_stuck_callback_still_reports_refusals() {
-        let srv = User {
-            name: "srv",
-            publish: None,
-            subscribe: Some(&["ok.>", "_INBOX.>"]),
-        };
+        let srv = srv(&["ok.>", "_INBOX.>"]);
         let Some(nats_server) = NatsServer::start_with_users(&[srv, ALL]) else {
             return;
         };
@@ -764,16 +757,8 @@ mod with_nats {
     /// its deadline.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_permission_withdrawn_while_calls_are_in_flight() {
-        let full = User {
-            name: "srv",
-            publish: None,
-            subscribe: Some(&["two.* q", "$SRV.>", "_INBOX.>"]),
-        };
-        let less = User {
-            name: "srv",
-            publish: None,
-            subscribe: Some(&["two.a q", "$SRV.>", "_INBOX.>"]),
-        };
+        let full = srv(&["two.* q", "$SRV.>", "_INBOX.>"]);
+        let less = srv(&["two.a q", "$SRV.>", "_INBOX.>"]);
         let Some(mut nats_server) = NatsServer::start_with_users(&[full, ALL]) else {
             return;
         };
@@ -926,16 +911,8 @@ mod with_nats {
     /// withdrawn (not narrowed).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn every_endpoint_withdrawn_by_reload_ended_returns_the_error() {
-        let full = User {
-            name: "srv",
-            publish: None,
-            subscribe: Some(&["two.* q", "$SRV.>", "_INBOX.>"]),
-        };
-        let none = User {
-            name: "srv",
-            publish: None,
-            subscribe: Some(&["$SRV.>", "_INBOX.>"]),
-        };
+        let full = srv(&["two.* q", "$SRV.>", "_INBOX.>"]);
+        let none = srv(&["$SRV.>", "_INBOX.>"]);
         let Some(mut nats_server) = NatsServer::start_with_users(&[full, ALL]) else {
             return;
         };
